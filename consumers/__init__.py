@@ -1,0 +1,1 @@
+"""The Kafka edge: touchpoint consumer, dead letters, outbound relay, embedded broker."""

@@ -1,0 +1,61 @@
+"""The ``lifecycle`` command (Contract 5).
+
+Each command group lives in a module of this package with a ``register(subparsers)``
+function; this module builds the parser, configures logging once, and maps errors to
+exit codes in one place: 0 success, 1 a failed check, 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from lifecycle.cli import records, schemas, simulate
+from lifecycle.cli.common import CheckFailed, UsageError, one_line
+from lifecycle.errors import LifecycleError
+
+COMMAND_GROUPS = (records, schemas, simulate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lifecycle",
+        description="Event-sourced customer relationship-lifecycle engine.",
+        epilog="Settings come from LIFECYCLE_* environment variables; flags override them.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for group in COMMAND_GROUPS:
+        group.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except CheckFailed as failure:
+        print(f"lifecycle: {failure}", file=sys.stderr)
+        return 1
+    except (UsageError, LifecycleError) as error:
+        print(f"lifecycle: error: {error}", file=sys.stderr)
+        return 2
+    except ValidationError as error:
+        print(f"lifecycle: error: invalid setting: {one_line(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lifecycle: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`lifecycle history X | head`): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return code
+
+
+def run() -> None:
+    sys.exit(main())

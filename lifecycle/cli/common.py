@@ -1,0 +1,106 @@
+"""What every command shares: global flags turned into settings, time arguments,
+progress bars on a terminal, and the errors that map to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from lifecycle.logs import configure_logging
+from lifecycle.settings import Settings
+
+
+class UsageError(Exception):
+    """Bad usage or input: exit status 2."""
+
+
+class CheckFailed(Exception):
+    """A check found a problem (e.g. tampering): exit status 1."""
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="sqlite:///PATH or postgresql://… (env LIFECYCLE_DATABASE_URL; default ./lifecycle.db)",
+    )
+    parser.add_argument(
+        "--policy-file", metavar="FILE", help="TOML lifecycle policy (env LIFECYCLE_POLICY_FILE)"
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["auto", "json", "console"],
+        help="logs on stderr: JSON lines or readable (env LIFECYCLE_LOG_FORMAT)",
+    )
+
+
+def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
+    """Environment settings, overridden by the flags given; configures logging once."""
+    overrides = {
+        name: value
+        for name in ("database_url", "policy_file", "log_format", "kafka_bootstrap")
+        if (value := getattr(args, name, None)) is not None
+    }
+    overrides.update({k: v for k, v in extra.items() if v is not None})
+    settings = Settings(**overrides)
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def parse_time(text: str) -> datetime:
+    """argparse type: an RFC 3339 time with offset."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an RFC 3339 time (e.g. 2025-01-31T12:00:00Z)"
+        ) from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset (add Z or +HH:MM)")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def one_line(error: ValidationError) -> str:
+    first = error.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" if where else str(first["msg"])
+
+
+@contextlib.contextmanager
+def progress(description: str, total: int | None, unit: str = "") -> Iterator[Callable[[int], None]]:
+    """A progress bar on a terminal (stderr); nothing when output is piped."""
+    if not sys.stderr.isatty():
+        yield lambda _advance: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns: list[Any] = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn()]
+    columns += [TransferSpeedColumn()] if unit == "bytes" else [MofNCompleteColumn()]
+    columns += [TimeRemainingColumn()]
+    with Progress(*columns, transient=True, redirect_stderr=False) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda advance: bar.advance(task, advance)

@@ -1,0 +1,214 @@
+"""Commands of the write side and of point-in-time reads: import, history, state,
+stage, sweep."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from contextlib import ExitStack
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from lifecycle.bootstrap import build_application
+from lifecycle.cli.common import (
+    UsageError,
+    add_common_options,
+    parse_time,
+    positive_int,
+    progress,
+    settings_from,
+)
+from lifecycle.importer import import_lines
+from lifecycle.messages import utc_now
+from lifecycle.outbound import to_relationship_event
+from lifecycle.relationship import Relationship
+from lifecycle.vocabulary import Stage
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "import",
+        help="record JSON lines of Contract 1 touchpoints",
+        description="Record touchpoints from JSON lines (Contract 1). Rejected lines go to a "
+        "rejects file with line number, error code and reason. Exit 0 when the input was "
+        "processed, even with rejects; 2 when it cannot be read.",
+    )
+    p.add_argument("file", metavar="FILE|-", help="a JSON-lines file, or - for standard input")
+    p.add_argument(
+        "--rejects",
+        metavar="FILE",
+        help="where rejected lines go (default FILE.rejects.jsonl, or import.rejects.jsonl for -)",
+    )
+    p.add_argument("--batch-size", type=positive_int, help="touchpoints per transaction")
+    p.add_argument("--json", action="store_true", help="print the counts as JSON")
+    add_common_options(p)
+    p.set_defaults(handler=import_command)
+
+    p = subparsers.add_parser("history", help="every recorded event of one customer")
+    p.add_argument("customer", metavar="CUSTOMER", help="the upstream customer_id")
+    p.add_argument("--json", action="store_true", help="JSON lines of Contract 3 events")
+    add_common_options(p)
+    p.set_defaults(handler=history_command)
+
+    p = subparsers.add_parser(
+        "state",
+        help="a relationship's state now, at a version, or as recorded at a time",
+    )
+    p.add_argument("customer", metavar="CUSTOMER")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument(
+        "--as-of", type=parse_time, metavar="TIME", help="recorded time (what the engine knew then)"
+    )
+    when.add_argument("--version", type=positive_int, metavar="N", help="the state after event N")
+    add_common_options(p)
+    p.set_defaults(handler=state_command)
+
+    p = subparsers.add_parser("stage", help="move a relationship to a stage by hand")
+    p.add_argument("customer", metavar="CUSTOMER")
+    p.add_argument("--to", required=True, choices=[s.value for s in Stage], dest="to_stage")
+    p.add_argument("--reason", required=True, help="why, for the audit trail")
+    p.add_argument("--actor", required=True, help="who decided")
+    add_common_options(p)
+    p.set_defaults(handler=stage_command)
+
+    p = subparsers.add_parser(
+        "sweep", help="dissolve open relationships with no touchpoint in the inactivity window"
+    )
+    p.add_argument("--now", type=parse_time, metavar="TIME", help="the sweep's time (default now)")
+    add_common_options(p)
+    p.set_defaults(handler=sweep_command)
+
+
+def import_command(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    with ExitStack() as stack:
+        source, size = _open_input(args.file, stack)
+        rejects_path = Path(args.rejects or _default_rejects(args.file))
+        try:
+            rejects: IO[str] = stack.enter_context(rejects_path.open("w", encoding="utf-8"))
+        except OSError as error:
+            raise UsageError(f"cannot write rejects file {rejects_path}: {error.strerror}") from None
+        app = build_application(settings)
+        stack.callback(app.close)
+        advance = stack.enter_context(progress("importing", size, unit="bytes"))
+        report = import_lines(
+            app,
+            source,
+            rules=settings.message_rules,
+            batch_size=args.batch_size or settings.import_batch_size,
+            rejects=rejects,
+            on_progress=advance,
+        )
+    if report.rejected == 0:
+        rejects_path.unlink(missing_ok=True)
+    if args.json:
+        print(json.dumps({**report.as_dict(), "rejects_file": str(rejects_path) if report.rejected else None}))
+    else:
+        print(f"recorded {report.recorded}, duplicates {report.duplicates}, rejected {report.rejected}")
+        if report.rejected:
+            codes = ", ".join(f"{code} {n}" for code, n in report.rejected_by_code.most_common())
+            print(f"rejected lines ({codes}) are in {rejects_path}")
+    return 0
+
+
+def _open_input(name: str, stack: ExitStack) -> tuple[Any, int | None]:
+    if name == "-":
+        return sys.stdin.buffer, None
+    try:
+        handle = stack.enter_context(open(name, "rb"))  # noqa: SIM115 (closed by the stack)
+        return handle, os.fstat(handle.fileno()).st_size
+    except OSError as error:
+        raise UsageError(f"cannot read {name}: {error.strerror}") from None
+
+
+def _default_rejects(name: str) -> str:
+    return "import.rejects.jsonl" if name == "-" else f"{name}.rejects.jsonl"
+
+
+def history_command(args: argparse.Namespace) -> int:
+    app = build_application(settings_from(args))
+    try:
+        events = [to_relationship_event(e) for e in app.history(args.customer)]
+    finally:
+        app.close()
+    if args.json:
+        for event in events:
+            print(event.model_dump_json())
+        return 0
+    for event in events:
+        print(f"v{event.version:<5} {event.recorded_at.isoformat(timespec='seconds')}  "
+              f"{event.type:<20} {_describe(event.type, event.data)}")
+    return 0
+
+
+def _describe(event_type: str, data: dict[str, Any]) -> str:
+    if event_type == "TouchpointRecorded":
+        return f"{data['kind']} via {data['channel']} at {data['occurred_at'].isoformat()} ({data['event_id']})"
+    if event_type == "StageChanged":
+        who = f"by {data['actor']}: {data['reason']}" if data.get("actor") else f"on {data['triggered_by']}"
+        return (f"{data['from_stage']} -> {data['to_stage']} (cycle {data['cycle']}, rule "
+                f"{data['rule']}, policy v{data['policy_version']}) {who}")
+    return ", ".join(f"{k}={v}" for k, v in data.items())
+
+
+def state_command(args: argparse.Namespace) -> int:
+    app = build_application(settings_from(args))
+    try:
+        if args.as_of is not None:
+            relationship = app.relationship_as_of(args.customer, args.as_of)
+        else:
+            relationship = app.relationship(args.customer, version=args.version)
+    finally:
+        app.close()
+    print(json.dumps(describe_state(relationship), indent=2))
+    return 0
+
+
+def describe_state(relationship: Relationship) -> dict[str, Any]:
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "customer_id": relationship.customer_id,
+        "relationship_id": str(relationship.id),
+        "version": relationship.version,
+        "recorded_at": iso(relationship.modified_on),
+        "stage": relationship.stage.value,
+        "stage_since": iso(relationship.stage_since),
+        "cycle": relationship.cycle,
+        "started_at": iso(relationship.started_at),
+        "touchpoints": relationship.touchpoint_count,
+        "first_touchpoint_at": iso(relationship.first_touchpoint_at),
+        "last_touchpoint_at": iso(relationship.last_touchpoint_at),
+        "open_complaints": sorted(relationship.open_complaints),
+        "current_cycle": {
+            "touchpoints_by_kind": dict(sorted(relationship.cycle_kind_counts.items())),
+            "purchase_days": len(relationship.cycle_purchase_days),
+            "latest_survey_score": relationship.cycle_latest_survey_score,
+        },
+    }
+
+
+def stage_command(args: argparse.Namespace) -> int:
+    app = build_application(settings_from(args))
+    try:
+        relationship = app.change_stage(
+            args.customer, Stage(args.to_stage), actor=args.actor, reason=args.reason, at=utc_now()
+        )
+    finally:
+        app.close()
+    print(f"{args.customer}: {relationship.stage.value} (cycle {relationship.cycle}, version {relationship.version})")
+    return 0
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    app = build_application(settings_from(args))
+    try:
+        outcome = app.sweep(args.now or utc_now())
+    finally:
+        app.close()
+    print(f"examined {outcome.examined}, dissolved {outcome.dissolved}")
+    return 0

@@ -1,0 +1,54 @@
+"""``lifecycle schemas``: the JSON Schemas of the contract messages, generated from
+the pydantic models that validate them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lifecycle.cli.common import CheckFailed
+from lifecycle.messages import touchpoint_json_schema
+
+SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
+    "touchpoint.v1.schema.json": touchpoint_json_schema,
+}
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("schemas", help="JSON Schemas of the contract messages")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    export = actions.add_parser("export", help="write every schema file into a directory")
+    export.add_argument("--out", default="schemas", metavar="DIR", help="default ./schemas")
+    export.set_defaults(handler=export_command)
+    check = actions.add_parser("check", help="exit 1 if the files in DIR differ from the models")
+    check.add_argument("--dir", default="schemas", metavar="DIR", help="default ./schemas")
+    check.set_defaults(handler=check_command)
+
+
+def render(build: Callable[[], dict[str, Any]]) -> str:
+    return json.dumps(build(), indent=2, sort_keys=True) + "\n"
+
+
+def export_command(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, build in SCHEMAS.items():
+        (out / name).write_text(render(build), encoding="utf-8")
+        print(out / name)
+    return 0
+
+
+def check_command(args: argparse.Namespace) -> int:
+    stale = [
+        name
+        for name, build in SCHEMAS.items()
+        if not (Path(args.dir) / name).is_file()
+        or (Path(args.dir) / name).read_text(encoding="utf-8") != render(build)
+    ]
+    if stale:
+        raise CheckFailed(f"schemas out of date: {', '.join(stale)} (run: lifecycle schemas export)")
+    print("schemas up to date")
+    return 0

@@ -1,0 +1,62 @@
+"""Contract 3, the outbound relationship event: one recorded domain event as downstream
+services and auditors see it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid5
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lifecycle.relationship import Relationship
+
+# Fixed forever: outbound event ids are uuid5(OUTBOUND_NAMESPACE, f"{relationship_id}:{version}").
+OUTBOUND_NAMESPACE = UUID("0d4f3a56-8f3e-4f0e-9a43-7c1b1e6f5d20")
+
+# Library bookkeeping that is not part of an event's business data.
+_NOT_DATA = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
+
+
+class RelationshipEvent(BaseModel):
+    """One event of a relationship's history (Contract 3)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: UUID = Field(description="deterministic from relationship_id and version")
+    relationship_id: UUID
+    customer_id: str
+    version: int = Field(ge=1)
+    type: str = Field(description="RelationshipStarted, TouchpointRecorded, StageChanged, …")
+    occurred_at: datetime = Field(description="business time of what the event records")
+    recorded_at: datetime = Field(description="when the engine recorded the event")
+    data: dict[str, Any]
+
+
+def outbound_event_id(relationship_id: UUID, version: int) -> UUID:
+    return uuid5(OUTBOUND_NAMESPACE, f"{relationship_id}:{version}")
+
+
+def to_relationship_event(domain_event: Any) -> RelationshipEvent:
+    """Contract 3's view of a domain event of the ``Relationship`` aggregate."""
+    state = vars(domain_event)
+    data = {k: v for k, v in state.items() if k not in _NOT_DATA}
+    return RelationshipEvent(
+        event_id=outbound_event_id(domain_event.originator_id, domain_event.originator_version),
+        relationship_id=domain_event.originator_id,
+        customer_id=state["customer_id"],
+        version=domain_event.originator_version,
+        type=type(domain_event).__name__,
+        occurred_at=business_time(domain_event),
+        recorded_at=domain_event.timestamp,
+        data=data,
+    )
+
+
+def business_time(domain_event: Any) -> datetime:
+    if isinstance(domain_event, Relationship.TouchpointRecorded):
+        return domain_event.occurred_at
+    if isinstance(domain_event, Relationship.StageChanged):
+        return domain_event.effective_at
+    started_at: datetime | None = getattr(domain_event, "started_at", None)
+    return started_at or domain_event.timestamp

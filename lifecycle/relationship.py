@@ -1,0 +1,235 @@
+"""The ``Relationship`` aggregate: the whole history of one customer relationship.
+
+Each touchpoint is recorded as a ``TouchpointRecorded`` event; each stage change is its
+own ``StageChanged`` event, decided by the policy when the command runs and never
+re-decided on replay. State holds only what the rules and auditors need; read models
+hold the rest.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from lifecycle.errors import InvalidStageChange
+from lifecycle.policy import INACTIVITY, MANUAL, REACTIVATION, CycleFacts, Policy
+from lifecycle.touchpoints import Touchpoint
+from lifecycle.vocabulary import Kind, Stage
+
+# Fixed forever: relationship ids are uuid5(RELATIONSHIP_NAMESPACE, customer_id).
+RELATIONSHIP_NAMESPACE = UUID("5b0b8f52-3c55-4a7e-9d6a-2f1f6c9e1a7d")
+
+MANUAL_TRIGGER = "manual"
+INACTIVITY_TRIGGER = "inactivity"
+
+
+@lru_cache(maxsize=1 << 17)
+def relationship_id(customer_id: str) -> UUID:
+    return uuid5(RELATIONSHIP_NAMESPACE, customer_id)
+
+
+class Relationship(Aggregate):
+    @staticmethod
+    def create_id(customer_id: str, **_: Any) -> UUID:
+        return relationship_id(customer_id)
+
+    @event("RelationshipStarted")
+    def __init__(self, customer_id: str, started_at: datetime) -> None:
+        self.customer_id = customer_id
+        self.started_at = started_at
+        self._stage = Stage.EXPLORATION.value
+        self.stage_since = started_at
+        self.cycle = 1
+        self.touchpoint_count = 0
+        self.touchpoint_ids: set[str] = set()
+        self.first_touchpoint_at: datetime | None = None
+        self.last_touchpoint_at: datetime | None = None
+        self.open_complaints: dict[str, datetime] = {}
+        self.resolved_complaints: set[str] = set()
+        self.personal_data_erased = False
+        self._start_cycle_facts()
+
+    @property
+    def stage(self) -> Stage:
+        return Stage(self._stage)
+
+    # Commands ---------------------------------------------------------------------------
+
+    def record_touchpoint(self, touchpoint: Touchpoint, policy: Policy) -> bool:
+        """Record a touchpoint and apply the policy until nothing fires.
+
+        Returns False, changing nothing, when this event_id was recorded before.
+        """
+        if touchpoint.event_id in self.touchpoint_ids:
+            return False
+        if self.stage is Stage.DISSOLUTION and policy.reactivates(touchpoint.kind):
+            self.trigger_event(
+                self.StageChanged,
+                customer_id=self.customer_id,
+                from_stage=self._stage,
+                to_stage=Stage.EXPLORATION.value,
+                cycle=self.cycle + 1,
+                rule=REACTIVATION,
+                policy_version=policy.version,
+                triggered_by=touchpoint.event_id,
+                actor=None,
+                reason=None,
+                effective_at=touchpoint.occurred_at,
+            )
+        self.trigger_event(
+            self.TouchpointRecorded,
+            customer_id=self.customer_id,
+            event_id=touchpoint.event_id,
+            kind=touchpoint.kind.value,
+            channel=touchpoint.channel.value,
+            occurred_at=touchpoint.occurred_at,
+            source=touchpoint.source,
+            attributes=touchpoint.attributes,
+            personal=touchpoint.personal,
+            schema_version=touchpoint.schema_version,
+        )
+        while (decision := policy.decide(self.cycle_facts())) is not None:
+            self.trigger_event(
+                self.StageChanged,
+                customer_id=self.customer_id,
+                from_stage=self._stage,
+                to_stage=decision.to_stage.value,
+                cycle=self.cycle,
+                rule=decision.rule,
+                policy_version=policy.version,
+                triggered_by=touchpoint.event_id,
+                actor=None,
+                reason=None,
+                effective_at=touchpoint.occurred_at,
+            )
+        return True
+
+    def change_stage(
+        self, to_stage: Stage, *, actor: str, reason: str, at: datetime, policy_version: int
+    ) -> None:
+        """A person moves the relationship; leaving dissolution starts a new cycle."""
+        self.check_manual_change(to_stage)
+        reactivating = self.stage is Stage.DISSOLUTION
+        self.trigger_event(
+            self.StageChanged,
+            customer_id=self.customer_id,
+            from_stage=self._stage,
+            to_stage=to_stage.value,
+            cycle=self.cycle + 1 if reactivating else self.cycle,
+            rule=MANUAL,
+            policy_version=policy_version,
+            triggered_by=MANUAL_TRIGGER,
+            actor=actor,
+            reason=reason,
+            effective_at=at,
+        )
+
+    def dissolve_if_inactive(self, policy: Policy, now: datetime) -> bool:
+        """The inactivity sweep: dissolve an open relationship with no recent touchpoint."""
+        last = self.last_touchpoint_at
+        if not self.stage.is_open or last is None or not policy.is_inactive(last, now):
+            return False
+        self.trigger_event(
+            self.StageChanged,
+            customer_id=self.customer_id,
+            from_stage=self._stage,
+            to_stage=Stage.DISSOLUTION.value,
+            cycle=self.cycle,
+            rule=INACTIVITY,
+            policy_version=policy.version,
+            triggered_by=INACTIVITY_TRIGGER,
+            actor=None,
+            reason=None,
+            effective_at=now,
+        )
+        return True
+
+    def check_manual_change(self, to_stage: Stage) -> None:
+        if to_stage is self.stage:
+            raise InvalidStageChange(f"the relationship is already in {to_stage}")
+        if self.stage is Stage.DISSOLUTION and to_stage is not Stage.EXPLORATION:
+            raise InvalidStageChange(
+                "a dissolved relationship can only move to exploration (a new cycle)"
+            )
+
+    def cycle_facts(self) -> CycleFacts:
+        return CycleFacts(
+            stage=self.stage,
+            kind_counts=self.cycle_kind_counts,
+            purchase_days=self.cycle_purchase_days,
+            latest_survey_score=self.cycle_latest_survey_score,
+            open_complaints=len(self.open_complaints),
+        )
+
+    # Events: each is named in the past tense; its apply() is the state change ---------
+
+    class TouchpointRecorded(Aggregate.Event):
+        customer_id: str
+        event_id: str
+        kind: str
+        channel: str
+        occurred_at: datetime
+        source: str
+        attributes: dict[str, Any]
+        personal: dict[str, str] | None
+        schema_version: int
+
+        def apply(self, aggregate: Relationship) -> None:  # type: ignore[override]
+            aggregate.apply_touchpoint(self)
+
+    class StageChanged(Aggregate.Event):
+        customer_id: str
+        from_stage: str
+        to_stage: str
+        cycle: int
+        rule: str
+        policy_version: int
+        triggered_by: str
+        actor: str | None
+        reason: str | None
+        effective_at: datetime
+
+        def apply(self, aggregate: Relationship) -> None:  # type: ignore[override]
+            aggregate._stage = self.to_stage
+            aggregate.stage_since = self.effective_at
+            if self.cycle != aggregate.cycle:
+                aggregate.cycle = self.cycle
+                aggregate._start_cycle_facts()
+
+    def apply_touchpoint(self, recorded: Relationship.TouchpointRecorded) -> None:
+        occurred_at = recorded.occurred_at
+        kind = recorded.kind
+        self.touchpoint_ids.add(recorded.event_id)
+        self.touchpoint_count += 1
+        if self.first_touchpoint_at is None or occurred_at < self.first_touchpoint_at:
+            self.first_touchpoint_at = occurred_at
+        if self.last_touchpoint_at is None or occurred_at > self.last_touchpoint_at:
+            self.last_touchpoint_at = occurred_at
+        counts = self.cycle_kind_counts
+        counts[kind] = counts.get(kind, 0) + 1
+        if kind == Kind.PURCHASE:
+            self.cycle_purchase_days.add(occurred_at.astimezone(UTC).date().toordinal())
+        elif kind == Kind.SURVEY:
+            latest_at = self.cycle_latest_survey_at
+            if latest_at is None or occurred_at >= latest_at:
+                self.cycle_latest_survey_at = occurred_at
+                self.cycle_latest_survey_score = int(recorded.attributes["score"])
+        elif kind == Kind.COMPLAINT:
+            complaint_id = recorded.attributes["complaint_id"]
+            # A resolution may arrive before its complaint (out of order).
+            if complaint_id not in self.resolved_complaints:
+                self.open_complaints[complaint_id] = occurred_at
+        elif kind == Kind.COMPLAINT_RESOLVED:
+            complaint_id = recorded.attributes["complaint_id"]
+            self.open_complaints.pop(complaint_id, None)
+            self.resolved_complaints.add(complaint_id)
+
+    def _start_cycle_facts(self) -> None:
+        self.cycle_kind_counts: dict[str, int] = {}
+        self.cycle_purchase_days: set[int] = set()
+        self.cycle_latest_survey_at: datetime | None = None
+        self.cycle_latest_survey_score: int | None = None

@@ -1,0 +1,42 @@
+"""Settings of every command and service: environment variables prefixed ``LIFECYCLE_``
+(Contract 5), overridden by command-line flags where a command offers them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lifecycle.messages import MessageRules
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIFECYCLE_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///./lifecycle.db",
+        description="sqlite:///PATH (the main database file) or postgresql://…",
+    )
+    kafka_bootstrap: str | None = Field(
+        default=None, description="host:port of a Kafka cluster; unset: the embedded broker"
+    )
+    policy_file: Path | None = Field(
+        default=None, description="TOML lifecycle policy; unset: the built-in default v1"
+    )
+    default_currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    max_future_skew_seconds: int = Field(default=300, ge=0)
+    snapshot_interval: int = Field(default=100, ge=2)
+    aggregate_cache_size: int = Field(default=50_000, ge=0)
+    import_batch_size: int = Field(default=5_000, ge=1)
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def message_rules(self) -> MessageRules:
+        return MessageRules(
+            default_currency=self.default_currency,
+            max_future_skew=timedelta(seconds=self.max_future_skew_seconds),
+        )

@@ -1,0 +1,1 @@
+"""Read side: projections of the event log, and the HTTP read API."""
