@@ -69,8 +69,6 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        if not stored_events:
-            return []
         c.executemany(
             self.insert_events_statement,
             [
@@ -83,8 +81,10 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
                 for s in stored_events
             ],
         )
-        last: int = self._max_notification_id(c)
         tracking: Tracking | None = kwargs.get("tracking")
         if tracking is not None:
             self._insert_tracking(c, tracking)
+        if not stored_events:
+            return []
+        last: int = self._max_notification_id(c)
         return list(range(last - len(stored_events) + 1, last + 1))
