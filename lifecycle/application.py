@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import (
@@ -25,7 +25,7 @@ from eventsourcing.application import (
     Cache,
     ProcessingEvent,
 )
-from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking, Transcoder
 from eventsourcing.utils import EnvType, get_topic
 
@@ -76,7 +76,7 @@ class LifecycleApplication(Application[UUID]):
     ) -> None:
         self.policy = policy or Policy.default()
         # The library reads this per instance, so each deployment can set its interval.
-        self.snapshotting_intervals = {Relationship: snapshot_interval}
+        self.snapshotting_intervals = {Relationship: snapshot_interval}  # type: ignore[misc]
         super().__init__(env)
         self.recorder: ProcessRecorder
 
@@ -185,12 +185,13 @@ class LifecycleApplication(Application[UUID]):
             version = domain_event.originator_version
         if version is None:
             raise RelationshipNotFound(
-                f"customer {customer_id!r} had no relationship recorded at {recorded_at.isoformat()}"
+                f"customer {customer_id!r} had no relationship recorded "
+                f"at {recorded_at.isoformat()}"
             )
         return self.relationship(customer_id, version=version)
 
-    def history(self, customer_id: str) -> list[DomainEventProtocol[UUID]]:
-        events = list(self.events.get(relationship_id(customer_id)))
+    def history(self, customer_id: str) -> list[Aggregate.Event]:
+        events = cast(list[Aggregate.Event], list(self.events.get(relationship_id(customer_id))))
         if not events:
             raise RelationshipNotFound(f"no relationship for customer {customer_id!r}")
         return events
@@ -203,7 +204,7 @@ class LifecycleApplication(Application[UUID]):
                 start, page, topics=[RELATIONSHIP_STARTED_TOPIC]
             )
             for notification in notifications:
-                yield notification.originator_id
+                yield cast(UUID, notification.originator_id)
             if len(notifications) < page:
                 return
             start = notifications[-1].id + 1

@@ -246,6 +246,8 @@ def rejection_from(error: ValidationError) -> RejectedTouchpoint:
     if kind == "union_tag_invalid":
         tag = first.get("ctx", {}).get("tag", "?")
         return RejectedTouchpoint("unknown_kind", f"kind: {tag!r} is not a touchpoint kind")
+    if location.startswith("attributes"):
+        return RejectedTouchpoint("invalid_attribute", f"{location}: {message}")
     if kind == "missing":
         return RejectedTouchpoint("missing_field", f"{location}: field required")
     if kind == "extra_forbidden":
@@ -255,8 +257,6 @@ def rejection_from(error: ValidationError) -> RejectedTouchpoint:
             "unsupported_schema_version",
             f"schema_version: only {SUPPORTED_SCHEMA_VERSION} is supported",
         )
-    if location.startswith("attributes"):
-        return RejectedTouchpoint("invalid_attribute", f"{location}: {message}")
     return RejectedTouchpoint("invalid_field", f"{location}: {message}")
 
 

@@ -4,11 +4,9 @@ and a SQLite process recorder that inserts a batch with one ``executemany``."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from uuid import UUID
-
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder, StoredEvent, Tracking
 from eventsourcing.postgres import PostgresApplicationRecorder

@@ -51,7 +51,11 @@ class Relationship(Aggregate):
         self.open_complaints: dict[str, datetime] = {}
         self.resolved_complaints: set[str] = set()
         self.personal_data_erased = False
-        self._start_cycle_facts()
+        # The current cycle's facts, which the rules look at (reset by _start_cycle_facts).
+        self.cycle_kind_counts: dict[str, int] = {}
+        self.cycle_purchase_days: set[int] = set()
+        self.cycle_latest_survey_at: datetime | None = None
+        self.cycle_latest_survey_score: int | None = None
 
     @property
     def stage(self) -> Stage:
@@ -178,7 +182,7 @@ class Relationship(Aggregate):
         personal: dict[str, str] | None
         schema_version: int
 
-        def apply(self, aggregate: Relationship) -> None:  # type: ignore[override]
+        def apply(self, aggregate: Relationship) -> None:
             aggregate.apply_touchpoint(self)
 
     class StageChanged(Aggregate.Event):
@@ -193,7 +197,7 @@ class Relationship(Aggregate):
         reason: str | None
         effective_at: datetime
 
-        def apply(self, aggregate: Relationship) -> None:  # type: ignore[override]
+        def apply(self, aggregate: Relationship) -> None:
             aggregate._stage = self.to_stage
             aggregate.stage_since = self.effective_at
             if self.cycle != aggregate.cycle:
@@ -229,7 +233,7 @@ class Relationship(Aggregate):
             self.resolved_complaints.add(complaint_id)
 
     def _start_cycle_facts(self) -> None:
-        self.cycle_kind_counts: dict[str, int] = {}
-        self.cycle_purchase_days: set[int] = set()
-        self.cycle_latest_survey_at: datetime | None = None
-        self.cycle_latest_survey_score: int | None = None
+        self.cycle_kind_counts = {}
+        self.cycle_purchase_days = set()
+        self.cycle_latest_survey_at = None
+        self.cycle_latest_survey_score = None

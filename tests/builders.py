@@ -1,0 +1,60 @@
+"""Builders of touchpoints and messages for tests: only what a test names differs."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from lifecycle.touchpoints import Touchpoint
+from lifecycle.vocabulary import Channel, Kind
+
+DAY_ZERO = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
+_ids = itertools.count(1)
+
+
+def touchpoint(
+    kind: str,
+    day: float = 0,
+    *,
+    customer: str = "cust-1",
+    event_id: str | None = None,
+    channel: str = "web",
+    **attributes: Any,
+) -> Touchpoint:
+    """A valid touchpoint ``day`` days after DAY_ZERO, with the attributes its kind needs."""
+    defaults: dict[str, Any] = {
+        "purchase": {"amount": "10.00", "currency": "EUR"},
+        "survey": {"score": 8},
+        "complaint": {"complaint_id": "cmp-1"},
+        "complaint_resolved": {"complaint_id": "cmp-1"},
+    }.get(kind, {})
+    return Touchpoint(
+        event_id=event_id or f"evt-{next(_ids)}",
+        customer_id=customer,
+        kind=Kind(kind),
+        channel=Channel(channel),
+        occurred_at=DAY_ZERO + timedelta(days=day),
+        source="test",
+        attributes={**defaults, **attributes},
+    )
+
+
+def message(kind: str = "inquiry", **fields: Any) -> dict[str, Any]:
+    """A valid Contract 1 message as a dict; ``fields`` override or add top-level fields."""
+    base: dict[str, Any] = {
+        "event_id": f"msg-{next(_ids)}",
+        "customer_id": "cust-1",
+        "kind": kind,
+        "channel": "email",
+        "occurred_at": "2024-03-01T10:00:00+01:00",
+        "source": "helpdesk",
+    }
+    if kind == "purchase":
+        base["attributes"] = {"amount": "19.99"}
+    return {**base, **fields}
+
+
+def line(**fields: Any) -> bytes:
+    return json.dumps(message(**fields)).encode()
