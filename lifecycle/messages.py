@@ -30,6 +30,7 @@ from lifecycle.vocabulary import Channel, Kind
 
 MAX_MESSAGE_BYTES = 64 * 1024
 ZERO = timedelta(0)
+_TIMEZONES = {ZERO: UTC}
 SUPPORTED_SCHEMA_VERSION = 1
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -116,21 +117,27 @@ class _TouchpointMessage(BaseModel):
 
     def to_touchpoint(self) -> Touchpoint:
         attributes: Attributes = getattr(self, "attributes")  # noqa: B009
+        occurred_at = self.occurred_at
+        offset = occurred_at.utcoffset() or ZERO
         return Touchpoint(
             event_id=self.event_id,
             customer_id=self.customer_id,
-            kind=Kind(getattr(self, "kind")),  # noqa: B009
+            kind=getattr(self, "kind"),  # noqa: B009 (each subclass narrows it to Kind members)
             channel=self.channel,
             # pydantic's own tzinfo is several times slower in every later comparison
             # and isoformat(); the standard library's keeps the same offset.
-            occurred_at=self.occurred_at.replace(
-                tzinfo=timezone(self.occurred_at.utcoffset() or ZERO)
-            ),
+            occurred_at=occurred_at.replace(tzinfo=_TIMEZONES.get(offset) or timezone(offset)),
             source=self.source,
-            attributes=attributes.model_dump(mode="json", exclude_none=True),
+            attributes=_json_attributes(attributes),
             personal=self.personal.model_dump(exclude_none=True) if self.personal else None,
             schema_version=self.schema_version,
         )
+
+
+def _json_attributes(attributes: Attributes) -> dict[str, Any]:
+    if not type(attributes).model_fields:  # only keys the contract does not name: as they came
+        return dict(attributes.__pydantic_extra__ or {})
+    return attributes.model_dump(mode="json", exclude_none=True)
 
 
 class GeneralTouchpoint(_TouchpointMessage):

