@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -137,9 +136,6 @@ def naive_rate(source: Path, url: str, count: int) -> float:
     return count / elapsed
 
 
-_measured: dict[str, tuple[int, float]] = {}
-
-
 def events_per_touchpoint(work: Path, store: str) -> tuple[float, int]:
     """How many stored events one touchpoint makes, and their mean size, measured on SQLite."""
     import sqlite3
@@ -184,7 +180,8 @@ def raw_append_rate(url: str, shape: tuple[float, int], touchpoints: int) -> flo
         with psycopg.connect(url) as db:
             db.execute(
                 "CREATE TABLE raw (originator_id uuid, originator_version bigint, topic text, "
-                "state bytea, notification_id bigserial, PRIMARY KEY (originator_id, originator_version))"
+                "state bytea, notification_id bigserial, "
+                "PRIMARY KEY (originator_id, originator_version))"
             )
             db.commit()
             started = time.perf_counter()
@@ -198,5 +195,4 @@ def raw_append_rate(url: str, shape: tuple[float, int], touchpoints: int) -> flo
 
 
 if __name__ == "__main__":
-    resource.setrlimit(resource.RLIMIT_NOFILE, resource.getrlimit(resource.RLIMIT_NOFILE))
     main()
