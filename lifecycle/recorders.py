@@ -1,6 +1,7 @@
 """What eventsourcing's recorders do not offer and the batch path needs: which of many
 aggregates already have events, answered with one query instead of one per aggregate;
-and a SQLite process recorder that inserts a batch with one ``executemany``."""
+a SQLite process recorder that inserts a batch with one ``executemany``; and a
+PostgreSQL process recorder that does not stall on large batches."""
 
 from __future__ import annotations
 
@@ -8,8 +9,15 @@ from collections.abc import Collection, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import ApplicationRecorder, StoredEvent, Tracking
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    InterfaceError,
+    OperationalError,
+    StoredEvent,
+    Tracking,
+)
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresProcessRecorder
+from eventsourcing.utils import retry
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteProcessRecorder
 
 _SQLITE_CHUNK = 500
@@ -86,3 +94,24 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
             return []
         last: int = self._max_notification_id(c)
         return list(range(last - len(stored_events) + 1, last + 1))
+
+
+class BatchPostgresProcessRecorder(PostgresProcessRecorder):
+    """The library's PostgreSQL process recorder, inserting without pipeline mode.
+
+    In pipeline mode, psycopg 3.3 over a Unix socket stalls on large batches (the server
+    waits in ClientRead for the rest of the INSERT while the client waits in
+    ``Pipeline.sync``). A plain transaction does the same work in the same order:
+    tracking row, table lock, NOTIFY, the one multi-row INSERT, its notification ids.
+    """
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._insert_events(curs, stored_events, **kwargs)
+            if not stored_events:
+                return None
+            self._insert_stored_events(curs, stored_events, **kwargs)
+            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)

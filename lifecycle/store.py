@@ -90,4 +90,5 @@ class Store:
             "POSTGRES_PASSWORD": self.postgres_password,
             "POSTGRES_POOL_SIZE": "5",
             "POSTGRES_LOCK_TIMEOUT": "10",
+            "PROCESS_RECORDER_TOPIC": "lifecycle.recorders:BatchPostgresProcessRecorder",
         }

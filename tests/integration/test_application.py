@@ -177,3 +177,11 @@ def test_the_sweep_dissolves_only_relationships_inactive_for_the_window(
 def test_relationships_are_listed_in_the_order_they_started(app: LifecycleApplication) -> None:
     app.record_batch([touchpoint("marketing", customer=c) for c in ("x", "y", "z")])
     assert [app.relationship(c).id for c in ("x", "y", "z")] == list(app.relationship_ids(page=2))
+
+
+def test_a_large_batch_is_recorded_in_one_transaction(app: LifecycleApplication) -> None:
+    batch = [touchpoint("purchase", day % 30, customer=f"c-{day % 700}") for day in range(3000)]
+    tracking = Tracking("import", 3000)
+    outcome = app.record_batch(batch, tracking=tracking)
+    assert outcome.recorded == 3000
+    assert app.recorder.max_tracking_id("import") == 3000
