@@ -17,8 +17,8 @@ from eventsourcing.persistence import (
     Tracking,
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresProcessRecorder
-from eventsourcing.utils import retry
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteProcessRecorder
+from eventsourcing.utils import retry
 
 _SQLITE_CHUNK = 500
 
