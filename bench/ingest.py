@@ -50,10 +50,11 @@ def main() -> None:
         for store in args.stores.split(","):
             with database(store, work) as url:
                 batch_rate, peak_mb = import_rate(source, url, args.touchpoints)
+                shape = stored_shape(url)
             with database(store, work) as url:
                 naive = naive_rate(source, url, args.naive)
             with database(store, work) as url:
-                raw = raw_append_rate(url, events_per_touchpoint(work, store), args.touchpoints)
+                raw = raw_append_rate(url, shape, args.touchpoints)
             rows.append((store, batch_rate, naive, raw, peak_mb))
         print(
             f"{'store':<10} {'import (a)':>12} {'naive (b)':>11} {'a/b':>7} {'raw rows/s (c)':>15} "
@@ -136,22 +137,30 @@ def naive_rate(source: Path, url: str, count: int) -> float:
     return count / elapsed
 
 
-def events_per_touchpoint(work: Path, store: str) -> tuple[float, int]:
-    """How many stored events one touchpoint makes, and their mean size, measured on SQLite."""
-    import sqlite3
+def stored_shape(url: str) -> tuple[int, int]:
+    """How many events the import stored, and their mean size in bytes."""
+    query = "SELECT COUNT(*), AVG(LENGTH(state)) FROM {table}"
+    if url.startswith("sqlite"):
+        import sqlite3
 
-    candidates = sorted(work.glob("*/lifecycle.db"), key=lambda p: p.stat().st_size)
-    db = sqlite3.connect(candidates[-1])
-    count, size = db.execute("SELECT COUNT(*), AVG(LENGTH(state)) FROM stored_events").fetchone()
-    db.close()
-    return count, int(size)
+        db = sqlite3.connect(url[len("sqlite:///") :])
+        count, size = db.execute(query.format(table="stored_events")).fetchone()
+        db.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(url) as db:
+            row = db.execute(query.format(table="lifecycle_events")).fetchone()
+            assert row is not None
+            count, size = row
+    return int(count), int(size)
 
 
-def raw_append_rate(url: str, shape: tuple[float, int], touchpoints: int) -> float:
+def raw_append_rate(url: str, shape: tuple[int, int], touchpoints: int) -> float:
     """executemany of rows shaped like stored events, in batches like the import's."""
     import uuid
 
-    rows_total, size = int(shape[0]), shape[1]
+    rows_total, size = shape
     payload = os.urandom(size // 2).hex().encode()[:size]
     rows = [
         (uuid.uuid4().hex, 1, "lifecycle.relationship:Relationship.TouchpointRecorded", payload)
