@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from lifecycle.audit.history import audited_history
 from lifecycle.bootstrap import build_application
 from lifecycle.cli.common import (
     UsageError,
@@ -23,7 +24,6 @@ from lifecycle.cli.common import (
 )
 from lifecycle.importer import import_lines
 from lifecycle.messages import utc_now
-from lifecycle.outbound import to_relationship_event
 from lifecycle.relationship import Relationship
 from lifecycle.vocabulary import Stage
 
@@ -47,9 +47,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_common_options(p)
     p.set_defaults(handler=import_command)
 
-    p = subparsers.add_parser("history", help="every recorded event of one customer")
+    p = subparsers.add_parser(
+        "history",
+        help="every recorded event of one customer",
+        description="Each event with its version, log position, business time (occurred), "
+        "recorded time and hash; personal data decrypted, or shown as erased.",
+    )
     p.add_argument("customer", metavar="CUSTOMER", help="the upstream customer_id")
-    p.add_argument("--json", action="store_true", help="JSON lines of Contract 3 events")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="JSON lines of Contract 3 events with positions and hashes",
+    )
     add_common_options(p)
     p.set_defaults(handler=history_command)
 
@@ -90,7 +99,9 @@ def import_command(args: argparse.Namespace) -> int:
         try:
             rejects: IO[str] = stack.enter_context(rejects_path.open("w", encoding="utf-8"))
         except OSError as error:
-            raise UsageError(f"cannot write rejects file {rejects_path}: {error.strerror}") from None
+            raise UsageError(
+                f"cannot write rejects file {rejects_path}: {error.strerror}"
+            ) from None
         app = build_application(settings)
         stack.callback(app.close)
         advance = stack.enter_context(progress("importing", size, unit="bytes"))
@@ -105,9 +116,16 @@ def import_command(args: argparse.Namespace) -> int:
     if report.rejected == 0:
         rejects_path.unlink(missing_ok=True)
     if args.json:
-        print(json.dumps({**report.as_dict(), "rejects_file": str(rejects_path) if report.rejected else None}))
+        print(
+            json.dumps(
+                {**report.as_dict(), "rejects_file": str(rejects_path) if report.rejected else None}
+            )
+        )
     else:
-        print(f"recorded {report.recorded}, duplicates {report.duplicates}, rejected {report.rejected}")
+        print(
+            f"recorded {report.recorded}, duplicates {report.duplicates}, "
+            f"rejected {report.rejected}"
+        )
         if report.rejected:
             codes = ", ".join(f"{code} {n}" for code, n in report.rejected_by_code.most_common())
             print(f"rejected lines ({codes}) are in {rejects_path}")
@@ -131,7 +149,7 @@ def _default_rejects(name: str) -> str:
 def history_command(args: argparse.Namespace) -> int:
     app = build_application(settings_from(args))
     try:
-        events = [to_relationship_event(e) for e in app.history(args.customer)]
+        events = audited_history(app, args.customer)
     finally:
         app.close()
     if args.json:
@@ -139,18 +157,39 @@ def history_command(args: argparse.Namespace) -> int:
             print(event.model_dump_json())
         return 0
     for event in events:
-        print(f"v{event.version:<5} {event.recorded_at.isoformat(timespec='seconds')}  "
-              f"{event.type:<20} {_describe(event.type, event.data)}")
+        print(
+            f"v{event.version:<4} #{event.position:<8} "
+            f"occurred {event.occurred_at.isoformat(timespec='seconds')}  "
+            f"recorded {event.recorded_at.isoformat(timespec='seconds')}  "
+            f"{event.type:<19} {_describe(event.type, event.data)}"
+            f"{_personal(event.personal)}  hash {event.hash}"
+        )
     return 0
+
+
+def _personal(view: dict[str, Any] | None) -> str:
+    if view is None:
+        return ""
+    if view.get("erased"):
+        return " [personal data erased]"
+    return " [personal: " + ", ".join(f"{k}={v}" for k, v in sorted(view.items())) + "]"
 
 
 def _describe(event_type: str, data: dict[str, Any]) -> str:
     if event_type == "TouchpointRecorded":
-        return f"{data['kind']} via {data['channel']} at {data['occurred_at'].isoformat()} ({data['event_id']})"
+        return f"{data['kind']} via {data['channel']} ({data['event_id']})"
+    if event_type == "PersonalDataErased":
+        return f"personal data erased: {data['reason']}"
     if event_type == "StageChanged":
-        who = f"by {data['actor']}: {data['reason']}" if data.get("actor") else f"on {data['triggered_by']}"
-        return (f"{data['from_stage']} -> {data['to_stage']} (cycle {data['cycle']}, rule "
-                f"{data['rule']}, policy v{data['policy_version']}) {who}")
+        who = (
+            f"by {data['actor']}: {data['reason']}"
+            if data.get("actor")
+            else f"on {data['triggered_by']}"
+        )
+        return (
+            f"{data['from_stage']} -> {data['to_stage']} (cycle {data['cycle']}, rule "
+            f"{data['rule']}, policy v{data['policy_version']}) {who}"
+        )
     return ", ".join(f"{k}={v}" for k, v in data.items())
 
 
@@ -200,7 +239,10 @@ def stage_command(args: argparse.Namespace) -> int:
         )
     finally:
         app.close()
-    print(f"{args.customer}: {relationship.stage.value} (cycle {relationship.cycle}, version {relationship.version})")
+    print(
+        f"{args.customer}: {relationship.stage.value} "
+        f"(cycle {relationship.cycle}, version {relationship.version})"
+    )
     return 0
 
 

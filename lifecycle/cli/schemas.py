@@ -11,9 +11,11 @@ from typing import Any
 
 from lifecycle.cli.common import CheckFailed
 from lifecycle.messages import touchpoint_json_schema
+from lifecycle.outbound import relationship_event_json_schema
 
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "touchpoint.v1.schema.json": touchpoint_json_schema,
+    "relationship-event.v1.schema.json": relationship_event_json_schema,
 }
 
 
@@ -49,6 +51,8 @@ def check_command(args: argparse.Namespace) -> int:
         or (Path(args.dir) / name).read_text(encoding="utf-8") != render(build)
     ]
     if stale:
-        raise CheckFailed(f"schemas out of date: {', '.join(stale)} (run: lifecycle schemas export)")
+        raise CheckFailed(
+            f"schemas out of date: {', '.join(stale)} (run: lifecycle schemas export)"
+        )
     print("schemas up to date")
     return 0
