@@ -95,6 +95,15 @@ def to_relationship_event(
     )
 
 
+BUSINESS_TIME_FIELDS = {
+    "RelationshipStarted": "started_at",
+    "TouchpointRecorded": "occurred_at",
+    "StageChanged": "effective_at",
+    "PersonalDataErased": "erased_at",
+}
+"""Which field of each event type holds its business time (``occurred_at``)."""
+
+
 def business_time(domain_event: Any) -> datetime:
     if isinstance(domain_event, Relationship.TouchpointRecorded):
         return domain_event.occurred_at

@@ -12,8 +12,8 @@ import tomllib
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import datetime, timedelta
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any

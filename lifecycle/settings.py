@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lifecycle.messages import MessageRules
@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("audit_hmac_key", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        # LIFECYCLE_AUDIT_HMAC_KEY= (empty) means unset: commands that need it say so.
+        return None if value == "" else value
 
     @property
     def message_rules(self) -> MessageRules:

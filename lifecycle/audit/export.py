@@ -13,6 +13,9 @@ each relationship's links within the export, the manifest's counts, head and sig
 and — for a complete export — that the chain reaches the signed checkpoint's head.
 Exporting runs that same check on what it wrote and refuses an export that fails it.
 
+Fields of a line outside ``data`` (event_id, customer_id, relationship_id, occurred_at)
+are checked against what the hash covers; ``personal`` is a view and is not covered.
+
 Personal data: ``data.personal`` is what was recorded (ciphertext: the hashes cover it);
 ``personal`` shows ``{"erased": true}`` once the customer was forgotten and otherwise
 ``{"encrypted": true}``, or the decrypted fields with ``include_personal`` — then the
@@ -44,6 +47,7 @@ from lifecycle.audit.sealing import CHECKPOINT_PURPOSE
 from lifecycle.audit.verify import Divergence, TamperingDetected
 from lifecycle.errors import LifecycleError, RelationshipNotFound
 from lifecycle.hashchain import GENESIS_HASH
+from lifecycle.outbound import BUSINESS_TIME_FIELDS, outbound_event_id
 from lifecycle.recorders import LogRow, read_log, stream_log
 from lifecycle.relationship import Relationship, relationship_id
 
@@ -193,6 +197,7 @@ def verify_export(directory: Path, key: AuditKey | None) -> ExportReport:
                 line.fail(f"position {line.position} does not follow {previous_position}")
             if line.recompute_hash() != line.hash:
                 line.fail("its content does not match its hash (the line was edited)")
+            line.check_derived_fields()
             last_version, last_hash = streams.get(line.relationship_id, (0, GENESIS_HASH))
             if line.relationship_id in streams or line.version == 1:
                 if line.version != last_version + 1:
@@ -264,6 +269,7 @@ def _fail_export(problem: str) -> typing.NoReturn:
 @dataclass(frozen=True)
 class _ExportedLine:
     number: int
+    event_id: str
     relationship_id: str
     customer_id: str | None
     version: int
@@ -271,6 +277,7 @@ class _ExportedLine:
     position: int
     hash: str
     previous_hash: str
+    occurred_at: str
     recorded_at: str
     data: dict[str, Any]
 
@@ -280,6 +287,7 @@ class _ExportedLine:
             line = orjson.loads(raw)
             return cls(
                 number=number,
+                event_id=str(line["event_id"]),
                 relationship_id=UUID(line["relationship_id"]).hex,
                 customer_id=line.get("customer_id"),
                 version=int(line["version"]),
@@ -287,6 +295,7 @@ class _ExportedLine:
                 position=int(line["position"]),
                 hash=str(line["hash"]),
                 previous_hash=str(line["previous_hash"]),
+                occurred_at=str(line["occurred_at"]),
                 recorded_at=str(line["recorded_at"]),
                 data=dict(line["data"]),
             )
@@ -294,6 +303,30 @@ class _ExportedLine:
             raise TamperingDetected(
                 Divergence(f"line {number} is not an exported event ({type(error).__name__})")
             ) from None
+
+    def check_derived_fields(self) -> None:
+        """The fields of a line outside ``data`` that the hash does not cover are derived
+        from what it does cover: they must agree."""
+        customer_id = self.data.get("customer_id")
+        if self.customer_id != customer_id:
+            self.fail("its customer_id differs from the one its data records")
+        if not isinstance(customer_id, str) or relationship_id(customer_id).hex != (
+            self.relationship_id
+        ):
+            self.fail("its relationship_id is not the customer's")
+        rid = UUID(self.relationship_id)
+        if self.event_id != str(outbound_event_id(rid, self.version)):
+            self.fail("its event_id is not derived from its relationship and version")
+        field = BUSINESS_TIME_FIELDS.get(self.event_type)
+        business = self.data.get(field) if field is not None else self.recorded_at
+        try:
+            same = isinstance(business, str) and datetime.fromisoformat(
+                business
+            ) == datetime.fromisoformat(self.occurred_at)
+        except ValueError:
+            same = False
+        if not same:
+            self.fail("its occurred_at differs from the business time its data records")
 
     def recompute_hash(self) -> str:
         """Rebuild the event's canonical body from its Contract 3 fields and hash it."""

@@ -110,8 +110,9 @@ def verify_store(
     while rows := read_log(app.recorder, start, PAGE):
         for row, link in zip(rows, check_rows(rows), strict=True):
             position = row[0]
-            stream = _check_link(row, link, streams)
+            # Sealed events missing before this one first: they name a deletion exactly.
             found = sealed.until(position, streams)
+            stream = _check_link(row, link, streams)
             if found is not None:
                 entry, block_head = found
                 _compare_sealed(row, entry, stream)

@@ -28,7 +28,8 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database-url",
         metavar="URL",
-        help="sqlite:///PATH or postgresql://… (env LIFECYCLE_DATABASE_URL; default ./lifecycle.db)",
+        help="sqlite:///PATH or postgresql://… "
+        "(env LIFECYCLE_DATABASE_URL; default ./lifecycle.db)",
     )
     parser.add_argument(
         "--policy-file", metavar="FILE", help="TOML lifecycle policy (env LIFECYCLE_POLICY_FILE)"
@@ -83,7 +84,9 @@ def one_line(error: ValidationError) -> str:
 
 
 @contextlib.contextmanager
-def progress(description: str, total: int | None, unit: str = "") -> Iterator[Callable[[int], None]]:
+def progress(
+    description: str, total: int | None, unit: str = ""
+) -> Iterator[Callable[[int], None]]:
     """A progress bar on a terminal (stderr); nothing when output is piped."""
     if not sys.stderr.isatty():
         yield lambda _advance: None
