@@ -108,9 +108,12 @@ def read_log(recorder: ApplicationRecorder, start: int | None, limit: int) -> li
             f"FROM {recorder.events_table_name} {where}ORDER BY rowid LIMIT ?"
         )
         with recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute(statement, params)
-            # SQLite keeps ids as 32 hex digits already.
-            return [(r[0], r[1], r[2], r[3], r[4]) for r in cursor.fetchall()]
+            # Plain tuples, not the library's sqlite3.Row; SQLite keeps ids as 32 hex digits.
+            raw = cursor.sqlite_cursor if isinstance(cursor, SQLiteCursor) else cursor
+            raw.row_factory = None
+            raw.execute(statement, params)
+            rows: list[LogRow] = raw.fetchall()
+            return rows
     if isinstance(recorder, PostgresApplicationRecorder):
         return _postgres_log(recorder, start, limit)
     return [

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from hashlib import sha256
+from typing import NoReturn
 from uuid import UUID
 
 import orjson
@@ -82,7 +83,7 @@ class VerifyReport:
         return asdict(self)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Stream:
     version: int
     hash: str
@@ -107,31 +108,33 @@ def verify_store(
     head = GLOBAL_GENESIS
     events = sealed_events = 0
     start: int | None = None  # None: from the very first row, whatever its position
+    # The loop below runs once per event of the log: the common case is inline, each
+    # failure is diagnosed (and named) by a helper that raises.
     while rows := read_log(app.recorder, start, PAGE):
-        for row, link in zip(rows, check_rows(rows), strict=True):
-            position = row[0]
-            # Sealed events missing before this one first: they name a deletion exactly.
-            found = sealed.until(position, streams)
-            stream = _check_link(row, link, streams)
-            if found is not None:
-                entry, block_head = found
-                _compare_sealed(row, entry, stream)
-                head = sha256(head + position.to_bytes(8, "big", signed=True) + entry[1]).digest()
+        for row, (stored_hash, previous_hash, matches) in zip(rows, check_rows(rows), strict=True):
+            position, originator_id, version = row[0], row[1], row[2]
+            entry = sealed.next_entry
+            if entry is not None and entry[0] < position:
+                sealed.missing(streams)  # a sealed event the log skipped: deleted or moved
+            stream = streams.get(originator_id)
+            if stream is None:
+                stream = _Stream(
+                    0, GENESIS_HASH, _customer_of(row[4]), bytes.fromhex(originator_id)
+                )
+                streams[originator_id] = stream
+            if not matches or version != stream.version + 1 or previous_hash != stream.hash:
+                _diagnose_link(row, (stored_hash, previous_hash, matches), stream)
+            stream.version = version
+            stream.hash = stored_hash or ""
+            if entry is not None and entry[0] == position:
+                event_hash = bytes.fromhex(stream.hash)
+                if entry[2] != stream.id_bytes or entry[3] != version or entry[1] != event_hash:
+                    _compare_sealed(row, entry, stream)
+                head = sha256(head + position.to_bytes(8, "big", signed=True) + event_hash).digest()
                 sealed_events += 1
-                if block_head is not None and block_head != head:
-                    _fail(
-                        "the log up to here does not hash to the signed head of its ledger block",
-                        row,
-                        stream,
-                    )
-                checkpoint = at_checkpoint.get(position)
-                if checkpoint is not None and checkpoint.head != head.hex():
-                    _fail(
-                        f"the log up to here does not hash to checkpoint #{checkpoint.sequence}'s "
-                        "signed head",
-                        row,
-                        stream,
-                    )
+                block_head = sealed.advance()
+                if block_head is not None:
+                    _check_heads(head, block_head, at_checkpoint.get(position), row, stream)
             elif sealed_through is not None and position <= sealed_through:
                 _fail(
                     "this event was not in the log when it was sealed (inserted afterwards)",
@@ -142,7 +145,8 @@ def verify_store(
         if on_progress is not None:
             on_progress(len(rows))
         start = rows[-1][0] + 1
-    sealed.until(None, streams)  # anything sealed and not found is missing
+    if sealed.next_entry is not None:
+        sealed.missing(streams)  # sealed after the log's last event: deleted
     if sealed_events and checkpoints and checkpoints[-1].events != sealed_events:
         raise TamperingDetected(
             Divergence(
@@ -255,12 +259,25 @@ def _checked_checkpoints(
 
 
 def _check_link(row: LogRow, link: Checked, streams: dict[str, _Stream]) -> _Stream:
-    originator_id, version = row[1], row[2]
-    stored_hash, previous_hash, content_matches = link
+    originator_id = row[1]
     stream = streams.get(originator_id)
     if stream is None:
-        stream = _Stream(0, GENESIS_HASH, _customer_of(row[4]), bytes.fromhex(originator_id))
+        stream = _new_stream(row)
         streams[originator_id] = stream
+    _diagnose_link(row, link, stream)
+    stream.version = row[2]
+    stream.hash = link[0] or ""
+    return stream
+
+
+def _new_stream(row: LogRow) -> _Stream:
+    return _Stream(0, GENESIS_HASH, _customer_of(row[4]), bytes.fromhex(row[1]))
+
+
+def _diagnose_link(row: LogRow, link: Checked, stream: _Stream) -> None:
+    """Raise, naming the event, if it does not hold or does not follow its stream."""
+    version = row[2]
+    stored_hash, previous_hash, content_matches = link
     if stored_hash is None:
         _fail("the event carries no hash (written outside the application)", row, stream)
     if not content_matches:
@@ -279,9 +296,6 @@ def _check_link(row: LogRow, link: Checked, streams: dict[str, _Stream]) -> _Str
             row,
             stream,
         )
-    stream.version = version
-    stream.hash = stored_hash or ""
-    return stream
 
 
 def _customer_of(state: bytes) -> str | None:
@@ -312,6 +326,23 @@ def _compare_sealed(row: LogRow, entry: tuple[int, bytes, bytes, int], stream: _
         )
 
 
+def _check_heads(
+    head: bytes, block_head: bytes, checkpoint: Checkpoint | None, row: LogRow, stream: _Stream
+) -> None:
+    """At the end of a sealed block (and of a seal): the recomputed global head must be
+    the signed one."""
+    if block_head != head:
+        _fail(
+            "the log up to here does not hash to the signed head of its ledger block", row, stream
+        )
+    if checkpoint is not None and checkpoint.head != head.hex():
+        _fail(
+            f"the log up to here does not hash to checkpoint #{checkpoint.sequence}'s signed head",
+            row,
+            stream,
+        )
+
+
 def _check_block_mac(block: Block, key: AuditKey | None) -> None:
     if key is None or not key.verifies(BLOCK_PURPOSE, block.payload(), block.mac):
         raise TamperingDetected(
@@ -322,7 +353,7 @@ def _check_block_mac(block: Block, key: AuditKey | None) -> None:
         )
 
 
-def _fail(problem: str, row: LogRow, stream: _Stream | None) -> None:
+def _fail(problem: str, row: LogRow, stream: _Stream | None) -> NoReturn:
     position, originator_id, version, _topic, _state = row
     raise TamperingDetected(
         Divergence(
@@ -336,24 +367,33 @@ def _fail(problem: str, row: LogRow, stream: _Stream | None) -> None:
 
 
 class _SealedEntries:
-    """The ledger's entries in position order, merged against the log as it is read."""
+    """The ledger's entries in position order, merged against the log as it is read:
+    ``next_entry`` is the next sealed event expected."""
 
     def __init__(self, ledger: AuditLedger, key: AuditKey | None) -> None:
         self._key = key
         self._blocks = ledger.all_blocks()
         self._entries: Iterator[tuple[int, bytes, bytes, int]] = iter(())
         self._previous_head = GLOBAL_GENESIS
-        self._next: tuple[int, bytes, bytes, int] | None = None
-        self._next_block: Block | None = None
-        self._advance()
+        self._block: Block | None = None
+        self.next_entry: tuple[int, bytes, bytes, int] | None = None
+        self._load_next()
 
-    def _advance(self) -> None:
+    def advance(self) -> bytes | None:
+        """Past ``next_entry``; the signed head of its block if it ended one."""
+        entry = self.next_entry
+        block = self._block
+        assert entry is not None and block is not None
+        self._load_next()
+        return block.head_after if entry[0] == block.last_position else None
+
+    def _load_next(self) -> None:
         for entry in self._entries:
-            self._next = entry
+            self.next_entry = entry
             return
         block = next(self._blocks, None)
         if block is None:
-            self._next = None
+            self.next_entry = None
             return
         _check_block_mac(block, self._key)
         if block.head_before != self._previous_head:
@@ -364,33 +404,21 @@ class _SealedEntries:
                 )
             )
         self._previous_head = block.head_after
-        self._next_block = block
+        self._block = block
         self._entries = block.unpacked()
-        self._next = next(self._entries, None)
+        self.next_entry = next(self._entries, None)
 
-    def until(
-        self, position: int | None, streams: dict[str, _Stream]
-    ) -> tuple[tuple[int, bytes, bytes, int], bytes | None] | None:
-        """The entry sealed at ``position`` (None if none) and, if it ends its block, the
-        block's signed head; raises for sealed entries before it that the log skipped."""
-        entry = self._next
-        if entry is None:
-            return None
-        if position is None or entry[0] < position:
-            stream = streams.get(entry[2].hex())
-            raise TamperingDetected(
-                Divergence(
-                    "sealed, but missing from the log (deleted or moved)",
-                    position=entry[0],
-                    customer_id=stream.customer_id if stream is not None else None,
-                    relationship_id=str(UUID(bytes=entry[2])),
-                    version=entry[3],
-                )
+    def missing(self, streams: dict[str, _Stream]) -> NoReturn:
+        """Raise for ``next_entry``: sealed, and not where the log is now."""
+        entry = self.next_entry
+        assert entry is not None
+        stream = streams.get(entry[2].hex())
+        raise TamperingDetected(
+            Divergence(
+                "sealed, but missing from the log (deleted or moved)",
+                position=entry[0],
+                customer_id=stream.customer_id if stream is not None else None,
+                relationship_id=str(UUID(bytes=entry[2])),
+                version=entry[3],
             )
-        if entry[0] != position:
-            return None
-        block = self._next_block
-        assert block is not None
-        block_head = block.head_after if block.last_position == position else None
-        self._advance()
-        return entry, block_head
+        )
