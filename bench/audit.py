@@ -126,14 +126,18 @@ def verify_rate(work: Path, events: int) -> None:
         sealing, outcome = timed(lambda: seal(app, ledger, key))
         reading, rows = timed(lambda: read_all(app))
         verifying, report = timed(lambda: verify_store(app, ledger, key))
+        verifying_cpu, _ = timed(lambda: verify_store(app, ledger, key), clock=time.process_time)
     finally:
         ledger.close()
         app.close()
     assert report.events == rows == total == outcome.sealed
-    print(f"audit, SQLite, {total:,} events ({recorded:,} touchpoints), wall clock:")
-    print(f"  read the log, no checks   {rows / reading:>9,.0f} events/s")
-    print(f"  audit verify              {report.events / verifying:>9,.0f} events/s")
-    print(f"  audit seal (first seal)   {outcome.sealed / sealing:>9,.0f} events/s")
+    print(f"audit, SQLite, {total:,} events ({recorded:,} touchpoints):")
+    print(f"  read the log, no checks   {rows / reading:>9,.0f} events/s (wall clock)")
+    print(f"  audit verify              {report.events / verifying:>9,.0f} events/s (wall clock)")
+    print(
+        f"  audit verify              {report.events / verifying_cpu:>9,.0f} events per CPU second"
+    )
+    print(f"  audit seal (first seal)   {outcome.sealed / sealing:>9,.0f} events/s (wall clock)")
 
 
 def read_all(app: LifecycleApplication) -> int:
@@ -144,10 +148,12 @@ def read_all(app: LifecycleApplication) -> int:
     return rows
 
 
-def timed(action: Callable[[], T]) -> tuple[float, T]:
-    started = time.perf_counter()
+def timed(
+    action: Callable[[], T], clock: Callable[[], float] = time.perf_counter
+) -> tuple[float, T]:
+    started = clock()
     result = action()
-    return time.perf_counter() - started, result
+    return clock() - started, result
 
 
 if __name__ == "__main__":

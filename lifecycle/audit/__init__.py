@@ -13,6 +13,7 @@ by the ``Relationship`` aggregate as events are recorded.
 
 from __future__ import annotations
 
+from lifecycle.application import LifecycleApplication
 from lifecycle.audit.ledger import (
     AuditKey,
     AuditKeyMissing,
@@ -20,6 +21,7 @@ from lifecycle.audit.ledger import (
     PostgresAuditLedger,
     SQLiteAuditLedger,
 )
+from lifecycle.audit.sealing import PeriodicSealer
 from lifecycle.settings import Settings
 from lifecycle.store import Store
 
@@ -52,3 +54,13 @@ def audit_key(settings: Settings, *, required: bool = True) -> AuditKey | None:
             )
         return None
     return AuditKey(settings.audit_hmac_key.get_secret_value().encode())
+
+
+def build_sealer(settings: Settings, app: LifecycleApplication) -> PeriodicSealer:
+    """The sealer ``lifecycle run`` runs: every ``LIFECYCLE_AUDIT_SEAL_INTERVAL_SECONDS``,
+    with its own ledger connection (closed by ``PeriodicSealer.close``)."""
+    key = audit_key(settings)
+    assert key is not None
+    return PeriodicSealer(
+        app, build_ledger(settings), key, interval=settings.audit_seal_interval_seconds
+    )

@@ -205,3 +205,8 @@ class PeriodicSealer:
 
     def stop(self) -> None:
         self._stopped.set()
+
+    def close(self) -> None:
+        """Stop, and close the ledger's connections."""
+        self.stop()
+        self.ledger.close()

@@ -30,7 +30,7 @@ from uuid import UUID
 import orjson
 
 from lifecycle.application import LifecycleApplication
-from lifecycle.audit.chain import GLOBAL_GENESIS, Checked, check_rows
+from lifecycle.audit.chain import GLOBAL_GENESIS, HEAD_INPUT, Checked, check_rows
 from lifecycle.audit.ledger import AuditKey, AuditKeyMissing, AuditLedger, Block, Checkpoint
 from lifecycle.audit.sealing import BLOCK_PURPOSE, CHECKPOINT_PURPOSE
 from lifecycle.errors import RelationshipNotFound
@@ -130,7 +130,7 @@ def verify_store(
                 event_hash = bytes.fromhex(stream.hash)
                 if entry[2] != stream.id_bytes or entry[3] != version or entry[1] != event_hash:
                     _compare_sealed(row, entry, stream)
-                head = sha256(head + position.to_bytes(8, "big", signed=True) + event_hash).digest()
+                head = sha256(HEAD_INPUT.pack(head, position, event_hash)).digest()
                 sealed_events += 1
                 block_head = sealed.advance()
                 if block_head is not None:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from lifecycle.audit import build_sealer
 from lifecycle.audit.ledger import AuditKey
 from lifecycle.audit.sealing import (
     CHECKPOINT_PURPOSE,
@@ -85,3 +86,15 @@ def test_the_periodic_sealer_seals_what_arrives(store: AuditedStore) -> None:
         worker.join()
     assert sealed_all.is_set()
     assert store.verify().unsealed_events == 0
+
+
+def test_the_sealer_for_lifecycle_run_is_built_from_settings(store: AuditedStore) -> None:
+    settings = store.settings.model_copy(update={"audit_seal_interval_seconds": 42.0})
+    sealer = build_sealer(settings, store.app)
+    try:
+        outcome = sealer.seal_once()
+    finally:
+        sealer.close()
+    assert sealer.interval == 42.0
+    assert outcome is not None
+    assert outcome.sealed == 32
