@@ -156,9 +156,10 @@ class LifecycleApplication(Application[UUID]):
         (False: it had been before; running it again finishes an interrupted erasure)."""
         if self.vault is None:
             raise LifecycleError("this application has no personal-data vault to erase from")
-        # The key first: once it is gone the data is unreadable, whatever happens next.
+        relationship = self.relationship(customer_id)  # an unknown customer: nothing to erase
+        # The key before the event: once it is gone the data is unreadable, whatever
+        # happens next.
         self.vault.destroy(customer_id, at)
-        relationship = self.relationship(customer_id)
         if relationship.personal_data_erased:
             return relationship, False
         relationship.erase_personal_data(reason=reason, actor=actor, at=at)

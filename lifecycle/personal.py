@@ -43,12 +43,15 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from lifecycle.touchpoints import Touchpoint
+
+if TYPE_CHECKING:  # psycopg is imported only where PostgreSQL is used
+    from eventsourcing.postgres import PostgresDatastore
 
 ALGORITHM = "AES-256-GCM"
 ERASED_MARKER: dict[str, str] = {"erased": "true"}
@@ -180,10 +183,7 @@ class PostgresKeyStore(KeyStore):
 
     TABLE = "lifecycle_personal_keys"
 
-    def __init__(self, datastore: Any, conninfo: str) -> None:
-        from eventsourcing.postgres import PostgresDatastore
-
-        assert isinstance(datastore, PostgresDatastore)
+    def __init__(self, datastore: PostgresDatastore, conninfo: str) -> None:
         self.datastore = datastore
         self.conninfo = conninfo
         with self.datastore.transaction(commit=True) as cursor:

@@ -235,7 +235,7 @@ class Relationship(Aggregate):
 
     # Events: each is named in the past tense; its apply() is the state change ---------
 
-    class TouchpointRecorded(Aggregate.Event):
+    class TouchpointRecorded(Event):
         customer_id: str
         event_id: str
         kind: str
@@ -249,7 +249,7 @@ class Relationship(Aggregate):
         def apply(self, aggregate: Relationship) -> None:
             aggregate.apply_touchpoint(self)
 
-    class StageChanged(Aggregate.Event):
+    class StageChanged(Event):
         customer_id: str
         from_stage: str
         to_stage: str
@@ -268,7 +268,7 @@ class Relationship(Aggregate):
                 aggregate.cycle = self.cycle
                 aggregate._start_cycle_facts()
 
-    class PersonalDataErased(Aggregate.Event):
+    class PersonalDataErased(Event):
         """The customer's personal-data key was destroyed: every ``personal`` object
         recorded for them is unreadable from now on; every other fact stays."""
 

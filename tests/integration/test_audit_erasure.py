@@ -16,6 +16,7 @@ from lifecycle.audit.history import audited_history
 from lifecycle.audit.sealing import PeriodicSealer
 from lifecycle.bootstrap import build_application
 from lifecycle.cli.records import describe_state
+from lifecycle.errors import RelationshipNotFound
 from lifecycle.personal import ERASED_MARKER
 from lifecycle.store import Store
 from tests.integration.audit_support import (
@@ -152,3 +153,9 @@ def test_nothing_personal_is_logged(database_url: str) -> None:
     assert [log["event"] for log in logs] == ["audit_sealed"]
     assert PLAINTEXT_EMAIL not in repr(logs)
     assert "Ann Example" not in repr(logs)
+
+
+def test_forgetting_an_unknown_customer_changes_nothing(store: AuditedStore) -> None:
+    with pytest.raises(RelationshipNotFound):
+        store.app.forget("nobody", reason="request", actor=None, at=DAY_ZERO)
+    assert store.app.vault.keys.load(["nobody"]) == {}  # type: ignore[union-attr]
