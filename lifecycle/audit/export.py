@@ -146,7 +146,13 @@ def export_events(
     draft = ExportManifest(**unsigned, signature="")
     manifest = draft.model_copy(update={"signature": key.sign(MANIFEST_PURPOSE, draft.payload())})
     (out / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    verify_export(out, key)
+    try:
+        verify_export(out, key)
+    except TamperingDetected:
+        # An export that does not verify must not be mistaken for one.
+        (out / EVENTS_FILE).unlink(missing_ok=True)
+        (out / MANIFEST_FILE).unlink(missing_ok=True)
+        raise
     return manifest
 
 

@@ -21,7 +21,7 @@ what differs; a clean store returns counts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from hashlib import sha256
 from typing import NoReturn
@@ -96,11 +96,16 @@ def verify_store(
     ledger: AuditLedger,
     key: AuditKey | None,
     *,
+    anchors: Sequence[Checkpoint] = (),
     on_progress: Callable[[int], None] | None = None,
 ) -> VerifyReport:
-    """Verify the whole log, the ledger and every checkpoint."""
+    """Verify the whole log, the ledger and every checkpoint.
+
+    ``anchors`` are checkpoints kept outside the database (what ``audit seal`` printed):
+    the log itself must hash to each one's head, whatever became of the ledger.
+    """
     checkpoints = _checked_checkpoints(app, ledger, key)
-    assert key is not None or not checkpoints
+    anchored = _checked_anchors(anchors, key)
     sealed_through = checkpoints[-1].position if checkpoints else None
     at_checkpoint = {c.position: c for c in checkpoints}
     streams: dict[str, _Stream] = {}
@@ -126,11 +131,14 @@ def verify_store(
                 _diagnose_link(row, (stored_hash, previous_hash, matches), stream)
             stream.version = version
             stream.hash = stored_hash or ""
+            event_hash = bytes.fromhex(stream.hash)
+            head = sha256(HEAD_INPUT.pack(head, position, event_hash)).digest()
+            events += 1
+            if anchored and position in anchored:
+                _check_anchor(anchored.pop(position), head, events, row, stream)
             if entry is not None and entry[0] == position:
-                event_hash = bytes.fromhex(stream.hash)
                 if entry[2] != stream.id_bytes or entry[3] != version or entry[1] != event_hash:
                     _compare_sealed(row, entry, stream)
-                head = sha256(HEAD_INPUT.pack(head, position, event_hash)).digest()
                 sealed_events += 1
                 block_head = sealed.advance()
                 if block_head is not None:
@@ -141,12 +149,18 @@ def verify_store(
                     row,
                     stream,
                 )
-        events += len(rows)
         if on_progress is not None:
             on_progress(len(rows))
         start = rows[-1][0] + 1
     if sealed.next_entry is not None:
         sealed.missing(streams)  # sealed after the log's last event: deleted
+    for anchor in anchored.values():
+        raise TamperingDetected(
+            Divergence(
+                f"the log has no event at position {anchor.position}, where checkpoint "
+                f"#{anchor.sequence} (kept outside the database) ends: events were deleted"
+            )
+        )
     if sealed_events and checkpoints and checkpoints[-1].events != sealed_events:
         raise TamperingDetected(
             Divergence(
@@ -216,6 +230,34 @@ def verify_customer(
 
 
 # The checks ---------------------------------------------------------------------------
+
+
+def _checked_anchors(anchors: Sequence[Checkpoint], key: AuditKey | None) -> dict[int, Checkpoint]:
+    if anchors and key is None:
+        raise AuditKeyMissing(
+            "LIFECYCLE_AUDIT_HMAC_KEY is not set: it is needed to check the checkpoints' signatures"
+        )
+    for anchor in anchors:
+        assert key is not None
+        if not key.verifies(CHECKPOINT_PURPOSE, anchor.payload(), anchor.signature):
+            raise TamperingDetected(
+                Divergence(
+                    f"the given checkpoint #{anchor.sequence} does not carry a valid signature"
+                )
+            )
+    return {anchor.position: anchor for anchor in anchors}
+
+
+def _check_anchor(
+    anchor: Checkpoint, head: bytes, events: int, row: LogRow, stream: _Stream
+) -> None:
+    if anchor.head != head.hex() or anchor.events != events:
+        _fail(
+            f"the log up to here does not hash to the head of checkpoint #{anchor.sequence} "
+            "(kept outside the database): events up to here were changed, added or removed",
+            row,
+            stream,
+        )
 
 
 def _checked_checkpoints(

@@ -13,16 +13,20 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from lifecycle.application import LifecycleApplication
 from lifecycle.audit import audit_key, build_ledger
 from lifecycle.audit.export import export_events, verify_export
-from lifecycle.audit.ledger import AuditLedger
+from lifecycle.audit.ledger import AuditLedger, Checkpoint
 from lifecycle.audit.sealing import seal
 from lifecycle.audit.verify import TamperingDetected, verify_customer, verify_store
 from lifecycle.bootstrap import build_application
 from lifecycle.cli.common import (
     CheckFailed,
+    UsageError,
     add_common_options,
+    one_line,
     parse_time,
     progress,
     settings_from,
@@ -58,6 +62,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     target.add_argument("--customer", metavar="ID", help="verify one customer's relationship")
     target.add_argument(
         "--export", metavar="DIR", type=Path, help="verify an export offline (no database)"
+    )
+    verify.add_argument(
+        "--checkpoints",
+        metavar="FILE",
+        type=Path,
+        help="checkpoints kept outside the database (JSON lines, as `audit seal` prints them): "
+        "the log must reach each one's head even if the ledger was removed",
     )
     verify.add_argument("--json", action="store_true", help="print the counts as JSON")
     add_common_options(verify)
@@ -150,9 +161,23 @@ def _verify_store(args: argparse.Namespace, settings: Settings) -> dict[str, obj
         app, ledger = _open(settings, stack)
         if args.customer is not None:
             return dict(verify_customer(app, ledger, key, args.customer).as_dict())
+        anchors = _read_checkpoints(args.checkpoints) if args.checkpoints else []
         total = app.recorder.max_notification_id() or 0
         advance = stack.enter_context(progress("verifying", total))
-        return dict(verify_store(app, ledger, key, on_progress=advance).as_dict())
+        report = verify_store(app, ledger, key, anchors=anchors, on_progress=advance)
+        return {**report.as_dict(), "outside_checkpoints": len(anchors)}
+
+
+def _read_checkpoints(path: Path) -> list[Checkpoint]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        return [Checkpoint.model_validate_json(line) for line in text.splitlines() if line.strip()]
+    except ValidationError as error:
+        problem = f"{path} holds something other than checkpoints: {one_line(error)}"
+        raise UsageError(problem) from None
 
 
 def export_command(args: argparse.Namespace) -> int:

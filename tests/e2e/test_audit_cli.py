@@ -75,6 +75,17 @@ def test_verify_fails_naming_the_edited_event(workspace: dict[str, str], tmp_pat
     assert "Traceback" not in result.stderr
 
 
+def test_verify_against_checkpoints_kept_outside_the_database(
+    workspace: dict[str, str], tmp_path: Path
+) -> None:
+    kept = tmp_path / "checkpoints.jsonl"
+    kept.write_text(run_cli("audit", "seal", env=workspace).stdout, encoding="utf-8")
+    (tmp_path / "lifecycle.audit.db").unlink()
+    result = run_cli("audit", "verify", "--checkpoints", str(kept), "--json", env=workspace)
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["outside_checkpoints"] == 1
+
+
 def test_verify_one_customer(workspace: dict[str, str]) -> None:
     run_cli("audit", "seal", env=workspace)
     result = run_cli("audit", "verify", "--customer", "linus", "--json", env=workspace)

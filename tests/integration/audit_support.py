@@ -261,6 +261,13 @@ class Tamperer:
                     (rewritten, first_position),
                 )
 
+    def empty_ledger(self) -> None:
+        """Remove every trace of sealing from the database."""
+        tracking = "tracking" if self.store.is_sqlite else "lifecycle_audit_tracking"
+        with self._audit_db() as db:
+            for table in (self.blocks_table(), self.checkpoints_table(), tracking):
+                db.execute(f"DELETE FROM {table}")
+
     def set_checkpoint_head(self, sequence: int, head: str) -> None:
         with self._audit_db() as db:
             db.execute(

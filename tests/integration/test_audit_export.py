@@ -118,6 +118,7 @@ def test_a_tampered_store_is_not_exported(store: AuditedStore, tmp_path: Path) -
     store.tamperer.replace_state(victim, victim.state.replace(b'"web"', b'"fax"', 1))
     with pytest.raises(TamperingDetected, match="customer bob, version 5"):
         export(store, tmp_path / "export")
+    assert list((tmp_path / "export").iterdir()) == []
 
 
 def test_a_line_whose_customer_was_changed_is_caught(store: AuditedStore, tmp_path: Path) -> None:

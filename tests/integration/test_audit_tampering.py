@@ -143,6 +143,35 @@ def test_a_checkpoint_with_an_altered_head_is_caught(store: AuditedStore, tamper
     assert "valid signature" in message
 
 
+def test_a_clean_log_reaches_a_checkpoint_kept_outside_the_database(
+    store: AuditedStore,
+) -> None:
+    kept = store.ledger.checkpoints()
+    store.tamperer.empty_ledger()
+    report = verify_store(store.app, store.ledger, store.key, anchors=kept)
+    assert (report.events, report.checkpoints) == (32, 0)
+
+
+def test_a_rewrite_that_also_removed_the_ledger_is_caught_by_a_checkpoint_kept_outside(
+    store: AuditedStore, tamper: Tamperer
+) -> None:
+    kept = store.ledger.checkpoints()
+    tamper.rewrite_chain("bob", 3, "source", "backoffice")
+    tamper.empty_ledger()
+    with pytest.raises(TamperingDetected, match="head of checkpoint #1 \\(kept outside"):
+        verify_store(store.app, store.ledger, store.key, anchors=kept)
+
+
+def test_events_deleted_with_the_ledger_are_caught_by_a_checkpoint_kept_outside(
+    store: AuditedStore, tamper: Tamperer
+) -> None:
+    kept = store.ledger.checkpoints()
+    tamper.delete(tamper.stream("dee")[-1])
+    tamper.empty_ledger()
+    with pytest.raises(TamperingDetected, match="no event at position 32"):
+        verify_store(store.app, store.ledger, store.key, anchors=kept)
+
+
 def test_one_customer_verifies_alone(store: AuditedStore, tamper: Tamperer) -> None:
     tamper.delete(tamper.stream("cyd")[1])
     report = verify_customer(store.app, store.ledger, store.key, "ann")
