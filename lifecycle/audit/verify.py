@@ -12,7 +12,9 @@ revived) checks, for each event:
    between positions); a sealed event missing from the log (deleted); an event at a
    sealed position that was never sealed (inserted);
 4. the global running hash, recomputed from the log, equals every signed block's head
-   and every signed checkpoint's head (the ledger itself rewritten).
+   and every signed checkpoint's head (the ledger itself rewritten), and the head of
+   every checkpoint kept outside the database that the caller passes in (the ledger
+   removed altogether).
 
 Events after the last checkpoint are covered by checks 1 and 2 only, until the next seal.
 The first failure raises ``TamperingDetected`` naming customer, version, position and
