@@ -6,6 +6,10 @@ relationship is loaded once, and all new events are saved together, optionally w
 ``Tracking`` position (the Kafka consumer's exactly-once path). Aggregates are cached
 between batches; a concurrent writer shows up as a version conflict, after which the
 batch is retried from freshly loaded aggregates, so a stale cache never writes wrongly.
+
+Personal data is encrypted by the vault (``lifecycle.personal``) before a batch reaches
+the aggregates, so events hold only ciphertext; ``forget`` destroys a customer's key and
+records ``PersonalDataErased``.
 """
 
 from __future__ import annotations
@@ -29,18 +33,21 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking, Transcoder
 from eventsourcing.utils import EnvType, get_topic
 
-from lifecycle.errors import RelationshipNotFound
+from lifecycle.errors import LifecycleError, RelationshipNotFound
+from lifecycle.hashchain import install_hasher
+from lifecycle.messages import utc_now
+from lifecycle.personal import PersonalDataVault
 from lifecycle.policy import Policy
 from lifecycle.recorders import existing_originator_ids
 from lifecycle.relationship import Relationship, relationship_id
 from lifecycle.touchpoints import Touchpoint
-from lifecycle.transcoding import OrjsonTranscoder
+from lifecycle.transcoding import OrjsonTranscoder, orjson_hasher
 from lifecycle.vocabulary import Stage
 
 MAX_ATTEMPTS = 5
 LATEST = sys.maxsize  # a version beyond any: reads it bypass the write-side cache
 
-RELATIONSHIP_STARTED_TOPIC = get_topic(Relationship.RelationshipStarted)  # type: ignore[attr-defined]
+RELATIONSHIP_STARTED_TOPIC = get_topic(Relationship.RelationshipStarted)
 STAGE_CHANGED_TOPIC = get_topic(Relationship.StageChanged)
 
 
@@ -73,8 +80,10 @@ class LifecycleApplication(Application[UUID]):
         *,
         policy: Policy | None = None,
         snapshot_interval: int = 100,
+        vault: PersonalDataVault | None = None,
     ) -> None:
         self.policy = policy or Policy.default()
+        self.vault = vault
         # The library reads this per instance, so each deployment can set its interval.
         self.snapshotting_intervals = {Relationship: snapshot_interval}  # type: ignore[misc]
         super().__init__(env)
@@ -85,6 +94,10 @@ class LifecycleApplication(Application[UUID]):
         return self.factory.process_recorder()
 
     def construct_transcoder(self) -> Transcoder:
+        # The domain hashes each event's body with a fast encoder (byte for byte the
+        # reference encoding: see lifecycle.hashchain) and the transcoder stores the
+        # very bytes it hashed.
+        install_hasher(orjson_hasher)
         return OrjsonTranscoder()
 
     # Commands -------------------------------------------------------------------------
@@ -96,6 +109,9 @@ class LifecycleApplication(Application[UUID]):
         self, touchpoints: Sequence[Touchpoint], tracking: Tracking | None = None
     ) -> BatchOutcome:
         """Record touchpoints in arrival order, in one transaction with ``tracking``."""
+        if self.vault is not None:
+            # Before any aggregate sees them: events only ever hold the ciphertext.
+            touchpoints = self.vault.protect(touchpoints, utc_now())
         for _ in range(MAX_ATTEMPTS):
             relationships: dict[UUID, Relationship] = {}
             outcome = BatchOutcome()
@@ -131,6 +147,29 @@ class LifecycleApplication(Application[UUID]):
         )
         self.save(relationship)
         return relationship
+
+    def forget(
+        self, customer_id: str, *, reason: str, actor: str | None, at: datetime
+    ) -> tuple[Relationship, bool]:
+        """Erase the customer's personal data: destroy their key, record
+        ``PersonalDataErased``. Returns the relationship and whether it was erased now
+        (False: it had been before; running it again finishes an interrupted erasure)."""
+        if self.vault is None:
+            raise LifecycleError("this application has no personal-data vault to erase from")
+        relationship = self.relationship(customer_id)  # an unknown customer: nothing to erase
+        # The key before the event: once it is gone the data is unreadable, whatever
+        # happens next.
+        self.vault.destroy(customer_id, at)
+        if relationship.personal_data_erased:
+            return relationship, False
+        relationship.erase_personal_data(reason=reason, actor=actor, at=at)
+        self.save(relationship)
+        return relationship, True
+
+    def close(self) -> None:
+        if self.vault is not None:
+            self.vault.close()
+        super().close()
 
     def sweep(self, now: datetime, chunk: int = 500) -> SweepOutcome:
         """Dissolve every open relationship with no touchpoint within the inactivity window."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lifecycle.application import LifecycleApplication
+from lifecycle.personal import KeyStore, PersonalDataVault, PostgresKeyStore, SQLiteKeyStore
 from lifecycle.policy import Policy
 from lifecycle.settings import Settings
 from lifecycle.store import Store
@@ -32,4 +33,21 @@ def build_application(settings: Settings) -> LifecycleApplication:
         env=application_env(settings),
         policy=load_policy(settings),
         snapshot_interval=settings.snapshot_interval,
+        vault=build_vault(settings),
     )
+
+
+def build_key_store(settings: Settings) -> KeyStore:
+    """Per-customer keys: lifecycle.keys.db beside a SQLite database; a table on PostgreSQL."""
+    store = Store.from_url(settings.database_url)
+    if store.is_sqlite:
+        return SQLiteKeyStore(store.sibling_path("keys"))
+    from eventsourcing.postgres import PostgresFactory
+    from eventsourcing.utils import Environment
+
+    env = Environment("lifecycle_keys", {**store.persistence_env(), "POSTGRES_POOL_SIZE": "2"})
+    return PostgresKeyStore(PostgresFactory(env).datastore, store.conninfo)
+
+
+def build_vault(settings: Settings) -> PersonalDataVault:
+    return PersonalDataVault(build_key_store(settings))

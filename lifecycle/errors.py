@@ -35,3 +35,7 @@ class InvalidStageChange(LifecycleError):
 
 class RelationshipNotFound(LifecycleError):
     code = "relationship_not_found"
+
+
+class PersonalDataAlreadyErased(LifecycleError):
+    code = "personal_data_already_erased"

@@ -1,5 +1,10 @@
 """Contract 3, the outbound relationship event: one recorded domain event as downstream
-services and auditors see it."""
+services and auditors see it.
+
+Each event carries its link of the hash chain (``hash``, ``previous_hash``); read from
+the log it also carries its ``position``; shown to an auditor, ``personal`` is the
+readable view of ``data.personal`` (which holds what was recorded: the ciphertext).
+The JSON Schema ``relationship-event.v1.schema.json`` is generated from this model."""
 
 from __future__ import annotations
 
@@ -14,8 +19,17 @@ from lifecycle.relationship import Relationship
 # Fixed forever: outbound event ids are uuid5(OUTBOUND_NAMESPACE, f"{relationship_id}:{version}").
 OUTBOUND_NAMESPACE = UUID("0d4f3a56-8f3e-4f0e-9a43-7c1b1e6f5d20")
 
-# Library bookkeeping that is not part of an event's business data.
-_NOT_DATA = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
+# Library bookkeeping and the hash-chain link: not part of an event's business data.
+_NOT_DATA = frozenset(
+    {
+        "originator_id",
+        "originator_version",
+        "timestamp",
+        "originator_topic",
+        "hash",
+        "previous_hash",
+    }
+)
 
 
 class RelationshipEvent(BaseModel):
@@ -31,13 +45,37 @@ class RelationshipEvent(BaseModel):
     occurred_at: datetime = Field(description="business time of what the event records")
     recorded_at: datetime = Field(description="when the engine recorded the event")
     data: dict[str, Any]
+    position: int | None = Field(
+        default=None, description="the event's position in the engine's log (notification id)"
+    )
+    hash: str | None = Field(
+        default=None,
+        pattern="^[0-9a-f]{64}$",
+        description="SHA-256 of the event's content and previous_hash (lifecycle.hashchain)",
+    )
+    previous_hash: str | None = Field(
+        default=None,
+        pattern="^[0-9a-f]{64}$",
+        description="hash of the relationship's previous event; 64 zeros for the first",
+    )
+    personal: dict[str, Any] | None = Field(
+        default=None,
+        description='readable view of data.personal: the personal fields, {"erased": true} once '
+        'the customer was forgotten, or {"encrypted": true} when not revealed',
+    )
 
 
 def outbound_event_id(relationship_id: UUID, version: int) -> UUID:
     return uuid5(OUTBOUND_NAMESPACE, f"{relationship_id}:{version}")
 
 
-def to_relationship_event(domain_event: Any) -> RelationshipEvent:
+def relationship_event_json_schema() -> dict[str, Any]:
+    return RelationshipEvent.model_json_schema()
+
+
+def to_relationship_event(
+    domain_event: Any, *, position: int | None = None, personal: dict[str, Any] | None = None
+) -> RelationshipEvent:
     """Contract 3's view of a domain event of the ``Relationship`` aggregate."""
     state = vars(domain_event)
     data = {k: v for k, v in state.items() if k not in _NOT_DATA}
@@ -50,7 +88,20 @@ def to_relationship_event(domain_event: Any) -> RelationshipEvent:
         occurred_at=business_time(domain_event),
         recorded_at=domain_event.timestamp,
         data=data,
+        position=position,
+        hash=state.get("hash"),
+        previous_hash=state.get("previous_hash"),
+        personal=personal,
     )
+
+
+BUSINESS_TIME_FIELDS = {
+    "RelationshipStarted": "started_at",
+    "TouchpointRecorded": "occurred_at",
+    "StageChanged": "effective_at",
+    "PersonalDataErased": "erased_at",
+}
+"""Which field of each event type holds its business time (``occurred_at``)."""
 
 
 def business_time(domain_event: Any) -> datetime:
@@ -58,5 +109,7 @@ def business_time(domain_event: Any) -> datetime:
         return domain_event.occurred_at
     if isinstance(domain_event, Relationship.StageChanged):
         return domain_event.effective_at
+    if isinstance(domain_event, Relationship.PersonalDataErased):
+        return domain_event.erased_at
     started_at: datetime | None = getattr(domain_event, "started_at", None)
     return started_at or domain_event.timestamp

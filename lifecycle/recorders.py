@@ -1,7 +1,11 @@
 """What eventsourcing's recorders do not offer and the batch path needs: which of many
 aggregates already have events, answered with one query instead of one per aggregate;
-a SQLite process recorder that inserts a batch with one ``executemany``; and a
-PostgreSQL process recorder that does not stall on large batches."""
+a SQLite process recorder that inserts a batch with one ``executemany``; a PostgreSQL
+process recorder that does not stall on large batches.
+
+For auditing: the log read as plain rows (``select_notifications`` builds an object and
+parses a UUID per event, which costs more than checking the event's hash), and one
+stream's events with their log positions."""
 
 from __future__ import annotations
 
@@ -115,3 +119,94 @@ class BatchPostgresProcessRecorder(PostgresProcessRecorder):
                 return None
             self._insert_stored_events(curs, stored_events, **kwargs)
             return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+
+
+LogRow = tuple[int, str, int, str, bytes]
+"""One event of the log: (position, relationship id as 32 hex digits, version, topic, state)."""
+
+
+def read_log(recorder: ApplicationRecorder, start: int | None, limit: int) -> list[LogRow]:
+    """Up to ``limit`` events from position ``start`` (None: from the very first row,
+    whatever its position), in log order."""
+    if isinstance(recorder, SQLiteApplicationRecorder):
+        where, params = (
+            ("WHERE rowid >= ? ", [start, limit]) if start is not None else ("", [limit])
+        )
+        statement = (
+            "SELECT rowid, originator_id, originator_version, topic, state "
+            f"FROM {recorder.events_table_name} {where}ORDER BY rowid LIMIT ?"
+        )
+        with recorder.datastore.transaction(commit=False) as cursor:
+            # Plain tuples, not the library's sqlite3.Row; SQLite keeps ids as 32 hex digits.
+            raw = cursor.sqlite_cursor if isinstance(cursor, SQLiteCursor) else cursor
+            raw.row_factory = None
+            raw.execute(statement, params)
+            rows: list[LogRow] = raw.fetchall()
+            return rows
+    if isinstance(recorder, PostgresApplicationRecorder):
+        return _postgres_log(recorder, start, limit)
+    return [
+        (n.id, UUID(str(n.originator_id)).hex, n.originator_version, n.topic, n.state)
+        for n in recorder.select_notifications(start, limit)
+    ]
+
+
+def stream_log(recorder: ApplicationRecorder, originator_id: UUID) -> list[LogRow]:
+    """Every event of one stream, by version, with its log position."""
+    if isinstance(recorder, SQLiteApplicationRecorder):
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {recorder.events_table_name} WHERE originator_id = ? "
+                "ORDER BY originator_version",
+                [originator_id.hex],
+            )
+            return [(r[0], r[1], r[2], r[3], r[4]) for r in cursor.fetchall()]
+    if isinstance(recorder, PostgresApplicationRecorder):
+        return _postgres_stream(recorder, originator_id)
+    raise NotImplementedError(f"log positions of one stream are not available on {recorder}")
+
+
+def _postgres_log(
+    recorder: PostgresApplicationRecorder, start: int | None, limit: int
+) -> list[LogRow]:
+    from psycopg.sql import SQL, Identifier
+
+    where = SQL("WHERE notification_id >= %s ") if start is not None else SQL("")
+    statement = SQL(
+        "SELECT notification_id, originator_id, originator_version, topic, state "
+        "FROM {schema}.{table} {where}ORDER BY notification_id LIMIT %s"
+    ).format(
+        schema=Identifier(recorder.datastore.schema),
+        table=Identifier(recorder.events_table_name),
+        where=where,
+    )
+    params = [start, limit] if start is not None else [limit]
+    with recorder.datastore.transaction(commit=False) as cursor:
+        cursor.execute(statement, params)
+        return [_postgres_row(row) for row in cursor.fetchall()]
+
+
+def _postgres_stream(recorder: PostgresApplicationRecorder, originator_id: UUID) -> list[LogRow]:
+    from psycopg.sql import SQL, Identifier
+
+    statement = SQL(
+        "SELECT notification_id, originator_id, originator_version, topic, state "
+        "FROM {schema}.{table} WHERE originator_id = %s ORDER BY originator_version"
+    ).format(
+        schema=Identifier(recorder.datastore.schema),
+        table=Identifier(recorder.events_table_name),
+    )
+    with recorder.datastore.transaction(commit=False) as cursor:
+        cursor.execute(statement, [originator_id])
+        return [_postgres_row(row) for row in cursor.fetchall()]
+
+
+def _postgres_row(row: Any) -> LogRow:
+    return (
+        row["notification_id"],
+        row["originator_id"].hex,
+        row["originator_version"],
+        row["topic"],
+        bytes(row["state"]),
+    )

@@ -4,6 +4,10 @@ Each touchpoint is recorded as a ``TouchpointRecorded`` event; each stage change
 own ``StageChanged`` event, decided by the policy when the command runs and never
 re-decided on replay. State holds only what the rules and auditors need; read models
 hold the rest.
+
+Every event is chained (``lifecycle.hashchain``): it carries the hash of the event before
+it and its own hash, computed here as the event is triggered, so every path that records
+events (batches, manual changes, the sweep, erasure) chains them alike.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID, uuid5
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import Aggregate, CanInitAggregate, event
+from eventsourcing.utils import get_topic
 
-from lifecycle.errors import InvalidStageChange
+from lifecycle.errors import InvalidStageChange, PersonalDataAlreadyErased
+from lifecycle.hashchain import GENESIS_HASH, event_hash
 from lifecycle.policy import INACTIVITY, MANUAL, REACTIVATION, CycleFacts, Policy
 from lifecycle.touchpoints import Touchpoint
 from lifecycle.vocabulary import Kind, Stage
@@ -34,11 +40,54 @@ def relationship_id(customer_id: str) -> UUID:
 
 
 class Relationship(Aggregate):
+    last_hash: str
+    """The hash of the latest event: the next event's ``previous_hash``."""
+
+    class Event(Aggregate.Event):
+        """Base of every event of a relationship: each one is a link of its hash chain."""
+
+        previous_hash: str
+        hash: str
+
+        def mutate(self, aggregate: Any) -> Any:
+            mutated = super().mutate(aggregate)
+            assert mutated is not None
+            mutated.last_hash = self.hash
+            return mutated
+
+    class RelationshipStarted(Event, Aggregate.Created):
+        customer_id: str
+        started_at: datetime
+
     @staticmethod
     def create_id(customer_id: str, **_: Any) -> UUID:
         return relationship_id(customer_id)
 
-    @event("RelationshipStarted")
+    @classmethod
+    def _create(
+        cls,
+        event_class: type[CanInitAggregate[UUID]],
+        *,
+        id: UUID | None = None,
+        **kwargs: Any,
+    ) -> Relationship:
+        """The library's ``_create``, with the first link of the chain."""
+        originator_id = id or cls.create_id(**kwargs)
+        kwargs["timestamp"] = kwargs.get("timestamp") or event_class.create_timestamp()
+        kwargs["previous_hash"] = GENESIS_HASH
+        # The library adds originator_topic to a "created" event's state: hash it too.
+        state = {**kwargs, "originator_topic": get_topic(cls)}
+        kwargs["hash"] = event_hash(event_class.__name__, originator_id, cls.INITIAL_VERSION, state)
+        return super()._create(event_class, id=originator_id, **kwargs)
+
+    def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
+        """The library's ``trigger_event``, chaining the new event to the last one."""
+        kwargs["timestamp"] = kwargs.get("timestamp") or event_class.create_timestamp()
+        kwargs["previous_hash"] = self.last_hash
+        kwargs["hash"] = event_hash(event_class.__name__, self.id, self.version + 1, kwargs)
+        super().trigger_event(event_class, **kwargs)
+
+    @event(RelationshipStarted)
     def __init__(self, customer_id: str, started_at: datetime) -> None:
         self.customer_id = customer_id
         self.started_at = started_at
@@ -153,6 +202,20 @@ class Relationship(Aggregate):
         )
         return True
 
+    def erase_personal_data(self, *, reason: str, actor: str | None, at: datetime) -> None:
+        """Record that the customer's personal data was erased (its key destroyed)."""
+        if self.personal_data_erased:
+            raise PersonalDataAlreadyErased(
+                f"personal data of customer {self.customer_id!r} was erased before"
+            )
+        self.trigger_event(
+            self.PersonalDataErased,
+            customer_id=self.customer_id,
+            reason=reason,
+            actor=actor,
+            erased_at=at,
+        )
+
     def check_manual_change(self, to_stage: Stage) -> None:
         if to_stage is self.stage:
             raise InvalidStageChange(f"the relationship is already in {to_stage}")
@@ -172,7 +235,7 @@ class Relationship(Aggregate):
 
     # Events: each is named in the past tense; its apply() is the state change ---------
 
-    class TouchpointRecorded(Aggregate.Event):
+    class TouchpointRecorded(Event):
         customer_id: str
         event_id: str
         kind: str
@@ -186,7 +249,7 @@ class Relationship(Aggregate):
         def apply(self, aggregate: Relationship) -> None:
             aggregate.apply_touchpoint(self)
 
-    class StageChanged(Aggregate.Event):
+    class StageChanged(Event):
         customer_id: str
         from_stage: str
         to_stage: str
@@ -204,6 +267,18 @@ class Relationship(Aggregate):
             if self.cycle != aggregate.cycle:
                 aggregate.cycle = self.cycle
                 aggregate._start_cycle_facts()
+
+    class PersonalDataErased(Event):
+        """The customer's personal-data key was destroyed: every ``personal`` object
+        recorded for them is unreadable from now on; every other fact stays."""
+
+        customer_id: str
+        reason: str
+        actor: str | None
+        erased_at: datetime
+
+        def apply(self, aggregate: Relationship) -> None:
+            aggregate.personal_data_erased = True
 
     def apply_touchpoint(self, recorded: Relationship.TouchpointRecorded) -> None:
         occurred_at = recorded.occurred_at

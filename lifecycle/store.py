@@ -62,6 +62,19 @@ class Store:
             f"database URL {url!r} is neither sqlite:///PATH nor postgresql://…"
         )
 
+    @property
+    def conninfo(self) -> str:
+        """A libpq connection string for PostgreSQL (for what needs its own connection)."""
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(
+            dbname=self.postgres_dbname,
+            host=self.postgres_host,
+            port=self.postgres_port,
+            user=self.postgres_user,
+            password=self.postgres_password,
+        )
+
     def sibling_path(self, component: str) -> Path:
         """The SQLite file of a component that keeps its own tables: lifecycle.<component>.db"""
         assert self.sqlite_path is not None

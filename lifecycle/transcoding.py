@@ -3,10 +3,20 @@
 Values JSON has no type for travel as ``{"_type_": name, "_data_": value}``, exactly as
 the library's ``JSONTranscoder`` writes them, so stored events read the same with
 either transcoder; orjson only makes the ingest path faster.
+
+A chained event (one with ``hash`` and ``previous_hash``, see ``lifecycle.hashchain``)
+is written as ``{"hash":…,"previous_hash":…,`` followed by its canonical body (the other
+fields, keys sorted), so the stored bytes after that prefix are exactly what its hash
+covers and verification needs no parsing. ``orjson_hasher`` is the fast hasher the
+domain uses: it hashes byte for byte the reference encoding, and keeps each body it
+hashed (keyed by the hash, so by content) for the transcoder, which stores those very
+bytes instead of encoding the event a second time.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +30,10 @@ from eventsourcing.persistence import (
     UUIDAsHex,
 )
 
+from lifecycle.hashchain import CHAIN_FIELDS, HASH, PREVIOUS_HASH, canonical_body
+
 _TYPED = b'"_type_"'
+_SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
 class SetAsList(Transcoding):
@@ -48,7 +61,26 @@ class OrjsonTranscoder(Transcoder):
         self.names[transcoding.name] = transcoding
 
     def encode(self, obj: Any) -> bytes:
+        if type(obj) is dict and type(obj.get(HASH)) is str and PREVIOUS_HASH in obj:
+            return self._encode_chained(obj)
         return orjson.dumps(obj, default=self._encode_obj, option=orjson.OPT_PASSTHROUGH_DATETIME)
+
+    def _encode_chained(self, state: dict[str, Any]) -> bytes:
+        chain_hash = state[HASH]
+        body = _HASHED_BODIES.pop(chain_hash, None)
+        if body is None:  # hashed elsewhere: encode it the same canonical way
+            fields = {key: value for key, value in state.items() if key not in CHAIN_FIELDS}
+            body = orjson.dumps(fields, default=self._encode_obj, option=_SORTED)
+        return b"".join(
+            (
+                b'{"hash":',
+                orjson.dumps(chain_hash),
+                b',"previous_hash":',
+                orjson.dumps(state[PREVIOUS_HASH]),
+                b",",
+                body[1:],
+            )
+        )
 
     def decode(self, data: bytes) -> Any:
         value = orjson.loads(data)
@@ -79,4 +111,82 @@ class OrjsonTranscoder(Transcoder):
         return value
 
 
-__all__ = ["OrjsonTranscoder", "SetAsList"]
+_HASHED_BODIES: dict[str, bytes] = {}
+"""Bodies hashed and not stored yet, by hash. Events of a batch given up after a
+conflict are never stored: the dict is emptied when it grows past a bound."""
+_MAX_HASHED_BODIES = 200_000
+
+
+def orjson_hasher(event_header: bytes, state: Mapping[str, Any]) -> str:
+    """``lifecycle.hashchain.reference_hasher``, several times faster."""
+    body = _orjson_body(state)
+    digest = hashlib.sha256(event_header)
+    if body is None:
+        # Stored as orjson writes it, which then differs from what was hashed:
+        # verification takes its slower path for this event.
+        digest.update(_reference_body(state))
+        return digest.hexdigest()
+    digest.update(body)
+    chain_hash = digest.hexdigest()
+    if len(_HASHED_BODIES) >= _MAX_HASHED_BODIES:
+        _HASHED_BODIES.clear()
+    _HASHED_BODIES[chain_hash] = body
+    return chain_hash
+
+
+def orjson_canonical_body(state: Mapping[str, Any]) -> bytes:
+    """``lifecycle.hashchain.canonical_body`` of the state without its chain fields,
+    byte for byte, several times faster.
+
+    orjson writes the reference encoder's bytes for strings, integers, booleans, null,
+    arrays and objects (keys sorted the same way), and a datetime as its ``isoformat()``
+    when the UTC offset is whole minutes. It spells many floats differently (``1e-05``
+    against ``0.00001``): anything else goes to the reference encoder.
+    """
+    body = _orjson_body(state)
+    return body if body is not None else _reference_body(state)
+
+
+def _orjson_body(state: Mapping[str, Any]) -> bytes | None:
+    """The canonical body by orjson, or None where orjson would not write it exactly."""
+    fields = dict(state)
+    for key, value in state.items():
+        kind = type(value)
+        if kind in _PLAIN:
+            continue
+        if kind is datetime:
+            offset = value.utcoffset()
+            if offset is not None and (offset.seconds % 60 or offset.microseconds):
+                return None
+            fields[key] = {"_data_": value, "_type_": "datetime_iso"}
+        elif not ((kind is dict or kind is list) and _plain_json(value)):
+            return None
+    fields.pop(HASH, None)
+    fields.pop(PREVIOUS_HASH, None)
+    try:
+        return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return None
+
+
+def _reference_body(state: Mapping[str, Any]) -> bytes:
+    return canonical_body({key: value for key, value in state.items() if key not in CHAIN_FIELDS})
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _plain_json(value: Any) -> bool:
+    """Only strings, integers, booleans, null, objects and arrays, all the way down."""
+    items = value.values() if type(value) is dict else value
+    for item in items:
+        kind = type(item)
+        if kind in _PLAIN:
+            continue
+        if (kind is dict or kind is list) and _plain_json(item):
+            continue
+        return False
+    return True
+
+
+__all__ = ["OrjsonTranscoder", "SetAsList", "orjson_canonical_body", "orjson_hasher"]

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from lifecycle.audit.history import audited_history
 from lifecycle.bootstrap import build_application
 from lifecycle.cli.common import (
     UsageError,
@@ -23,7 +24,6 @@ from lifecycle.cli.common import (
 )
 from lifecycle.importer import import_lines
 from lifecycle.messages import utc_now
-from lifecycle.outbound import to_relationship_event
 from lifecycle.relationship import Relationship
 from lifecycle.vocabulary import Stage
 
@@ -47,9 +47,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_common_options(p)
     p.set_defaults(handler=import_command)
 
-    p = subparsers.add_parser("history", help="every recorded event of one customer")
+    p = subparsers.add_parser(
+        "history",
+        help="every recorded event of one customer",
+        description="Each event with its version, log position, business time (occurred), "
+        "recorded time and hash; personal data decrypted, or shown as erased.",
+    )
     p.add_argument("customer", metavar="CUSTOMER", help="the upstream customer_id")
-    p.add_argument("--json", action="store_true", help="JSON lines of Contract 3 events")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="JSON lines of Contract 3 events with positions and hashes",
+    )
     add_common_options(p)
     p.set_defaults(handler=history_command)
 
@@ -140,7 +149,7 @@ def _default_rejects(name: str) -> str:
 def history_command(args: argparse.Namespace) -> int:
     app = build_application(settings_from(args))
     try:
-        events = [to_relationship_event(e) for e in app.history(args.customer)]
+        events = audited_history(app, args.customer)
     finally:
         app.close()
     if args.json:
@@ -149,16 +158,28 @@ def history_command(args: argparse.Namespace) -> int:
         return 0
     for event in events:
         print(
-            f"v{event.version:<5} {event.recorded_at.isoformat(timespec='seconds')}  "
-            f"{event.type:<20} {_describe(event.type, event.data)}"
+            f"v{event.version:<4} #{event.position:<8} "
+            f"occurred {event.occurred_at.isoformat(timespec='seconds')}  "
+            f"recorded {event.recorded_at.isoformat(timespec='seconds')}  "
+            f"{event.type:<19} {_describe(event.type, event.data)}"
+            f"{_personal(event.personal)}  hash {event.hash}"
         )
     return 0
 
 
+def _personal(view: dict[str, Any] | None) -> str:
+    if view is None:
+        return ""
+    if view.get("erased"):
+        return " [personal data erased]"
+    return " [personal: " + ", ".join(f"{k}={v}" for k, v in sorted(view.items())) + "]"
+
+
 def _describe(event_type: str, data: dict[str, Any]) -> str:
     if event_type == "TouchpointRecorded":
-        at = data["occurred_at"].isoformat()
-        return f"{data['kind']} via {data['channel']} at {at} ({data['event_id']})"
+        return f"{data['kind']} via {data['channel']} ({data['event_id']})"
+    if event_type == "PersonalDataErased":
+        return f"personal data erased: {data['reason']}"
     if event_type == "StageChanged":
         who = (
             f"by {data['actor']}: {data['reason']}"

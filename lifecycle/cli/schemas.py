@@ -11,9 +11,11 @@ from typing import Any
 
 from lifecycle.cli.common import CheckFailed
 from lifecycle.messages import touchpoint_json_schema
+from lifecycle.outbound import relationship_event_json_schema
 
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "touchpoint.v1.schema.json": touchpoint_json_schema,
+    "relationship-event.v1.schema.json": relationship_event_json_schema,
 }
 
 

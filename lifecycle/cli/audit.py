@@ -1,0 +1,222 @@
+"""Commands for auditors and administrators: ``audit seal``, ``audit verify``,
+``export`` and ``forget``.
+
+``audit verify`` exits 1 naming the first event that does not hold; the key that signs
+the ledger comes from ``LIFECYCLE_AUDIT_HMAC_KEY`` and is never stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from lifecycle.application import LifecycleApplication
+from lifecycle.audit import audit_key, build_ledger
+from lifecycle.audit.export import export_events, verify_export
+from lifecycle.audit.ledger import AuditLedger, Checkpoint
+from lifecycle.audit.sealing import seal
+from lifecycle.audit.verify import TamperingDetected, verify_customer, verify_store
+from lifecycle.bootstrap import build_application
+from lifecycle.cli.common import (
+    CheckFailed,
+    UsageError,
+    add_common_options,
+    one_line,
+    parse_time,
+    progress,
+    settings_from,
+)
+from lifecycle.messages import utc_now
+from lifecycle.settings import Settings
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "audit",
+        help="seal and verify the tamper-evident event log",
+        description="The event log is hash-chained per relationship; sealing signs checkpoints "
+        "of the whole log with LIFECYCLE_AUDIT_HMAC_KEY (kept outside the database).",
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    seal_parser = actions.add_parser(
+        "seal",
+        help="seal the events recorded since the last seal; print the checkpoint as JSON",
+    )
+    add_common_options(seal_parser)
+    seal_parser.set_defaults(handler=seal_command)
+
+    verify = actions.add_parser(
+        "verify",
+        help="recompute every hash chain and check every signature",
+        description="Exit 0 with counts when the log, the sealed ledger and every checkpoint "
+        "hold; exit 1 naming the first event that does not (customer, version, position, what "
+        "differs).",
+    )
+    target = verify.add_mutually_exclusive_group()
+    target.add_argument("--customer", metavar="ID", help="verify one customer's relationship")
+    target.add_argument(
+        "--export", metavar="DIR", type=Path, help="verify an export offline (no database)"
+    )
+    verify.add_argument(
+        "--checkpoints",
+        metavar="FILE",
+        type=Path,
+        help="checkpoints kept outside the database (JSON lines, as `audit seal` prints them): "
+        "the log must reach each one's head even if the ledger was removed",
+    )
+    verify.add_argument("--json", action="store_true", help="print the counts as JSON")
+    add_common_options(verify)
+    verify.set_defaults(handler=verify_command)
+
+    p = subparsers.add_parser(
+        "export",
+        help="write events as JSON lines (Contract 3, with hashes) plus a signed manifest",
+        description="Writes DIR/events.jsonl and DIR/manifest.json; check them anywhere with "
+        "`lifecycle audit verify --export DIR`. Times filter on recorded time.",
+    )
+    p.add_argument("--customer", metavar="ID", help="only this customer's events")
+    p.add_argument("--since", type=parse_time, metavar="TIME", help="recorded at or after TIME")
+    p.add_argument("--until", type=parse_time, metavar="TIME", help="recorded at or before TIME")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("lifecycle-export"),
+        metavar="DIR",
+        help="default ./lifecycle-export",
+    )
+    p.add_argument(
+        "--include-personal",
+        action="store_true",
+        help="decrypt personal data into the export (it then escapes later erasure)",
+    )
+    add_common_options(p)
+    p.set_defaults(handler=export_command)
+
+    p = subparsers.add_parser(
+        "forget",
+        help="erase a customer's personal data (admin): destroy their key, record the erasure",
+        description="Destroys the customer's personal-data key and records PersonalDataErased. "
+        "Every other fact stays and the audit chain still verifies. Keep personal data out of "
+        "the reason: it is recorded for good.",
+    )
+    p.add_argument("customer", metavar="CUSTOMER", help="the upstream customer_id")
+    p.add_argument("--reason", required=True, help="why, for the audit trail")
+    p.add_argument("--actor", help="who asked for it")
+    add_common_options(p)
+    p.set_defaults(handler=forget_command)
+
+
+def _open(settings: Settings, stack: ExitStack) -> tuple[LifecycleApplication, AuditLedger]:
+    app = build_application(settings)
+    stack.callback(app.close)
+    ledger = build_ledger(settings)
+    stack.callback(ledger.close)
+    return app, ledger
+
+
+def seal_command(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    key = audit_key(settings)
+    assert key is not None
+    with ExitStack() as stack:
+        app, ledger = _open(settings, stack)
+        outcome = seal(app, ledger, key)
+    if outcome.checkpoint is None:
+        print("lifecycle: nothing to seal: the log is empty", file=sys.stderr)
+        return 0
+    if not outcome.sealed:
+        print(
+            f"lifecycle: nothing new since checkpoint #{outcome.checkpoint.sequence}",
+            file=sys.stderr,
+        )
+    print(outcome.checkpoint.model_dump_json())
+    return 0
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    try:
+        if args.export is not None:
+            report = verify_export(args.export, audit_key(settings, required=False)).as_dict()
+        else:
+            report = _verify_store(args, settings)
+    except TamperingDetected as tampering:
+        raise CheckFailed(f"audit verify failed: {tampering}") from None
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print("verified: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.items()))
+    return 0
+
+
+def _verify_store(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
+    key = audit_key(settings, required=False)
+    with ExitStack() as stack:
+        app, ledger = _open(settings, stack)
+        if args.customer is not None:
+            return dict(verify_customer(app, ledger, key, args.customer).as_dict())
+        anchors = _read_checkpoints(args.checkpoints) if args.checkpoints else []
+        total = app.recorder.max_notification_id() or 0
+        advance = stack.enter_context(progress("verifying", total))
+        report = verify_store(app, ledger, key, anchors=anchors, on_progress=advance)
+        return {**report.as_dict(), "outside_checkpoints": len(anchors)}
+
+
+def _read_checkpoints(path: Path) -> list[Checkpoint]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        return [Checkpoint.model_validate_json(line) for line in text.splitlines() if line.strip()]
+    except ValidationError as error:
+        problem = f"{path} holds something other than checkpoints: {one_line(error)}"
+        raise UsageError(problem) from None
+
+
+def export_command(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    key = audit_key(settings)
+    assert key is not None
+    with ExitStack() as stack:
+        app, ledger = _open(settings, stack)
+        total = None if args.customer else app.recorder.max_notification_id()
+        advance = stack.enter_context(progress("exporting", total))
+        try:
+            manifest = export_events(
+                app,
+                ledger,
+                key,
+                args.out,
+                customer_id=args.customer,
+                since=args.since,
+                until=args.until,
+                include_personal=args.include_personal,
+                on_progress=advance,
+            )
+        except TamperingDetected as tampering:
+            raise CheckFailed(f"export refused: {tampering}") from None
+    print(manifest.model_dump_json())
+    return 0
+
+
+def forget_command(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    app = build_application(settings)
+    try:
+        relationship, erased_now = app.forget(
+            args.customer, reason=args.reason, actor=args.actor, at=utc_now()
+        )
+    finally:
+        app.close()
+    if erased_now:
+        print(f"{args.customer}: personal data erased (version {relationship.version})")
+    else:
+        print(f"{args.customer}: personal data had been erased before; its key is gone")
+    return 0
