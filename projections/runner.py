@@ -113,6 +113,8 @@ class Runner:
         self._uncommitted = 0
         self._last_commit = time.monotonic()
         self._head = 0
+        self.read_count = 0
+        """Notifications read from the log by this runner."""
 
     # One step --------------------------------------------------------------------------
 
@@ -137,6 +139,7 @@ class Runner:
         end = notifications[-1].id if len(notifications) == self.page_size else head
         self._fold(notifications, end)
         self._uncommitted += len(notifications)
+        self.read_count += len(notifications)
         if (
             end == head
             or self._uncommitted >= self.batch_size
@@ -190,7 +193,7 @@ class Runner:
         for lane in self.lanes:
             if lane.read == (lane.committed or 0):
                 continue
-            tracking = Tracking(self.application_name, lane.read)
+            tracking = Tracking(lane.model.view.tracking_name, lane.read)
             try:
                 lane.model.commit(tracking, lane.committed)
             except PositionMoved as moved:
