@@ -106,8 +106,14 @@ class _Customer:
         amount = f"{self.rng.lognormvariate(3.6, 0.7):.2f}"
         category = self.rng.choice(CATEGORIES)
         order = f"o-{self.customer_id}-{self.sequence + 1}"
-        self.emit("purchase", at, amount=amount, order_id=order, category=category,
-                  product=f"{category}-{self.rng.randrange(40)}")
+        self.emit(
+            "purchase",
+            at,
+            amount=amount,
+            order_id=order,
+            category=category,
+            product=f"{category}-{self.rng.randrange(40)}",
+        )
         self.emit("delivery", at + self.days(1, 4), order_id=order)
         if thank_you and self.rng.random() < 0.6:
             self.emit("follow_up", at + self.days(0.2, 2), action="thank_you_call")
@@ -115,15 +121,21 @@ class _Customer:
     def inquiry(self, at: datetime) -> None:
         inquiry_id = self.emit("inquiry", at)
         if inquiry_id and self.rng.random() < 0.85:
-            self.emit("response", at + timedelta(hours=self.rng.uniform(0.5, 72)), in_reply_to=inquiry_id)
+            self.emit(
+                "response", at + timedelta(hours=self.rng.uniform(0.5, 72)), in_reply_to=inquiry_id
+            )
 
     def survey(self, at: datetime, low: int, high: int) -> None:
         self.emit("survey", at, score=self.rng.randint(low, high))
 
     def complaint(self, at: datetime, resolve: bool) -> None:
         complaint_id = f"cmp-{self.customer_id}-{self.sequence + 1}"
-        self.emit("complaint", at, complaint_id=complaint_id,
-                  reason=self.rng.choice(("late delivery", "damaged", "billing error", "rude staff")))
+        self.emit(
+            "complaint",
+            at,
+            complaint_id=complaint_id,
+            reason=self.rng.choice(("late delivery", "damaged", "billing error", "rude staff")),
+        )
         if resolve:
             self.emit("complaint_resolved", at + self.days(1, 20), complaint_id=complaint_id)
 

@@ -115,14 +115,14 @@ class RunningProjections:
         self.app.close()
 
 
-def start_projections(
-    settings: Settings, names: Sequence[str] | None = None
-) -> RunningProjections:
+def start_projections(settings: Settings, names: Sequence[str] | None = None) -> RunningProjections:
     """Start runners of the named read models (all by default) following the log."""
     return RunningProjections(settings, names)
 
 
-def _listen(recorder: PostgresApplicationRecorder, wake: threading.Event, stop: threading.Event) -> None:
+def _listen(
+    recorder: PostgresApplicationRecorder, wake: threading.Event, stop: threading.Event
+) -> None:
     """Wake the runner when PostgreSQL NOTIFYs a new write (the library's channel)."""
     from psycopg.sql import SQL, Identifier
 
@@ -194,8 +194,10 @@ def print_funnel(settings: Settings, out: TextIO | None = None) -> None:
     """Stage counts, conversion between consecutive stages, median days in stage."""
     out = out or sys.stdout
     figures, position = funnel_figures(settings)
-    print(f"\nfunnel of {figures.relationships} relationships (log position {position or 0}):",
-          file=out)
+    print(
+        f"\nfunnel of {figures.relationships} relationships (log position {position or 0}):",
+        file=out,
+    )
     print(f"  {'stage':<12} {'now':>7} {'entered':>8} {'median days':>12}", file=out)
     for stage in figures.stages:
         median = "-" if stage.median_days is None else f"{stage.median_days:g}"
@@ -231,8 +233,11 @@ def read_side_for_demo(
     ``serve``, keep projecting and serve the read API until interrupted."""
     out = out or sys.stdout
     statuses = catch_up(settings)
-    print(f"\nprojected {len(statuses)} read models up to position "
-          f"{max((s.position for s in statuses), default=0)}", file=out)
+    print(
+        f"\nprojected {len(statuses)} read models up to position "
+        f"{max((s.position for s in statuses), default=0)}",
+        file=out,
+    )
     print_funnel(settings, out)
     if not serve:
         return

@@ -83,7 +83,9 @@ def one_line(error: ValidationError) -> str:
 
 
 @contextlib.contextmanager
-def progress(description: str, total: int | None, unit: str = "") -> Iterator[Callable[[int], None]]:
+def progress(
+    description: str, total: int | None, unit: str = ""
+) -> Iterator[Callable[[int], None]]:
     """A progress bar on a terminal (stderr); nothing when output is piped."""
     if not sys.stderr.isatty():
         yield lambda _advance: None

@@ -90,7 +90,9 @@ def import_command(args: argparse.Namespace) -> int:
         try:
             rejects: IO[str] = stack.enter_context(rejects_path.open("w", encoding="utf-8"))
         except OSError as error:
-            raise UsageError(f"cannot write rejects file {rejects_path}: {error.strerror}") from None
+            raise UsageError(
+                f"cannot write rejects file {rejects_path}: {error.strerror}"
+            ) from None
         app = build_application(settings)
         stack.callback(app.close)
         advance = stack.enter_context(progress("importing", size, unit="bytes"))
@@ -105,9 +107,15 @@ def import_command(args: argparse.Namespace) -> int:
     if report.rejected == 0:
         rejects_path.unlink(missing_ok=True)
     if args.json:
-        print(json.dumps({**report.as_dict(), "rejects_file": str(rejects_path) if report.rejected else None}))
+        print(
+            json.dumps(
+                {**report.as_dict(), "rejects_file": str(rejects_path) if report.rejected else None}
+            )
+        )
     else:
-        print(f"recorded {report.recorded}, duplicates {report.duplicates}, rejected {report.rejected}")
+        print(
+            f"recorded {report.recorded}, duplicates {report.duplicates}, rejected {report.rejected}"
+        )
         if report.rejected:
             codes = ", ".join(f"{code} {n}" for code, n in report.rejected_by_code.most_common())
             print(f"rejected lines ({codes}) are in {rejects_path}")
@@ -139,8 +147,10 @@ def history_command(args: argparse.Namespace) -> int:
             print(event.model_dump_json())
         return 0
     for event in events:
-        print(f"v{event.version:<5} {event.recorded_at.isoformat(timespec='seconds')}  "
-              f"{event.type:<20} {_describe(event.type, event.data)}")
+        print(
+            f"v{event.version:<5} {event.recorded_at.isoformat(timespec='seconds')}  "
+            f"{event.type:<20} {_describe(event.type, event.data)}"
+        )
     return 0
 
 
@@ -148,9 +158,15 @@ def _describe(event_type: str, data: dict[str, Any]) -> str:
     if event_type == "TouchpointRecorded":
         return f"{data['kind']} via {data['channel']} at {data['occurred_at'].isoformat()} ({data['event_id']})"
     if event_type == "StageChanged":
-        who = f"by {data['actor']}: {data['reason']}" if data.get("actor") else f"on {data['triggered_by']}"
-        return (f"{data['from_stage']} -> {data['to_stage']} (cycle {data['cycle']}, rule "
-                f"{data['rule']}, policy v{data['policy_version']}) {who}")
+        who = (
+            f"by {data['actor']}: {data['reason']}"
+            if data.get("actor")
+            else f"on {data['triggered_by']}"
+        )
+        return (
+            f"{data['from_stage']} -> {data['to_stage']} (cycle {data['cycle']}, rule "
+            f"{data['rule']}, policy v{data['policy_version']}) {who}"
+        )
     return ", ".join(f"{k}={v}" for k, v in data.items())
 
 
@@ -200,7 +216,9 @@ def stage_command(args: argparse.Namespace) -> int:
         )
     finally:
         app.close()
-    print(f"{args.customer}: {relationship.stage.value} (cycle {relationship.cycle}, version {relationship.version})")
+    print(
+        f"{args.customer}: {relationship.stage.value} (cycle {relationship.cycle}, version {relationship.version})"
+    )
     return 0
 
 

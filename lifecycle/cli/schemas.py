@@ -49,6 +49,8 @@ def check_command(args: argparse.Namespace) -> int:
         or (Path(args.dir) / name).read_text(encoding="utf-8") != render(build)
     ]
     if stale:
-        raise CheckFailed(f"schemas out of date: {', '.join(stale)} (run: lifecycle schemas export)")
+        raise CheckFailed(
+            f"schemas out of date: {', '.join(stale)} (run: lifecycle schemas export)"
+        )
     print("schemas up to date")
     return 0

@@ -69,16 +69,20 @@ def demo_command(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     end = utc_now()
     messages = simulate_population(args.customers, end=end, years=args.years, seed=args.seed)
-    print(f"simulated {args.customers} customers over {args.years:g} years: {len(messages)} messages "
-          f"(+{len(BROKEN_MESSAGES)} broken ones), recording into {settings.database_url}")
+    print(
+        f"simulated {args.customers} customers over {args.years:g} years: {len(messages)} messages "
+        f"(+{len(BROKEN_MESSAGES)} broken ones), recording into {settings.database_url}"
+    )
     app = build_application(settings)
     try:
         started = datetime.now(UTC)
         report, swept = record_month_by_month(app, messages, settings.message_rules, end)
         elapsed = (datetime.now(UTC) - started).total_seconds()
-        print(f"recorded {report.recorded}, duplicates {report.duplicates}, rejected {report.rejected} "
-              f"({', '.join(sorted(report.rejected_by_code))}) in {elapsed:.1f} s; "
-              f"inactivity sweeps dissolved {swept}")
+        print(
+            f"recorded {report.recorded}, duplicates {report.duplicates}, rejected {report.rejected} "
+            f"({', '.join(sorted(report.rejected_by_code))}) in {elapsed:.1f} s; "
+            f"inactivity sweeps dissolved {swept}"
+        )
         print_lifecycle_summary(app)
     finally:
         app.close()
@@ -96,11 +100,16 @@ def record_month_by_month(
     swept = 0
     with progress("recording months", len(months)) as advance:
         for month, batch in sorted(months.items()):
-            report = import_lines(app, as_json_lines(batch), rules=rules, batch_size=5000, clock=lambda: end)
+            report = import_lines(
+                app, as_json_lines(batch), rules=rules, batch_size=5000, clock=lambda: end
+            )
             _add(total, report)
             swept += app.sweep(min(_month_end(month), end)).dissolved
             advance(1)
-    _add(total, import_lines(app, iter(BROKEN_MESSAGES), rules=rules, batch_size=10, clock=lambda: end))
+    _add(
+        total,
+        import_lines(app, iter(BROKEN_MESSAGES), rules=rules, batch_size=10, clock=lambda: end),
+    )
     return total, swept
 
 

@@ -231,7 +231,9 @@ def create_app(read_side: ReadSide) -> FastAPI:
             position=positioned(response, position),
             as_of=when,
             items=[_summary(row, when) for row in rows[:limit]],
-            next_cursor=_encode_cursor([rows[limit - 1].customer_id]) if len(rows) > limit else None,
+            next_cursor=_encode_cursor([rows[limit - 1].customer_id])
+            if len(rows) > limit
+            else None,
         )
 
     @app.get(
@@ -350,9 +352,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         except RelationshipNotFound as missing:
             raise ApiError(404, "not_found", str(missing)) from None
         if version is not None and relationship.version != version:
-            raise ApiError(
-                404, "not_found", f"customer {customer_id!r} has no version {version}"
-            )
+            raise ApiError(404, "not_found", f"customer {customer_id!r} has no version {version}")
         return models.StateResponse(
             position=positioned(response, position),
             state=models.RelationshipState(
@@ -442,8 +442,12 @@ def create_app(read_side: ReadSide) -> FastAPI:
         at_least(complaints, min_position)
         when = as_of or datetime.now(UTC)
         cases, position, next_cursor, stats = _case_page(
-            complaints, {"open": OPEN, "resolved": CLOSED}.get(status), customer_id, when,
-            cursor, limit,
+            complaints,
+            {"open": OPEN, "resolved": CLOSED}.get(status),
+            customer_id,
+            when,
+            cursor,
+            limit,
         )
         return models.ComplaintsResponse(
             position=positioned(response, position),
@@ -487,8 +491,12 @@ def create_app(read_side: ReadSide) -> FastAPI:
         at_least(inquiries, min_position)
         when = as_of or datetime.now(UTC)
         cases, position, next_cursor, stats = _case_page(
-            inquiries, {"unanswered": OPEN, "answered": CLOSED}.get(status), customer_id, when,
-            cursor, limit,
+            inquiries,
+            {"unanswered": OPEN, "answered": CLOSED}.get(status),
+            customer_id,
+            when,
+            cursor,
+            limit,
         )
         return models.InquiriesResponse(
             position=positioned(response, position),
@@ -535,16 +543,16 @@ def create_app(read_side: ReadSide) -> FastAPI:
         if start > before:
             raise ApiError(422, "invalid_parameter", "since must not be after before")
         if before - start > MAX_ANNIVERSARY_WINDOW:
-            raise ApiError(
-                422, "invalid_parameter", "before may be at most 366 days after since"
-            )
+            raise ApiError(422, "invalid_parameter", "before may be at most 366 days after since")
         after = _decode_cursor(cursor, 4)
         after_key = None
         if after is not None:
             try:
                 after_key = (_bounded_time(datetime.fromisoformat(after[0])), *after[1:])
             except (ValueError, TypeError):
-                raise ApiError(422, "invalid_parameter", "cursor: not a cursor of this list") from None
+                raise ApiError(
+                    422, "invalid_parameter", "cursor: not a cursor of this list"
+                ) from None
         due, position = follow_ups.due(
             before=before,
             since=start,

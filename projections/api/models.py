@@ -160,9 +160,7 @@ class InquiriesResponse(Model):
 class FollowUp(Model):
     customer_id: str
     kind: str = Field(description="thank_you_call, satisfaction_check or anniversary")
-    ref: str = Field(
-        description="the purchase's event_id, the complaint_id, or which anniversary"
-    )
+    ref: str = Field(description="the purchase's event_id, the complaint_id, or which anniversary")
     due_at: datetime
     basis_at: datetime = Field(description="the purchase, resolution or start it follows")
 

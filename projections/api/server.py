@@ -31,7 +31,9 @@ def build_app(settings: Settings) -> FastAPI:
     return create_app(build_read_side(settings))
 
 
-def serve_api(settings: Settings, *, with_projections: bool = False, **uvicorn_options: Any) -> None:
+def serve_api(
+    settings: Settings, *, with_projections: bool = False, **uvicorn_options: Any
+) -> None:
     """Serve the API until interrupted; with ``with_projections``, the runners of every
     read model follow the log in this process meanwhile."""
     from projections.service import start_projections
