@@ -13,7 +13,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lifecycle.messages import MessageRules
 
-
 ApiRole = Literal["reader", "auditor", "admin"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
@@ -67,7 +67,7 @@ def open_view(settings: Settings, model: type[ReadModel[Any]], generation: str =
     env = Environment(model.name, {**os.environ, **view_env(settings, model.name)})
     factory = InfrastructureFactory.construct(env)
     backend = "sqlite" if Store.from_url(settings.database_url).is_sqlite else "postgres"
-    view: SqlView = factory.tracking_recorder(model.view_classes[backend])  # type: ignore[arg-type]
+    view = cast(SqlView, factory.tracking_recorder(model.view_classes[backend]))
     view.use_generation(generation)
     view.create_table()
     return view

@@ -11,6 +11,7 @@ for a cancellation, the reason its touchpoint gave (a manual change: its reason)
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -217,7 +218,7 @@ class FunnelView(SqlView):
                 entered=entered.get(a.value, 0),
                 converted=moved.get((a.value, b.value), 0),
             )
-            for a, b in zip(FORWARD_STAGES, FORWARD_STAGES[1:], strict=False)
+            for a, b in itertools.pairwise(FORWARD_STAGES)
         ]
         transitions.sort(key=lambda t: (-t.count, t.from_stage, t.to_stage, t.rule))
         dissolutions.sort(key=lambda d: (-d.count, d.rule, d.reason))

@@ -5,7 +5,7 @@ Per customer the view keeps each purchase day (UTC calendar day) with its totals
 currency, and the categories bought. The pattern is computed when asked, for an
 observation end (a date; purchases after it are not seen), with days as the period:
 
-- ``frequency`` = number of distinct purchase days − 1 (repeat purchase days)
+- ``frequency`` = number of distinct purchase days - 1 (repeat purchase days)
 - ``recency`` = days from the first to the last purchase day
 - ``T`` = days from the first purchase day to the observation end
 - ``monetary_value`` = mean of the per-day purchase totals excluding the first purchase
@@ -77,7 +77,7 @@ class PurchasePattern:
     last_purchase_on: date | None
     frequency: int | None
     recency: int | None
-    T: int | None  # noqa: N815 (the BTYD name)
+    T: int | None
     currency: str | None
     monetary_value: Decimal | None
     monetary_value_by_currency: dict[str, Decimal]

@@ -34,10 +34,10 @@ DEFAULT_CACHE_ROWS = 200_000
 class ReadModel(Projection[TView]):
     """A projection whose changes are committed a batch at a time."""
 
-    name: ClassVar[str] = ""
+    name: str = ""
     """The read model's name: environment prefix, table prefix, SQLite file suffix."""
     description: ClassVar[str] = ""
-    view_classes: ClassVar[dict[str, type[SqlView]]] = {}  # noqa: RUF012
+    view_classes: ClassVar[dict[str, type[SqlView]]] = {}
     """The view class for each backend ("sqlite", "postgres")."""
 
     def __init__(self, view: TView) -> None:

@@ -121,7 +121,7 @@ def funnel_svg(figures: FunnelFigures) -> str:
             f'<rect class="funnel-now" x="{left}" y="{y + 6}" width="{now_w:.1f}" height="12" '
             f'fill="{FUNNEL_NOW_COLOUR}"/>'
         )
-        median = "–" if stage.median_days is None else f"{stage.median_days:g}"
+        median = "-" if stage.median_days is None else f"{stage.median_days:g}"
         label = f"entered {stage.entered} · now {stage.current} · median {median} days in stage"
         parts.append(_text(left + bar_width + 8, y + 17, label))
         conversion = conversions.get(name)
@@ -139,6 +139,15 @@ def funnel_svg(figures: FunnelFigures) -> str:
         f'<svg id="funnel" xmlns="http://www.w3.org/2000/svg" width="{width}" '
         f'height="{height}" role="img" aria-label="funnel">{"".join(parts)}</svg>'
     )
+
+
+Point = tuple[float, float]
+
+
+def _curve(start: Point, control1: Point, control2: Point, end: Point) -> str:
+    """An SVG cubic Bézier path."""
+    (a, b), (c, d), (e, f), (g, h) = start, control1, control2, end
+    return f"M{a:.1f},{b:.1f} C{c:.1f},{d:.1f} {e:.1f},{f:.1f} {g:.1f},{h:.1f}"
 
 
 def flow_svg(figures: FunnelFigures) -> str:
@@ -162,11 +171,15 @@ def flow_svg(figures: FunnelFigures) -> str:
         (x1, y1), (x2, y2) = centre[source], centre[target]
         if target == Stage.DISSOLUTION.value:
             colour, dash, kind = DISSOLUTION_COLOUR, "", "dissolution"
-            path = f"M{x1:.1f},{y1 + node_h / 2:.1f} C{x1:.1f},{y2 - 60:.1f} {x2:.1f},{y2 - 80:.1f} {x2:.1f},{y2 - node_h / 2:.1f}"
+            path = _curve(
+                (x1, y1 + node_h / 2), (x1, y2 - 60), (x2, y2 - 80), (x2, y2 - node_h / 2)
+            )
             label_at = ((x1 + x2) / 2, (y1 + y2) / 2 + 10)
         elif source == Stage.DISSOLUTION.value:
             colour, dash, kind = REACTIVATION_COLOUR, ' stroke-dasharray="8 5"', "reactivation"
-            path = f"M{x1 - node_w / 2:.1f},{y1:.1f} C{x2 - 80:.1f},{y1:.1f} {x2 - 40:.1f},{y2 + 60:.1f} {x2:.1f},{y2 + node_h / 2:.1f}"
+            path = _curve(
+                (x1 - node_w / 2, y1), (x2 - 80, y1), (x2 - 40, y2 + 60), (x2, y2 + node_h / 2)
+            )
             label_at = ((x1 + x2) / 2 - 60, y1 - 10)
         elif _FORWARD.index(target) == _FORWARD.index(source) + 1:
             colour, dash, kind = FORWARD_COLOUR, "", "forward"
@@ -175,7 +188,9 @@ def flow_svg(figures: FunnelFigures) -> str:
         else:
             colour, dash, kind = OTHER_COLOUR, ' stroke-dasharray="3 3"', "other"
             lift = 45 + 10 * abs(_FORWARD.index(target) - _FORWARD.index(source))
-            path = f"M{x1:.1f},{y1 - node_h / 2:.1f} C{x1:.1f},{y1 - lift:.1f} {x2:.1f},{y2 - lift:.1f} {x2:.1f},{y2 - node_h / 2:.1f}"
+            path = _curve(
+                (x1, y1 - node_h / 2), (x1, y1 - lift), (x2, y2 - lift), (x2, y2 - node_h / 2)
+            )
             label_at = ((x1 + x2) / 2, y1 - lift + 6)
         edges.append(
             f'<path class="flow-edge {kind}" d="{path}" fill="none" stroke="{colour}" '

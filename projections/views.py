@@ -158,7 +158,7 @@ class SqlView(TrackingRecorder):
     # Tables --------------------------------------------------------------------------
 
     def create_table(self) -> None:
-        super().create_table()  # the library's tracking table
+        super().create_table()  # type: ignore[misc]  # the backend's tracking table
         with self._write_transaction() as cursor:
             for table in self.tables:
                 cursor.execute(self._create_statement(table, self.table(table.base)))
@@ -361,11 +361,13 @@ class PostgresView(SqlView, PostgresTrackingRecorder):
 
     @contextlib.contextmanager
     def _read_transaction(self) -> Iterator[Any]:
-        with self.datastore.get_connection() as connection:
-            with connection.transaction(force_rollback=True):
-                cursor = connection.cursor()
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                yield cursor
+        with (
+            self.datastore.get_connection() as connection,
+            connection.transaction(force_rollback=True),
+        ):
+            cursor = connection.cursor()
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield cursor
 
     def _lock_key(self) -> int:
         return zlib.crc32(f"lifecycle-view:{self.tracking_table_name}".encode())

@@ -72,7 +72,10 @@ def app(settings: Settings) -> Iterator[LifecycleApplication]:
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, input: bytes | None = None, cwd: Path | None = None
+    *args: str,
+    env: dict[str, str] | None = None,
+    input: bytes | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the `lifecycle` command as a user would, in a subprocess."""
     return subprocess.run(

@@ -148,7 +148,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         "Authenticate with `Authorization: Bearer <key>`; roles reader, auditor, admin.",
         lifespan=lifespan,
     )
-    app.add_middleware(_LatencyMiddleware)  # type: ignore[arg-type]
+    app.add_middleware(_LatencyMiddleware)
     _add_error_handlers(app)
     keys = dict(read_side.settings.api_keys)
     settings = read_side.settings

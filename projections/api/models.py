@@ -186,7 +186,7 @@ class PurchasePatternResponse(Model):
     purchase_days: int
     first_purchase_on: date | None
     last_purchase_on: date | None
-    frequency: int | None = Field(description="distinct purchase days − 1")
+    frequency: int | None = Field(description="distinct purchase days - 1")
     recency: int | None = Field(description="days from first to last purchase day")
     T: int | None = Field(description="days from first purchase day to observation_end")
     currency: str | None

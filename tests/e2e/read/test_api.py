@@ -126,7 +126,7 @@ def test_complaints_inquiries_and_follow_ups(client: TestClient) -> None:
 
     assert [(c["complaint_id"], c["reason"]) for c in complaints["items"]] == [("k1", "broken")]
     assert inquiries["stats"]["median_hours"] == 12.0
-    assert [(f["customer_id"], f["ref"]) for f in follow_ups["items"]][0] == ("alice", "p1")
+    assert (follow_ups["items"][0]["customer_id"], follow_ups["items"][0]["ref"]) == ("alice", "p1")
 
 
 def test_the_purchase_pattern_at_an_observation_end(client: TestClient) -> None:
@@ -225,7 +225,10 @@ def test_health_and_metrics_answer_without_a_key(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert 'lifecycle_projection_lag_events{projection="summary"} 0.0' in metrics
     assert "lifecycle_event_log_head" in metrics
-    assert 'lifecycle_api_request_seconds_count{method="GET",route="/v1/funnel",status="200"}' in metrics
+    assert (
+        'lifecycle_api_request_seconds_count{method="GET",route="/v1/funnel",status="200"}'
+        in metrics
+    )
 
 
 def test_every_route_documents_its_response_models(client: TestClient) -> None:

@@ -82,13 +82,22 @@ def test_an_unknown_projection_is_a_usage_error(store: str) -> None:
 def test_a_projection_killed_mid_batch_resumes_without_counting_twice(store: str) -> None:
     summary_file = Path(store.removeprefix("sqlite:///")).with_name("lifecycle.summary.db")
     env = {**os.environ, "LIFECYCLE_LOG_FORMAT": "json", "LIFECYCLE_PROJECTION_PAGE_SIZE": "25"}
-    command = [sys.executable, "-m", "lifecycle", "project", "--batch-size", "25",
-               "--database-url", store]
+    command = [
+        sys.executable,
+        "-m",
+        "lifecycle",
+        "project",
+        "--batch-size",
+        "25",
+        "--database-url",
+        store,
+    ]
     killed_at = []
     for _ in range(2):
         before = _position(summary_file)
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 60
         while _position(summary_file) <= before and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -24,9 +24,7 @@ def _owed(history: History) -> None:
     history("c5", "cancellation", 1)  # dissolved: owed nothing
 
 
-def test_lists_open_tasks_due_before_a_day_in_due_order(
-    history: History, project: Project
-) -> None:
+def test_lists_open_tasks_due_before_a_day_in_due_order(history: History, project: Project) -> None:
     _owed(history)
 
     due, _ = project(["follow_ups"])["follow_ups"].due(

@@ -94,7 +94,9 @@ def test_the_old_tables_serve_while_a_rebuild_runs(
     history("c1", "inquiry", 1)
     seen_during: list[Any] = []
 
-    rebuild(settings, ["summary"], app=app, advance=lambda _: seen_during.append(summary.summary("c1")))
+    rebuild(
+        settings, ["summary"], app=app, advance=lambda _: seen_during.append(summary.summary("c1"))
+    )
 
     assert [(row.touchpoints, pos) for row, pos in seen_during] == [
         (served_before[0].touchpoints, served_before[1])

@@ -72,7 +72,9 @@ def test_at_risk_flags_are_judged_at_the_time_asked(history: History, project: P
     history("settled", "community", 195)
 
     summary = project(["summary"])["summary"]
-    flags = {c: summary.summary(c)[0].flags(day(200)) for c in ("quiet", "unhappy", "gone", "settled")}
+    flags = {
+        c: summary.summary(c)[0].flags(day(200)) for c in ("quiet", "unhappy", "gone", "settled")
+    }
 
     assert flags == {
         "quiet": ["no_touchpoint_90_days"],
