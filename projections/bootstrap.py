@@ -20,7 +20,7 @@ from projections.funnel import Funnel
 from projections.inquiries import Inquiries
 from projections.purchases import Purchases
 from projections.readmodel import ReadModel
-from projections.runner import Runner
+from projections.runner import DEFAULT_COMMIT_SECONDS, Runner
 from projections.summary import Summary
 from projections.views import LIVE, SqlView
 
@@ -89,7 +89,11 @@ def build_runner(
     generation: str = LIVE,
     batch_size: int | None = None,
 ) -> Runner:
-    """A runner of the named read models (all by default) over ``app``'s event log."""
+    """A runner of the named read models (all by default) over ``app``'s event log.
+
+    A rebuild (generation NEXT) starts from zero whatever happens, so committing on the
+    way would buy nothing: it commits when the rows held reach their bound, or at the end.
+    """
     models = [
         model(view=open_view(settings, model, generation)) for model in read_model_classes(names)
     ]
@@ -99,7 +103,8 @@ def build_runner(
         models,
         application_name=app.name,
         page_size=settings.projection_page_size,
-        batch_size=batch_size or settings.projection_batch_size,
+        batch_size=(batch_size or settings.projection_batch_size) if generation == LIVE else None,
+        commit_seconds=DEFAULT_COMMIT_SECONDS if generation == LIVE else None,
         live=generation == LIVE,
     )
 

@@ -35,6 +35,7 @@ class Complaints(CaseModel):
     name = "complaints"
     description = "complaints, open and resolved"
     view_classes = {"sqlite": SQLiteComplaintsView, "postgres": PostgresComplaintsView}  # noqa: RUF012
+    touchpoint_kinds = frozenset({Kind.COMPLAINT.value, Kind.COMPLAINT_RESOLVED.value})
 
     @singledispatchmethod
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:

@@ -279,12 +279,20 @@ class FollowUps(ReadModel[FollowUpsView]):
     name = "follow_ups"
     description = "follow-ups due"
     view_classes = {"sqlite": SQLiteFollowUpsView, "postgres": PostgresFollowUpsView}  # noqa: RUF012
+    touchpoint_kinds = frozenset(
+        {
+            Kind.PURCHASE.value,
+            Kind.COMPLAINT_RESOLVED.value,
+            Kind.FOLLOW_UP.value,
+            Kind.SURVEY.value,
+        }
+    )
 
-    _KINDS = frozenset({Kind.PURCHASE, Kind.COMPLAINT_RESOLVED, Kind.FOLLOW_UP, Kind.SURVEY})
+    _KINDS = touchpoint_kinds
 
     def reset(self) -> None:
         super().reset()
-        self.cache: RowCache[FollowUpRow] = RowCache(self.view.rows_for)
+        self.cache: RowCache[FollowUpRow] = self.row_cache(self.view.rows_for)
         self.tasks: dict[tuple[str, str, str], Task] = {}
         self.closings: dict[tuple[str, str], datetime] = {}
 
@@ -346,6 +354,9 @@ class FollowUps(ReadModel[FollowUpsView]):
         known = self.tasks.get(key)
         if known is None or task.basis_at < known.basis_at:
             self.tasks[key] = task
+
+    def wants_commit(self) -> bool:
+        return self.cache.is_full
 
     def write(self, cursor: Any) -> None:
         rows = self.cache.dirty

@@ -265,10 +265,11 @@ class Funnel(ReadModel[FunnelView]):
     name = "funnel"
     description = "stage transitions and funnel"
     view_classes = {"sqlite": SQLiteFunnelView, "postgres": PostgresFunnelView}  # noqa: RUF012
+    touchpoint_kinds = frozenset({Kind.CANCELLATION.value})
 
     def reset(self) -> None:
         super().reset()
-        self.cache: RowCache[FunnelRow] = RowCache(self.view.rows_for)
+        self.cache: RowCache[FunnelRow] = self.row_cache(self.view.rows_for)
         self.transitions: Counter[tuple[str, str, str]] = Counter()
         self.stays: Counter[tuple[str, int]] = Counter()
         self.dissolutions: Counter[tuple[str, str]] = Counter()
@@ -327,6 +328,9 @@ class Funnel(ReadModel[FunnelView]):
         if change.rule == MANUAL:
             return str(change.reason or "")
         return ""
+
+    def wants_commit(self) -> bool:
+        return self.cache.is_full
 
     def write(self, cursor: Any) -> None:
         self.view.write_changes(

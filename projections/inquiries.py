@@ -36,6 +36,7 @@ class Inquiries(CaseModel):
     name = "inquiries"
     description = "inquiry response times"
     view_classes = {"sqlite": SQLiteInquiriesView, "postgres": PostgresInquiriesView}  # noqa: RUF012
+    touchpoint_kinds = frozenset({Kind.INQUIRY.value, Kind.RESPONSE.value})
 
     @singledispatchmethod
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:

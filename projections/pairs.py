@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from projections.readmodel import ReadModel
+from projections.readmodel import DEFAULT_CACHE_ROWS, ReadModel
 from projections.views import SqlView, Table
 
 OPEN = "open"
@@ -217,6 +217,9 @@ class CaseModel(ReadModel[Any]):
         if found is None:
             found = self.pending[key] = Case(customer_id, ref)
         return found
+
+    def wants_commit(self) -> bool:
+        return len(self.pending) >= DEFAULT_CACHE_ROWS
 
     def write(self, cursor: Any) -> None:
         view: CaseView = self.view

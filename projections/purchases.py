@@ -234,17 +234,22 @@ class Purchases(ReadModel[PurchasesView]):
     name = "purchases"
     description = "purchase patterns (BTYD) and category affinity"
     view_classes = {"sqlite": SQLitePurchasesView, "postgres": PostgresPurchasesView}  # noqa: RUF012
+    touchpoint_kinds = frozenset({Kind.PURCHASE.value})
 
     def reset(self) -> None:
         super().reset()
-        self.cache: RowCache[PurchaseRow] = RowCache(self.view.rows_for)
+        self.cache: RowCache[PurchaseRow] = self.row_cache(self.view.rows_for)
         self.categories: Counter[str] = Counter()
         self.pairs: Counter[tuple[str, str]] = Counter()
 
     def prefetch(self, events: Sequence[Any]) -> None:
         purchase = Kind.PURCHASE
         self.cache.prefetch(
-            {e.customer_id for e in events if type(e) is TouchpointRecorded and e.kind == purchase}
+            {
+                e.customer_id
+                for e in events
+                if type(e) is not TouchpointRecorded or e.kind == purchase
+            }
         )
 
     @singledispatchmethod
@@ -281,6 +286,9 @@ class Purchases(ReadModel[PurchasesView]):
                     self.pairs[(category, other)] += 1
                     self.pairs[(other, category)] += 1
             row.categories[category] = row.categories.get(category, 0) + 1
+
+    def wants_commit(self) -> bool:
+        return self.cache.is_full
 
     def write(self, cursor: Any) -> None:
         self.view.write_changes(cursor, self.cache.dirty.values(), self.categories, self.pairs)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from eventsourcing.utils import get_topic
 from eventsourcing.persistence import (
     ApplicationRecorder,
     InterfaceError,
@@ -42,10 +43,12 @@ from eventsourcing.persistence import (
 )
 
 from projections import metrics
-from projections.readmodel import ReadModel
+from projections.readmodel import ReadModel, TouchpointRecorded
 from projections.views import PositionMoved
 
 log = structlog.get_logger(__name__)
+
+TOUCHPOINT_TOPIC = get_topic(TouchpointRecorded)
 
 DEFAULT_PAGE_SIZE = 2_000
 DEFAULT_BATCH_SIZE = 20_000
@@ -95,8 +98,8 @@ class Runner:
         *,
         application_name: str,
         page_size: int = DEFAULT_PAGE_SIZE,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        commit_seconds: float = DEFAULT_COMMIT_SECONDS,
+        batch_size: int | None = DEFAULT_BATCH_SIZE,
+        commit_seconds: float | None = DEFAULT_COMMIT_SECONDS,
         live: bool = True,
     ) -> None:
         self.recorder = recorder
@@ -140,13 +143,19 @@ class Runner:
         self._fold(notifications, end)
         self._uncommitted += len(notifications)
         self.read_count += len(notifications)
-        if (
-            end == head
-            or self._uncommitted >= self.batch_size
-            or time.monotonic() - self._last_commit >= self.commit_seconds
-        ):
+        if end == head or self._batch_is_due():
             self.commit()
         return len(notifications)
+
+    def _batch_is_due(self) -> bool:
+        return (
+            (self.batch_size is not None and self._uncommitted >= self.batch_size)
+            or (
+                self.commit_seconds is not None
+                and time.monotonic() - self._last_commit >= self.commit_seconds
+            )
+            or any(lane.model.wants_commit() for lane in self.lanes)
+        )
 
     def _topics(self) -> list[str]:
         if any(not lane.topics for lane in self.lanes):
@@ -162,20 +171,31 @@ class Runner:
             for n in notifications
             if not wanted or n.topic in wanted
         ]
+        everything = [(event, tracking) for _, _, event, tracking in decoded]
+        first = decoded[0][0] if decoded else end
         for lane in self.lanes:
             if lane.read >= end:
                 continue
-            events = [
-                (event, tracking)
-                for notification_id, topic, event, tracking in decoded
-                if notification_id > lane.read and (not lane.topics or topic in lane.topics)
-            ]
+            kinds = lane.model.touchpoint_kinds
+            if lane.read < first and not lane.topics and kinds is None:
+                events = everything
+            else:
+                events = [
+                    (event, tracking)
+                    for notification_id, topic, event, tracking in decoded
+                    if notification_id > lane.read
+                    and (not lane.topics or topic in lane.topics)
+                    and (kinds is None or topic != TOUCHPOINT_TOPIC or event.kind in kinds)
+                ]
             model = lane.model
             model.prefetch([event for event, _ in events])
-            process_event = model.process_event
+            handler_for = model.handler_for
             for event, tracking in events:
+                handler = handler_for(type(event))
+                if handler is None:
+                    continue
                 try:
-                    process_event(event, tracking)
+                    handler(event, tracking)
                 except Exception:
                     log.error(
                         "projection_failed",

@@ -413,7 +413,7 @@ class Summary(ReadModel[SummaryView]):
 
     def reset(self) -> None:
         super().reset()
-        self.cache: RowCache[SummaryRow] = RowCache(self.view.rows_for)
+        self.cache: RowCache[SummaryRow] = self.row_cache(self.view.rows_for)
 
     def prefetch(self, events: Sequence[Any]) -> None:
         self.cache.prefetch({e.customer_id for e in events})
@@ -449,6 +449,9 @@ class Summary(ReadModel[SummaryView]):
         row.stage = domain_event.to_stage
         row.stage_since = domain_event.effective_at
         row.cycle = domain_event.cycle
+
+    def wants_commit(self) -> bool:
+        return self.cache.is_full
 
     def write(self, cursor: Any) -> None:
         self.view.write_rows(cursor, self.cache.dirty.values())
