@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from eventsourcing.utils import get_topic
 from eventsourcing.persistence import (
     ApplicationRecorder,
     InterfaceError,
@@ -41,6 +40,7 @@ from eventsourcing.persistence import (
     OperationalError,
     Tracking,
 )
+from eventsourcing.utils import get_topic
 
 from projections import metrics
 from projections.readmodel import ReadModel, TouchpointRecorded
