@@ -163,7 +163,7 @@ class Runner:
         return sorted(set().union(*(lane.topics for lane in self.lanes)))
 
     def _fold(self, notifications: Sequence[Any], end: int) -> None:
-        to_domain_event = self.mapper.to_domain_event
+        to_domain_event: Callable[[Any], Any] = self.mapper.to_domain_event
         app = self.application_name
         wanted = self._topics()
         decoded = [
