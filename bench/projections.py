@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -131,7 +130,12 @@ def measure(url: str, what: str) -> dict[str, float]:
     else:
         outcome = rebuild(settings, None if what == "all" else [what])
         events, seconds = outcome.events, outcome.seconds
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: the latter keeps the parent's size from before exec.
+    status = Path("/proc/self/status").read_text()
+    peak_mb = (
+        int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
+        / 1024
+    )
     return {"events": events, "seconds": seconds, "rate": events / seconds, "peak_mb": peak_mb}
 
 

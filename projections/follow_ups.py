@@ -31,7 +31,7 @@ from projections.readmodel import (
     StageChanged,
     TouchpointRecorded,
 )
-from projections.views import PostgresView, SQLiteView, SqlView, Table
+from projections.views import PostgresView, SQLiteView, SqlView, Table, chunks
 
 THANK_YOU_CALL = "thank_you_call"
 SATISFACTION_CHECK = "satisfaction_check"
@@ -145,7 +145,9 @@ class FollowUpsView(SqlView):
         closings: Iterable[tuple[str, str, datetime]],
     ) -> None:
         time = self.dialect.time
-        cursor.executemany(self.upsert_statement("relationships"), [r.to_db(self) for r in rows])
+        statement = self.upsert_statement("relationships")
+        for chunk in chunks(rows):
+            cursor.executemany(statement, [r.to_db(self) for r in chunk])
         tasks_table = self.table("tasks")
         earlier = f"excluded.basis_at < {tasks_table}.basis_at"
         cursor.executemany(

@@ -30,7 +30,7 @@ from projections.readmodel import (
     StageChanged,
     TouchpointRecorded,
 )
-from projections.views import PostgresView, SQLiteView, SqlView, Table
+from projections.views import PostgresView, SQLiteView, SqlView, Table, chunks
 
 STARTED = "started"
 """The ``from_stage`` of the transition that begins a relationship."""
@@ -162,7 +162,9 @@ class FunnelView(SqlView):
         stays: Counter[tuple[str, int]],
         dissolutions: Counter[tuple[str, str]],
     ) -> None:
-        cursor.executemany(self.upsert_statement("relationships"), [r.to_db(self) for r in rows])
+        statement = self.upsert_statement("relationships")
+        for chunk in chunks(rows):
+            cursor.executemany(statement, [r.to_db(self) for r in chunk])
         add = ["count = {table}.count + excluded.count"]
         for base, counts in (
             ("transitions", transitions),

@@ -35,7 +35,7 @@ from eventsourcing.persistence import Tracking
 
 from lifecycle.vocabulary import Kind
 from projections.readmodel import ReadModel, RelationshipStarted, RowCache, TouchpointRecorded
-from projections.views import PostgresView, SQLiteView, SqlView, Table
+from projections.views import PostgresView, SQLiteView, SqlView, Table, chunks
 
 
 class PurchaseRow:
@@ -179,7 +179,9 @@ class PurchasesView(SqlView):
         categories: Counter[str],
         pairs: Counter[tuple[str, str]],
     ) -> None:
-        cursor.executemany(self.upsert_statement("customers"), [r.to_db() for r in rows])
+        statement = self.upsert_statement("customers")
+        for chunk in chunks(rows):
+            cursor.executemany(statement, [r.to_db() for r in chunk])
         add = "customers = {table}.customers + excluded.customers"
         if categories:
             statement = self.upsert_statement(

@@ -29,7 +29,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from eventsourcing.persistence import (
     IntegrityError,
@@ -40,6 +40,8 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 
+T = TypeVar("T")
+
 UPSTREAM = "Lifecycle"
 """The name of the application whose event log every read model follows."""
 
@@ -47,6 +49,22 @@ LIVE = ""
 NEXT = "__next"
 _NEXT_TRACKING_SUFFIX = "@next"
 _KEY_CHUNK = 500
+
+
+WRITE_CHUNK = 5_000
+
+
+def chunks(items: Iterable[T], size: int = WRITE_CHUNK) -> Iterator[list[T]]:
+    """``items`` a few thousand at a time, so rows are encoded for writing a chunk at a
+    time rather than all at once (a rebuild writes every row at the end)."""
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 class PositionMoved(IntegrityError):
