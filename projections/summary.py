@@ -58,6 +58,9 @@ MODE_OF_CHANNEL = {
     "event": "community",
 }
 
+_PHASES = tuple(phase.value for phase in Phase)
+_PHASE_OF_KIND_NAME = {kind.value: phase.value for kind, phase in PHASE_OF_KIND.items()}
+
 _COLUMNS = (
     ("customer_id", "TEXT NOT NULL"),
     ("relationship_id", "TEXT NOT NULL"),
@@ -242,10 +245,10 @@ class SummaryRow:
 
     @property
     def phase_counts(self) -> dict[str, int]:
-        counts: Counter[str] = Counter()
+        counts = dict.fromkeys(_PHASES, 0)
         for kind, count in self.kind_counts.items():
-            counts[PHASE_OF_KIND[Kind(kind)].value] += count
-        return {phase.value: counts.get(phase.value, 0) for phase in Phase}
+            counts[_PHASE_OF_KIND_NAME[kind]] += count
+        return counts
 
     @property
     def mean_survey_score(self) -> float | None:

@@ -214,7 +214,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         limit: Limit = 50,
         cursor: Cursor = None,
         min_position: MinPosition = None,
-    ) -> models.SummaryPage:
+    ) -> Response:
         summaries: SummaryView = view("summary")
         at_least(summaries, min_position)
         when = as_of or datetime.now(UTC)
@@ -227,13 +227,15 @@ def create_app(read_side: ReadSide) -> FastAPI:
             after=after[0] if after else None,
             limit=limit + 1,
         )
-        return models.SummaryPage(
-            position=positioned(response, position),
-            as_of=when,
-            items=[_summary(row, when) for row in rows[:limit]],
-            next_cursor=_encode_cursor([rows[limit - 1].customer_id])
-            if len(rows) > limit
-            else None,
+        return _respond(
+            models.SummaryPage(
+                position=positioned(response, position),
+                as_of=when,
+                items=[_summary(row, when) for row in rows[:limit]],
+                next_cursor=_encode_cursor([rows[limit - 1].customer_id])
+                if len(rows) > limit
+                else None,
+            )
         )
 
     @app.get(
@@ -249,15 +251,19 @@ def create_app(read_side: ReadSide) -> FastAPI:
         response: Response,
         as_of: AsOf = None,
         min_position: MinPosition = None,
-    ) -> models.SummaryResponse:
+    ) -> Response:
         summaries: SummaryView = view("summary")
         at_least(summaries, min_position)
         row, position = summaries.summary(customer_id)
         if row is None:
             raise ApiError(404, "not_found", f"no relationship for customer {customer_id!r}")
         when = as_of or datetime.now(UTC)
-        return models.SummaryResponse(
-            position=positioned(response, position), as_of=when, relationship=_summary(row, when)
+        return _respond(
+            models.SummaryResponse(
+                position=positioned(response, position),
+                as_of=when,
+                relationship=_summary(row, when),
+            )
         )
 
     @app.get(
@@ -276,7 +282,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         ] = None,
         affinity_limit: Annotated[int, Query(ge=0, le=50)] = 3,
         min_position: MinPosition = None,
-    ) -> models.PurchasePatternResponse:
+    ) -> Response:
         purchases: PurchasesView = view("purchases")
         at_least(purchases, min_position)
         row, position = purchases.customer(customer_id)
@@ -284,26 +290,30 @@ def create_app(read_side: ReadSide) -> FastAPI:
             raise ApiError(404, "not_found", f"no relationship for customer {customer_id!r}")
         end = observation_end or datetime.now(UTC).date()
         pattern = purchase_pattern(row.days, end)
-        return models.PurchasePatternResponse(
-            position=positioned(response, position),
-            customer_id=customer_id,
-            observation_end=end,
-            purchase_days=pattern.purchase_days,
-            first_purchase_on=pattern.first_purchase_on,
-            last_purchase_on=pattern.last_purchase_on,
-            frequency=pattern.frequency,
-            recency=pattern.recency,
-            T=pattern.T,
-            currency=pattern.currency,
-            monetary_value=pattern.monetary_value,
-            monetary_value_by_currency=pattern.monetary_value_by_currency,
-            mean_interpurchase_days=pattern.mean_interpurchase_days,
-            expected_next_purchase_on=pattern.expected_next_purchase_on,
-            categories=row.categories,
-            category_affinity=[
-                models.CategoryAffinity(category=a.category, score=a.score, customers=a.customers)
-                for a in purchases.affinity(sorted(row.categories), affinity_limit)
-            ],
+        return _respond(
+            models.PurchasePatternResponse(
+                position=positioned(response, position),
+                customer_id=customer_id,
+                observation_end=end,
+                purchase_days=pattern.purchase_days,
+                first_purchase_on=pattern.first_purchase_on,
+                last_purchase_on=pattern.last_purchase_on,
+                frequency=pattern.frequency,
+                recency=pattern.recency,
+                T=pattern.T,
+                currency=pattern.currency,
+                monetary_value=pattern.monetary_value,
+                monetary_value_by_currency=pattern.monetary_value_by_currency,
+                mean_interpurchase_days=pattern.mean_interpurchase_days,
+                expected_next_purchase_on=pattern.expected_next_purchase_on,
+                categories=row.categories,
+                category_affinity=[
+                    models.CategoryAffinity(
+                        category=a.category, score=a.score, customers=a.customers
+                    )
+                    for a in purchases.affinity(sorted(row.categories), affinity_limit)
+                ],
+            )
         )
 
     @app.get(
@@ -314,16 +324,18 @@ def create_app(read_side: ReadSide) -> FastAPI:
         tags=["audit"],
         summary="Every recorded event of a customer's relationship (Contract 3)",
     )
-    def get_history(customer_id: CustomerId, response: Response) -> models.HistoryResponse:
+    def get_history(customer_id: CustomerId, response: Response) -> Response:
         position = read_side.head()
         try:
             events = read_side.application.history(customer_id)
         except RelationshipNotFound as missing:
             raise ApiError(404, "not_found", str(missing)) from None
-        return models.HistoryResponse(
-            position=positioned(response, position),
-            customer_id=customer_id,
-            events=[to_relationship_event(e) for e in events],
+        return _respond(
+            models.HistoryResponse(
+                position=positioned(response, position),
+                customer_id=customer_id,
+                events=[to_relationship_event(e) for e in events],
+            )
         )
 
     @app.get(
@@ -339,7 +351,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         response: Response,
         version: Annotated[int | None, Query(ge=1, le=2**31)] = None,
         as_of: Annotated[Time | None, Query(description="recorded time")] = None,
-    ) -> models.StateResponse:
+    ) -> Response:
         if version is not None and as_of is not None:
             raise ApiError(422, "invalid_parameter", "give version or as_of, not both")
         position = read_side.head()
@@ -353,23 +365,25 @@ def create_app(read_side: ReadSide) -> FastAPI:
             raise ApiError(404, "not_found", str(missing)) from None
         if version is not None and relationship.version != version:
             raise ApiError(404, "not_found", f"customer {customer_id!r} has no version {version}")
-        return models.StateResponse(
-            position=positioned(response, position),
-            state=models.RelationshipState(
-                customer_id=relationship.customer_id,
-                relationship_id=str(relationship.id),
-                version=relationship.version,
-                recorded_at=relationship.modified_on,
-                stage=relationship.stage.value,
-                stage_since=relationship.stage_since,
-                cycle=relationship.cycle,
-                started_at=relationship.started_at,
-                touchpoints=relationship.touchpoint_count,
-                first_touchpoint_at=relationship.first_touchpoint_at,
-                last_touchpoint_at=relationship.last_touchpoint_at,
-                open_complaints=dict(relationship.open_complaints),
-                personal_data_erased=relationship.personal_data_erased,
-            ),
+        return _respond(
+            models.StateResponse(
+                position=positioned(response, position),
+                state=models.RelationshipState(
+                    customer_id=relationship.customer_id,
+                    relationship_id=str(relationship.id),
+                    version=relationship.version,
+                    recorded_at=relationship.modified_on,
+                    stage=relationship.stage.value,
+                    stage_since=relationship.stage_since,
+                    cycle=relationship.cycle,
+                    started_at=relationship.started_at,
+                    touchpoints=relationship.touchpoint_count,
+                    first_touchpoint_at=relationship.first_touchpoint_at,
+                    last_touchpoint_at=relationship.last_touchpoint_at,
+                    open_complaints=dict(relationship.open_complaints),
+                    personal_data_erased=relationship.personal_data_erased,
+                ),
+            )
         )
 
     # Funnel, complaints, inquiries, follow-ups --------------------------------------------
@@ -382,43 +396,45 @@ def create_app(read_side: ReadSide) -> FastAPI:
         tags=["lifecycle"],
         summary="Stage counts, transitions, conversion, days in stage, dissolution reasons",
     )
-    def get_funnel(response: Response, min_position: MinPosition = None) -> models.FunnelResponse:
+    def get_funnel(response: Response, min_position: MinPosition = None) -> Response:
         funnel: FunnelView = view("funnel")
         at_least(funnel, min_position)
         figures, position = funnel.figures()
-        return models.FunnelResponse(
-            position=positioned(response, position),
-            relationships=figures.relationships,
-            stages=[
-                models.StageFigures(
-                    stage=s.stage,
-                    current=s.current,
-                    entered=s.entered,
-                    median_days_in_stage=s.median_days,
-                    completed_stays=s.completed_stays,
-                )
-                for s in figures.stages
-            ],
-            conversions=[
-                models.Conversion(
-                    from_stage=c.from_stage,
-                    to_stage=c.to_stage,
-                    entered=c.entered,
-                    converted=c.converted,
-                    rate=c.rate,
-                )
-                for c in figures.conversions
-            ],
-            transitions=[
-                models.Transition(
-                    from_stage=t.from_stage, to_stage=t.to_stage, rule=t.rule, count=t.count
-                )
-                for t in figures.transitions
-            ],
-            dissolutions=[
-                models.Dissolution(rule=d.rule, reason=d.reason, count=d.count)
-                for d in figures.dissolutions
-            ],
+        return _respond(
+            models.FunnelResponse(
+                position=positioned(response, position),
+                relationships=figures.relationships,
+                stages=[
+                    models.StageFigures(
+                        stage=s.stage,
+                        current=s.current,
+                        entered=s.entered,
+                        median_days_in_stage=s.median_days,
+                        completed_stays=s.completed_stays,
+                    )
+                    for s in figures.stages
+                ],
+                conversions=[
+                    models.Conversion(
+                        from_stage=c.from_stage,
+                        to_stage=c.to_stage,
+                        entered=c.entered,
+                        converted=c.converted,
+                        rate=c.rate,
+                    )
+                    for c in figures.conversions
+                ],
+                transitions=[
+                    models.Transition(
+                        from_stage=t.from_stage, to_stage=t.to_stage, rule=t.rule, count=t.count
+                    )
+                    for t in figures.transitions
+                ],
+                dissolutions=[
+                    models.Dissolution(rule=d.rule, reason=d.reason, count=d.count)
+                    for d in figures.dissolutions
+                ],
+            )
         )
 
     @app.get(
@@ -437,7 +453,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         limit: Limit = 50,
         cursor: Cursor = None,
         min_position: MinPosition = None,
-    ) -> models.ComplaintsResponse:
+    ) -> Response:
         complaints: ComplaintsView = view("complaints")
         at_least(complaints, min_position)
         when = as_of or datetime.now(UTC)
@@ -449,25 +465,27 @@ def create_app(read_side: ReadSide) -> FastAPI:
             cursor,
             limit,
         )
-        return models.ComplaintsResponse(
-            position=positioned(response, position),
-            as_of=when,
-            stats=_stats(stats),
-            items=[
-                models.Complaint(
-                    customer_id=c.customer_id,
-                    complaint_id=c.ref,
-                    status="open" if c.is_open else "resolved",
-                    raised_at=c.opened_at or when,
-                    channel=c.opened_channel,
-                    reason=c.note,
-                    resolved_at=c.closed_at,
-                    age_days=_days_between(c.opened_at, when) if c.is_open else None,
-                    resolution_hours=_hours(c),
-                )
-                for c in cases
-            ],
-            next_cursor=next_cursor,
+        return _respond(
+            models.ComplaintsResponse(
+                position=positioned(response, position),
+                as_of=when,
+                stats=_stats(stats),
+                items=[
+                    models.Complaint(
+                        customer_id=c.customer_id,
+                        complaint_id=c.ref,
+                        status="open" if c.is_open else "resolved",
+                        raised_at=c.opened_at or when,
+                        channel=c.opened_channel,
+                        reason=c.note,
+                        resolved_at=c.closed_at,
+                        age_days=_days_between(c.opened_at, when) if c.is_open else None,
+                        resolution_hours=_hours(c),
+                    )
+                    for c in cases
+                ],
+                next_cursor=next_cursor,
+            )
         )
 
     @app.get(
@@ -486,7 +504,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         limit: Limit = 50,
         cursor: Cursor = None,
         min_position: MinPosition = None,
-    ) -> models.InquiriesResponse:
+    ) -> Response:
         inquiries: InquiriesView = view("inquiries")
         at_least(inquiries, min_position)
         when = as_of or datetime.now(UTC)
@@ -498,23 +516,25 @@ def create_app(read_side: ReadSide) -> FastAPI:
             cursor,
             limit,
         )
-        return models.InquiriesResponse(
-            position=positioned(response, position),
-            as_of=when,
-            stats=_stats(stats),
-            items=[
-                models.Inquiry(
-                    customer_id=c.customer_id,
-                    inquiry_id=c.ref,
-                    status="unanswered" if c.is_open else "answered",
-                    asked_at=c.opened_at or when,
-                    channel=c.opened_channel,
-                    answered_at=c.closed_at,
-                    response_hours=_hours(c),
-                )
-                for c in cases
-            ],
-            next_cursor=next_cursor,
+        return _respond(
+            models.InquiriesResponse(
+                position=positioned(response, position),
+                as_of=when,
+                stats=_stats(stats),
+                items=[
+                    models.Inquiry(
+                        customer_id=c.customer_id,
+                        inquiry_id=c.ref,
+                        status="unanswered" if c.is_open else "answered",
+                        asked_at=c.opened_at or when,
+                        channel=c.opened_channel,
+                        answered_at=c.closed_at,
+                        response_hours=_hours(c),
+                    )
+                    for c in cases
+                ],
+                next_cursor=next_cursor,
+            )
         )
 
     @app.get(
@@ -536,7 +556,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         limit: Limit = 50,
         cursor: Cursor = None,
         min_position: MinPosition = None,
-    ) -> models.FollowUpsResponse:
+    ) -> Response:
         follow_ups: FollowUpsView = view("follow_ups")
         at_least(follow_ups, min_position)
         start = since or datetime.now(UTC).date()
@@ -561,25 +581,27 @@ def create_app(read_side: ReadSide) -> FastAPI:
             limit=limit + 1,
         )
         last = due[limit - 1] if len(due) > limit else None
-        return models.FollowUpsResponse(
-            position=positioned(response, position),
-            before=before,
-            since=start,
-            items=[
-                models.FollowUp(
-                    customer_id=d.customer_id,
-                    kind=d.kind,
-                    ref=d.ref,
-                    due_at=d.due_at,
-                    basis_at=d.basis_at,
-                )
-                for d in due[:limit]
-            ],
-            next_cursor=(
-                _encode_cursor([last.due_at.isoformat(), last.customer_id, last.kind, last.ref])
-                if last
-                else None
-            ),
+        return _respond(
+            models.FollowUpsResponse(
+                position=positioned(response, position),
+                before=before,
+                since=start,
+                items=[
+                    models.FollowUp(
+                        customer_id=d.customer_id,
+                        kind=d.kind,
+                        ref=d.ref,
+                        due_at=d.due_at,
+                        basis_at=d.basis_at,
+                    )
+                    for d in due[:limit]
+                ],
+                next_cursor=(
+                    _encode_cursor([last.due_at.isoformat(), last.customer_id, last.kind, last.ref])
+                    if last
+                    else None
+                ),
+            )
         )
 
     # Operations ---------------------------------------------------------------------------
@@ -592,14 +614,16 @@ def create_app(read_side: ReadSide) -> FastAPI:
         tags=["operations"],
         summary="Each read model's position and lag behind the event log",
     )
-    def get_projections(response: Response) -> models.ProjectionsResponse:
+    def get_projections(response: Response) -> Response:
         head, statuses = read_side.statuses()
         positioned(response, head)
-        return models.ProjectionsResponse(
-            position=head,
-            max_lag=settings.api_ready_max_lag,
-            ready=all(s.lag <= settings.api_ready_max_lag for s in statuses),
-            projections=statuses,
+        return _respond(
+            models.ProjectionsResponse(
+                position=head,
+                max_lag=settings.api_ready_max_lag,
+                ready=all(s.lag <= settings.api_ready_max_lag for s in statuses),
+                projections=statuses,
+            )
         )
 
     @app.get("/healthz", response_model=models.Health, tags=["operations"])
@@ -613,15 +637,15 @@ def create_app(read_side: ReadSide) -> FastAPI:
         responses={503: {"model": models.ProjectionsResponse}},
         tags=["operations"],
     )
-    def readyz(response: Response) -> models.ProjectionsResponse:
+    def readyz(response: Response) -> Response:
         """Ready when every read model lags the event log by at most the configured lag."""
         head, statuses = read_side.statuses()
         ready = all(s.lag <= settings.api_ready_max_lag for s in statuses)
-        if not ready:
-            response.status_code = 503
-        positioned(response, head)
-        return models.ProjectionsResponse(
-            position=head, max_lag=settings.api_ready_max_lag, ready=ready, projections=statuses
+        return _respond(
+            models.ProjectionsResponse(
+                position=head, max_lag=settings.api_ready_max_lag, ready=ready, projections=statuses
+            ),
+            200 if ready else 503,
         )
 
     @app.get(
@@ -640,6 +664,17 @@ def create_app(read_side: ReadSide) -> FastAPI:
 
 
 # Rendering ----------------------------------------------------------------------------------
+
+
+def _respond(body: Any, status: int = 200) -> Response:
+    """The answer, serialized once (FastAPI would validate a returned model again), with
+    the position it reflects in a header too."""
+    return Response(
+        body.model_dump_json(),
+        status_code=status,
+        media_type="application/json",
+        headers={POSITION_HEADER: str(body.position)},
+    )
 
 
 def _summary(row: SummaryRow, as_of: datetime) -> models.RelationshipSummary:
