@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lifecycle.messages import MessageRules
+
+ApiRole = Literal["reader", "auditor", "admin"]
 
 
 class Settings(BaseSettings):
@@ -48,6 +51,42 @@ class Settings(BaseSettings):
     def _unset_when_empty(cls, value: object) -> object:
         # LIFECYCLE_AUDIT_HMAC_KEY= (empty) means unset: commands that need it say so.
         return None if value == "" else value
+
+    # Read side: projections and the read API ------------------------------------------
+    projection_page_size: int = Field(default=2_000, ge=1, description="events read at a time")
+    projection_batch_size: int = Field(
+        default=20_000, ge=1, description="events per read-model transaction at most"
+    )
+    projection_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    projection_pool_size: int = Field(default=2, ge=1, description="PostgreSQL connections")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    api_keys: Annotated[dict[str, ApiRole], NoDecode] = Field(
+        default_factory=dict,
+        description='bearer keys and their roles: JSON {"key": "reader"} or key:role,key:role',
+    )
+    api_ready_max_lag: int = Field(
+        default=1_000, ge=0, description="/readyz: most events any read model may lag"
+    )
+    api_wait_seconds: float = Field(
+        default=2.0, ge=0, le=30, description="how long min_position may wait before 409"
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_api_keys(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("{"):
+            return orjson.loads(text)
+        keys: dict[str, str] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, separator, role = part.rpartition(":")
+            if not separator or not key:
+                raise ValueError("expected key:role pairs separated by commas, or a JSON object")
+            keys[key] = role
+        return keys
 
     @property
     def message_rules(self) -> MessageRules:

@@ -1,0 +1,181 @@
+"""Projection benchmark (issue 4): rebuild events/s of each read model alone and of all
+together in one pass, beside the raw read rate of the same event log (reading and
+decoding the stored events, no projection work) as the ceiling; peak memory of each.
+
+    .venv/bin/python -m bench.projections [--touchpoints 1000000] [--customers 100000]
+
+The store (SQLite) is built once through the application's ``record_batch`` and kept in
+bench/data/ (ignored by git); each measurement runs in its own process so its peak RSS
+is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent / "data"
+
+KINDS = (
+    ("marketing", 18),
+    ("inquiry", 8),
+    ("response", 6),
+    ("purchase", 25),
+    ("delivery", 12),
+    ("survey", 6),
+    ("support_request", 5),
+    ("complaint", 2),
+    ("complaint_resolved", 2),
+    ("follow_up", 6),
+    ("community", 3),
+    ("referral", 2),
+    ("trial", 2),
+    ("renewal", 1),
+    ("cancellation", 2),
+)
+CATEGORIES = ("books", "music", "garden", "kitchen", "toys", "sports", "office", "beauty")
+
+
+def store_url(touchpoints: int, customers: int) -> str:
+    return f"sqlite:///{DATA / f'store-{touchpoints}-{customers}' / 'lifecycle.db'}"
+
+
+def build_store(touchpoints: int, customers: int, seed: int = 11) -> str:
+    """``touchpoints`` touchpoints over ``customers`` customers and two years, in time
+    order, recorded 5,000 to a transaction (built once, then reused)."""
+    from lifecycle.bootstrap import build_application
+    from lifecycle.settings import Settings
+    from lifecycle.touchpoints import Touchpoint
+    from lifecycle.vocabulary import Channel, Kind
+
+    url = store_url(touchpoints, customers)
+    done = Path(url.removeprefix("sqlite:///")).with_name("complete")
+    if done.exists():
+        return url
+    for stale in done.parent.glob("*.db*"):
+        stale.unlink()
+    rng = random.Random(seed)
+    names = [k for k, _ in KINDS]
+    weights = [w for _, w in KINDS]
+    start = datetime(2023, 1, 1, tzinfo=UTC)
+    step = timedelta(days=730) / touchpoints
+    app = build_application(Settings(database_url=url))
+    started = time.perf_counter()
+    batch: list[Touchpoint] = []
+    for number in range(touchpoints):
+        kind = rng.choices(names, weights)[0]
+        attributes: dict[str, object] = {}
+        if kind == "purchase":
+            attributes = {
+                "amount": f"{rng.uniform(3, 300):.2f}",
+                "currency": "EUR",
+                "category": rng.choice(CATEGORIES),
+            }
+        elif kind == "survey":
+            attributes = {"score": rng.randint(0, 10)}
+        elif kind in ("complaint", "complaint_resolved"):
+            attributes = {"complaint_id": f"cmp-{rng.randrange(customers * 2)}"}
+        elif kind == "response":
+            attributes = {"in_reply_to": f"bench-{rng.randrange(max(number, 1))}"}
+        batch.append(
+            Touchpoint(
+                event_id=f"bench-{number}",
+                customer_id=f"cust-{rng.randrange(customers):07d}",
+                kind=Kind(kind),
+                channel=Channel(rng.choice(("web", "email", "phone", "chat"))),
+                occurred_at=start + step * number,
+                source="bench",
+                attributes=attributes,
+            )
+        )
+        if len(batch) == 5_000:
+            app.record_batch(batch)
+            batch = []
+    if batch:
+        app.record_batch(batch)
+    events = app.recorder.max_notification_id()
+    app.close()
+    done.write_text(f"{events}\n")
+    print(f"built the store: {events} events in {time.perf_counter() - started:.0f} s")
+    return url
+
+
+def measure(url: str, what: str) -> dict[str, float]:
+    """One measurement, in this process: events/s and peak RSS."""
+    from lifecycle.bootstrap import build_application
+    from lifecycle.settings import Settings
+    from projections.service import rebuild
+
+    settings = Settings(database_url=url, log_level="warning")
+    if what == "raw":
+        app = build_application(settings)
+        started = time.perf_counter()
+        events, start = 0, 1
+        while True:
+            page = app.recorder.select_notifications(start, 2_000)
+            for notification in page:
+                app.mapper.to_domain_event(notification)
+            events += len(page)
+            if len(page) < 2_000:
+                break
+            start = page[-1].id + 1
+        seconds = time.perf_counter() - started
+        app.close()
+    else:
+        outcome = rebuild(settings, None if what == "all" else [what])
+        events, seconds = outcome.events, outcome.seconds
+    # VmHWM, not ru_maxrss: the latter keeps the parent's size from before exec.
+    status = Path("/proc/self/status").read_text()
+    peak_mb = (
+        int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
+        / 1024
+    )
+    return {"events": events, "seconds": seconds, "rate": events / seconds, "peak_mb": peak_mb}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--touchpoints", type=int, default=1_000_000)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.url, args.measure)))
+        return
+
+    from projections.bootstrap import READ_MODEL_NAMES
+
+    url = build_store(args.touchpoints, args.customers)
+    print(f"store: {args.touchpoints} touchpoints over {args.customers} customers (SQLite)\n")
+    results = {}
+    for what in ("raw", *READ_MODEL_NAMES, "all"):
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.projections", "--measure", what, "--url", url],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        results[what] = json.loads(done.stdout.strip().splitlines()[-1])
+    raw = results["raw"]["rate"]
+    print(f"{'':<28} {'events':>9} {'seconds':>8} {'events/s':>10} {'of raw':>7} {'peak RSS':>9}")
+    for what, r in results.items():
+        label = {"raw": "raw read (baseline)", "all": "all read models together"}.get(
+            what, f"rebuild {what}"
+        )
+        print(
+            f"{label:<28} {r['events']:>9.0f} {r['seconds']:>8.1f} {r['rate']:>10,.0f} "
+            f"{r['rate'] / raw:>7.0%} {r['peak_mb']:>7.0f} MB"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""The read side's commands: ``project`` (runners that catch up and follow the log),
+``replay`` (rebuild read models from position zero and swap them in), ``serve`` (the
+read API) and ``report`` (an HTML page for people)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from lifecycle.cli.common import add_common_options, positive_int, settings_from
+from lifecycle.messages import utc_now
+from lifecycle.settings import Settings
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from projections.bootstrap import READ_MODEL_NAMES
+
+    names = ", ".join(READ_MODEL_NAMES)
+    p = subparsers.add_parser(
+        "project",
+        help="project the event log into the read models and keep following it",
+        description="Runs the read models' projection runners: they resume from their "
+        "tracked positions, catch up with the event log, then follow it, logging their lag. "
+        f"Read models: {names}.",
+    )
+    _projection_option(p, names)
+    p.add_argument("--once", action="store_true", help="catch up, print positions and exit")
+    p.add_argument(
+        "--batch-size", type=positive_int, help="events per transaction at most (default 20000)"
+    )
+    add_common_options(p)
+    p.set_defaults(handler=project_command)
+
+    p = subparsers.add_parser(
+        "replay",
+        help="rebuild read models from position zero and swap them in",
+        description="Rebuilds the named read models (default all, in one pass over the log) "
+        "into fresh tables while the current ones keep serving, then swaps each in "
+        "atomically. A runner still following the log resumes from the rebuilt position.",
+    )
+    _projection_option(p, names)
+    add_common_options(p)
+    p.set_defaults(handler=replay_command)
+
+    p = subparsers.add_parser(
+        "serve",
+        help="serve the read API over HTTP",
+        description="Serves the read API (OpenAPI at /openapi.json, docs at /docs). Keys and "
+        'roles come from LIFECYCLE_API_KEYS (JSON {"key": "reader"} or key:role,…).',
+    )
+    p.add_argument("--host", help="default 127.0.0.1 (env LIFECYCLE_API_HOST)")
+    p.add_argument("--port", type=int, help="default 8000 (env LIFECYCLE_API_PORT)")
+    p.add_argument(
+        "--no-project",
+        action="store_true",
+        help="only serve; by default the projection runners follow the log in this process",
+    )
+    add_common_options(p)
+    p.set_defaults(handler=serve_command)
+
+    p = subparsers.add_parser(
+        "report",
+        help="write an HTML report: funnel, stage flow, cohort retention",
+        description="Writes a self-contained HTML page (nothing is fetched when viewing it) "
+        "from the read models, after bringing them up to date.",
+    )
+    p.add_argument("--out", required=True, metavar="FILE.html", help="where to write it")
+    add_common_options(p)
+    p.set_defaults(handler=report_command)
+
+
+def _projection_option(p: argparse.ArgumentParser, names: str) -> None:
+    p.add_argument(
+        "--projection",
+        action="append",
+        metavar="NAME",
+        help=f"one of {names}; repeat for several (default: all)",
+    )
+
+
+def project_command(args: argparse.Namespace) -> int:
+    from lifecycle.bootstrap import build_application
+    from projections.bootstrap import build_runner, close_runner
+
+    settings = settings_from(args)
+    app = build_application(settings)
+    runner = build_runner(settings, app, args.projection, batch_size=args.batch_size)
+    try:
+        if args.once:
+            runner.catch_up()
+        else:
+            with _stop_on_signals() as stop:
+                runner.follow(stop, poll_seconds=settings.projection_poll_seconds)
+        for lane in runner.status():
+            print(f"{lane.name:<12} position {lane.position:>10}  lag {lane.lag:>8}")
+    finally:
+        close_runner(runner)
+        app.close()
+    return 0
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    from projections.service import rebuild
+
+    settings = settings_from(args)
+    with _rate_progress("rebuilding", _head(settings)) as advance:
+        outcome = rebuild(settings, args.projection, advance=advance)
+    print(
+        f"rebuilt {', '.join(outcome.positions)} from {outcome.events} events in "
+        f"{outcome.seconds:.1f} s ({outcome.events_per_second:,.0f} events/s); "
+        "swapped in at position "
+        + ", ".join(f"{name} {pos or 0}" for name, pos in outcome.positions.items())
+    )
+    return 0
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    from projections.api import serve_api
+
+    settings = settings_from(args, api_host=args.host, api_port=args.port)
+    if not settings.api_keys:
+        print(
+            "lifecycle: warning: LIFECYCLE_API_KEYS is empty: every /v1 request will get 401",
+            file=sys.stderr,
+        )
+    serve_api(settings, with_projections=not args.no_project)
+    return 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from projections.report import write_report
+    from projections.service import catch_up
+
+    settings = settings_from(args)
+    catch_up(settings, ["funnel", "summary"])
+    out = Path(args.out)
+    data = write_report(settings, out, utc_now())
+    print(f"wrote {out} ({data.funnel.relationships} relationships, position {data.position})")
+    return 0
+
+
+def _head(settings: Settings) -> int:
+    from lifecycle.bootstrap import build_application
+
+    app = build_application(settings)
+    try:
+        return app.recorder.max_notification_id() or 0
+    finally:
+        app.close()
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGINT or SIGTERM (the runner then commits and stops)."""
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _rate_progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar with events/s on a terminal (stderr); nothing when piped."""
+    if not sys.stderr.isatty():
+        yield lambda _advance: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("" if speed is None else f"{speed:,.0f} events/s")
+
+    columns: list[Any] = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, transient=True, redirect_stderr=False) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda advance: bar.advance(task, advance)

@@ -1,0 +1,244 @@
+"""The read API's messages (Contract 4): every response names the projection position it
+reflects, and every error has one shape."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lifecycle.outbound import RelationshipEvent
+
+Position = Annotated[
+    int,
+    Field(ge=0, description="last notification id of the event log this answer reflects"),
+]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Error(Model):
+    error: str = Field(description="a stable code: unauthorized, forbidden, not_found, …")
+    message: str
+    detail: list[dict[str, Any]] | None = None
+
+
+class RelationshipSummary(Model):
+    customer_id: str
+    relationship_id: str
+    version: int = Field(description="the relationship's version this summary reflects")
+    stage: str
+    stage_since: datetime | None
+    cycle: int
+    started_at: datetime | None
+    touchpoints: int
+    first_touchpoint_at: datetime | None
+    last_touchpoint_at: datetime | None
+    counts_by_kind: dict[str, int]
+    counts_by_phase: dict[str, int]
+    purchases: int
+    revenue: dict[str, Decimal] = Field(description="sum of purchase amounts by currency")
+    surveys: int
+    latest_survey_score: int | None
+    mean_survey_score: float | None
+    open_complaints: int
+    oldest_open_complaint_at: datetime | None
+    service_mode: str | None = Field(
+        description="personal_assistance, self_service, automated or community: the mode "
+        "most touchpoints went through"
+    )
+    touchpoints_by_service_mode: dict[str, int]
+    at_risk: bool
+    flags: list[str] = Field(
+        description="no_touchpoint_90_days, low_survey_score, complaint_open_14_days"
+    )
+
+
+class SummaryResponse(Model):
+    position: Position
+    as_of: datetime = Field(description="the time at-risk flags are judged at")
+    relationship: RelationshipSummary
+
+
+class SummaryPage(Model):
+    position: Position
+    as_of: datetime
+    items: list[RelationshipSummary]
+    next_cursor: str | None = Field(description="pass as cursor for the next page; null: last")
+
+
+class StageFigures(Model):
+    stage: str
+    current: int = Field(description="relationships in this stage now")
+    entered: int = Field(description="times a relationship entered it (all cycles)")
+    median_days_in_stage: float | None = Field(description="over completed stays, whole days")
+    completed_stays: int
+
+
+class Conversion(Model):
+    from_stage: str
+    to_stage: str
+    entered: int
+    converted: int
+    rate: float | None
+
+
+class Transition(Model):
+    from_stage: str = Field(description="'started' for a relationship's first stage")
+    to_stage: str
+    rule: str
+    count: int
+
+
+class Dissolution(Model):
+    rule: str
+    reason: str
+    count: int
+
+
+class FunnelResponse(Model):
+    position: Position
+    relationships: int
+    stages: list[StageFigures]
+    conversions: list[Conversion]
+    transitions: list[Transition]
+    dissolutions: list[Dissolution]
+
+
+class Complaint(Model):
+    customer_id: str
+    complaint_id: str
+    status: str = Field(description="open or resolved")
+    raised_at: datetime
+    channel: str | None
+    reason: str | None
+    resolved_at: datetime | None
+    age_days: float | None = Field(description="open complaints: days open at as_of")
+    resolution_hours: float | None
+
+
+class CaseStats(Model):
+    total: int
+    open: int
+    closed: int
+    median_hours: float | None
+    mean_hours: float | None
+    p90_hours: float | None
+    oldest_open_days: float | None
+
+
+class ComplaintsResponse(Model):
+    position: Position
+    as_of: datetime
+    stats: CaseStats = Field(description="closed = resolved; hours to resolution")
+    items: list[Complaint]
+    next_cursor: str | None
+
+
+class Inquiry(Model):
+    customer_id: str
+    inquiry_id: str = Field(description="the inquiry's event_id")
+    status: str = Field(description="answered or unanswered")
+    asked_at: datetime
+    channel: str | None
+    answered_at: datetime | None
+    response_hours: float | None
+
+
+class InquiriesResponse(Model):
+    position: Position
+    as_of: datetime
+    stats: CaseStats = Field(description="closed = answered; hours to the first response")
+    items: list[Inquiry]
+    next_cursor: str | None
+
+
+class FollowUp(Model):
+    customer_id: str
+    kind: str = Field(description="thank_you_call, satisfaction_check or anniversary")
+    ref: str = Field(description="the purchase's event_id, the complaint_id, or which anniversary")
+    due_at: datetime
+    basis_at: datetime = Field(description="the purchase, resolution or start it follows")
+
+
+class FollowUpsResponse(Model):
+    position: Position
+    before: date
+    since: date
+    items: list[FollowUp]
+    next_cursor: str | None
+
+
+class CategoryAffinity(Model):
+    category: str
+    score: float = Field(description="sum over the customer's categories of P(category | it)")
+    customers: int
+
+
+class PurchasePatternResponse(Model):
+    position: Position
+    customer_id: str
+    observation_end: date
+    purchase_days: int
+    first_purchase_on: date | None
+    last_purchase_on: date | None
+    frequency: int | None = Field(description="distinct purchase days - 1")
+    recency: int | None = Field(description="days from first to last purchase day")
+    T: int | None = Field(description="days from first purchase day to observation_end")
+    currency: str | None
+    monetary_value: Decimal | None = Field(
+        description="mean per-day total excluding the first purchase day (0 if frequency 0)"
+    )
+    monetary_value_by_currency: dict[str, Decimal]
+    mean_interpurchase_days: float | None
+    expected_next_purchase_on: date | None
+    categories: dict[str, int] = Field(description="purchases by category")
+    category_affinity: list[CategoryAffinity]
+
+
+class HistoryResponse(Model):
+    position: Position
+    customer_id: str
+    events: list[RelationshipEvent]
+
+
+class RelationshipState(Model):
+    customer_id: str
+    relationship_id: str
+    version: int
+    recorded_at: datetime = Field(description="when the version shown was recorded")
+    stage: str
+    stage_since: datetime
+    cycle: int
+    started_at: datetime
+    touchpoints: int
+    first_touchpoint_at: datetime | None
+    last_touchpoint_at: datetime | None
+    open_complaints: dict[str, datetime]
+    personal_data_erased: bool
+
+
+class StateResponse(Model):
+    position: Position
+    state: RelationshipState
+
+
+class ProjectionStatus(Model):
+    name: str
+    position: Position
+    lag: int = Field(ge=0, description="events recorded but not yet projected")
+
+
+class ProjectionsResponse(Model):
+    position: Position = Field(description="head of the event log")
+    max_lag: int
+    ready: bool
+    projections: list[ProjectionStatus]
+
+
+class Health(Model):
+    status: str

@@ -1,0 +1,230 @@
+"""What the complaints and inquiries read models share: a touchpoint that opens a case
+(a complaint, an inquiry) and one that closes it (its resolution, a response), matched
+by an id, either of which may be recorded first.
+
+Each case keeps the earliest opening and the earliest closing (by ``occurred_at``; the
+first recorded on a tie), so a duplicate or late event never moves a case the wrong way
+and the rows do not depend on how the log was cut into batches. A closing whose opening
+has not arrived waits in the table and is not listed until it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from projections.readmodel import DEFAULT_CACHE_ROWS, ReadModel
+from projections.views import SqlView, Table
+
+OPEN = "open"
+CLOSED = "closed"
+
+_COLUMNS = (
+    ("customer_id", "TEXT NOT NULL"),
+    ("ref", "TEXT NOT NULL"),
+    ("opened_at", "{time}"),
+    ("opened_channel", "TEXT"),
+    ("note", "TEXT"),
+    ("closed_at", "{time}"),
+    ("closed_channel", "TEXT"),
+)
+
+
+def case_table(base: str) -> Table:
+    return Table(base, _COLUMNS, ("customer_id", "ref"), indexes=(("opened", "opened_at"),))
+
+
+@dataclass
+class Case:
+    customer_id: str
+    ref: str
+    opened_at: datetime | None = None
+    opened_channel: str | None = None
+    note: str | None = None
+    closed_at: datetime | None = None
+    closed_channel: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.opened_at is not None and self.closed_at is None
+
+    @property
+    def duration(self) -> timedelta | None:
+        """Opening to closing, never negative (clocks of upstream systems disagree)."""
+        if self.opened_at is None or self.closed_at is None:
+            return None
+        return max(self.closed_at - self.opened_at, timedelta(0))
+
+    def open(self, at: datetime, channel: str, note: str | None) -> None:
+        if self.opened_at is None or at < self.opened_at:
+            self.opened_at, self.opened_channel, self.note = at, channel, note
+
+    def close(self, at: datetime, channel: str) -> None:
+        if self.closed_at is None or at < self.closed_at:
+            self.closed_at, self.closed_channel = at, channel
+
+
+@dataclass(frozen=True)
+class CaseStats:
+    total: int
+    open: int
+    closed: int
+    median_hours: float | None
+    mean_hours: float | None
+    p90_hours: float | None
+    oldest_open_days: float | None
+
+
+class CaseView(SqlView):
+    """The table of cases: written with earliest-wins upserts, listed with a cursor."""
+
+    case_base: str
+
+    def write_cases(self, cursor: Any, cases: Sequence[Case]) -> None:
+        if not cases:
+            return
+        table = self.table(self.case_base)
+
+        def earliest(moment: str, columns: Sequence[str]) -> list[str]:
+            wins = (
+                f"excluded.{moment} IS NOT NULL AND "
+                f"({table}.{moment} IS NULL OR excluded.{moment} < {table}.{moment})"
+            )
+            return [
+                f"{c} = CASE WHEN {wins} THEN excluded.{c} ELSE {table}.{c} END" for c in columns
+            ]
+
+        statement = self.upsert_statement(
+            self.case_base,
+            earliest("opened_at", ("opened_channel", "note", "opened_at"))
+            + earliest("closed_at", ("closed_channel", "closed_at")),
+        )
+        time = self.dialect.time
+        cursor.executemany(
+            statement,
+            [
+                (
+                    c.customer_id,
+                    c.ref,
+                    time(c.opened_at),
+                    c.opened_channel,
+                    c.note,
+                    time(c.closed_at),
+                    c.closed_channel,
+                )
+                for c in cases
+            ],
+        )
+
+    def _case(self, row: Any) -> Case:
+        from_time = self.dialect.from_time
+        return Case(
+            customer_id=row["customer_id"],
+            ref=row["ref"],
+            opened_at=from_time(row["opened_at"]),
+            opened_channel=row["opened_channel"],
+            note=row["note"],
+            closed_at=from_time(row["closed_at"]),
+            closed_channel=row["closed_channel"],
+        )
+
+    def cases(
+        self,
+        *,
+        status: str | None = None,
+        customer_id: str | None = None,
+        after: tuple[str, str] | None = None,
+        limit: int = 50,
+    ) -> tuple[list[Case], int | None]:
+        """Cases in (customer_id, ref) order after ``after``; openings not yet seen are
+        left out."""
+        where = ["opened_at IS NOT NULL"]
+        params: list[Any] = []
+        if status == OPEN:
+            where.append("closed_at IS NULL")
+        elif status == CLOSED:
+            where.append("closed_at IS NOT NULL")
+        if customer_id is not None:
+            where.append("customer_id = ?")
+            params.append(customer_id)
+        if after is not None:
+            where.append("(customer_id > ? OR (customer_id = ? AND ref > ?))")
+            params.extend((after[0], after[0], after[1]))
+        statement = (
+            f"SELECT * FROM {{{self.case_base}}} WHERE {' AND '.join(where)} "
+            "ORDER BY customer_id, ref LIMIT ?"
+        )
+        rows, position = self.fetch_with_position(statement, [*params, limit])
+        return [self._case(row) for row in rows], position
+
+    def stats(self, *, as_of: datetime, customer_id: str | None = None) -> CaseStats:
+        statement = (
+            f"SELECT opened_at, closed_at FROM {{{self.case_base}}} WHERE opened_at IS NOT NULL"
+        )
+        params: list[Any] = []
+        if customer_id is not None:
+            statement += " AND customer_id = ?"
+            params.append(customer_id)
+        from_time = self.dialect.from_time
+        hours: list[float] = []
+        oldest: datetime | None = None
+        total = 0
+        for row in self.fetch(statement, params):
+            total += 1
+            opened_at = from_time(row["opened_at"])
+            closed_at = from_time(row["closed_at"])
+            assert opened_at is not None
+            if closed_at is None:
+                oldest = opened_at if oldest is None else min(oldest, opened_at)
+            else:
+                hours.append(max((closed_at - opened_at).total_seconds(), 0.0) / 3600)
+        hours.sort()
+        return CaseStats(
+            total=total,
+            open=total - len(hours),
+            closed=len(hours),
+            median_hours=_quantile(hours, 0.5),
+            mean_hours=sum(hours) / len(hours) if hours else None,
+            p90_hours=_quantile(hours, 0.9),
+            oldest_open_days=(
+                max((as_of - oldest).total_seconds(), 0.0) / 86400 if oldest else None
+            ),
+        )
+
+
+def _quantile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated quantile of sorted values."""
+    if not values:
+        return None
+    position = (len(values) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(values) - 1)
+    return values[low] + (values[high] - values[low]) * (position - low)
+
+
+class CaseModel(ReadModel[Any]):
+    """Folds openings and closings into cases, merged in memory within a batch."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.pending: dict[tuple[str, str], Case] = {}
+
+    def case(self, customer_id: str, ref: str) -> Case:
+        key = (customer_id, ref)
+        found = self.pending.get(key)
+        if found is None:
+            found = self.pending[key] = Case(customer_id, ref)
+        return found
+
+    def wants_commit(self) -> bool:
+        return len(self.pending) >= DEFAULT_CACHE_ROWS
+
+    def write(self, cursor: Any) -> None:
+        view: CaseView = self.view
+        view.write_cases(cursor, list(self.pending.values()))
+
+    def committed(self) -> None:
+        super().committed()
+        self.pending.clear()

@@ -1,0 +1,474 @@
+"""The relationship summary ("customer 360"): one row per customer with stage, cycle,
+counts by kind and phase, first and last touchpoint, purchases and revenue, survey
+scores, open complaints, the channel mix behind the service mode, the months the
+customer was active (for cohort retention), and the relationship's version.
+
+At-risk flags depend on the time they are judged at, so they are computed when read
+(``as_of``): no touchpoint in 90 days, latest survey score ≤ 6, a complaint open more
+than 14 days. A dissolved relationship carries no flags: it is past risk. "Latest" is
+judged by ``occurred_at``, so late events land where they belong.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from eventsourcing.dispatch import singledispatchmethod
+from eventsourcing.persistence import Tracking
+
+from lifecycle.vocabulary import PHASE_OF_KIND, Kind, Phase, Stage
+from projections.readmodel import (
+    ReadModel,
+    RelationshipStarted,
+    RowCache,
+    StageChanged,
+    TouchpointRecorded,
+)
+from projections.views import PostgresView, SQLiteView, SqlView, Table, chunks
+
+INACTIVE_AFTER = timedelta(days=90)
+LOW_SCORE = 6
+COMPLAINT_OPEN_TOO_LONG = timedelta(days=14)
+
+FLAG_INACTIVE = "no_touchpoint_90_days"
+FLAG_LOW_SCORE = "low_survey_score"
+FLAG_COMPLAINT = "complaint_open_14_days"
+FLAGS = (FLAG_INACTIVE, FLAG_LOW_SCORE, FLAG_COMPLAINT)
+
+SERVICE_MODES = ("personal_assistance", "self_service", "automated", "community")
+MODE_OF_CHANNEL = {
+    "email": "personal_assistance",
+    "phone": "personal_assistance",
+    "in_person": "personal_assistance",
+    "chat": "personal_assistance",
+    "mail": "personal_assistance",
+    "video": "personal_assistance",
+    "web": "self_service",
+    "self_service": "self_service",
+    "automated": "automated",
+    "community": "community",
+    "social": "community",
+    "event": "community",
+}
+
+_PHASES = tuple(phase.value for phase in Phase)
+_PHASE_OF_KIND_NAME = {kind.value: phase.value for kind, phase in PHASE_OF_KIND.items()}
+
+_COLUMNS = (
+    ("customer_id", "TEXT NOT NULL"),
+    ("relationship_id", "TEXT NOT NULL"),
+    ("version", "BIGINT NOT NULL"),
+    ("stage", "TEXT NOT NULL"),
+    ("stage_since", "{time}"),
+    ("cycle", "BIGINT NOT NULL"),
+    ("started_at", "{time}"),
+    ("touchpoints", "BIGINT NOT NULL"),
+    ("first_touchpoint_at", "{time}"),
+    ("last_touchpoint_at", "{time}"),
+    ("kind_counts", "TEXT NOT NULL"),
+    ("channel_counts", "TEXT NOT NULL"),
+    ("purchases", "BIGINT NOT NULL"),
+    ("revenue", "TEXT NOT NULL"),
+    ("survey_count", "BIGINT NOT NULL"),
+    ("survey_score_sum", "BIGINT NOT NULL"),
+    ("latest_survey_score", "BIGINT"),
+    ("latest_survey_at", "{time}"),
+    ("open_complaints", "TEXT NOT NULL"),
+    ("resolved_complaints", "TEXT NOT NULL"),
+    ("oldest_open_complaint_at", "{time}"),
+    ("active_months", "TEXT NOT NULL"),
+)
+
+
+class SummaryRow:
+    """One customer's summary while it is being folded."""
+
+    __slots__ = (
+        "active_months",
+        "channel_counts",
+        "customer_id",
+        "cycle",
+        "first_touchpoint_at",
+        "kind_counts",
+        "last_touchpoint_at",
+        "latest_survey_at",
+        "latest_survey_score",
+        "open_complaints",
+        "purchases",
+        "relationship_id",
+        "resolved_complaints",
+        "revenue",
+        "stage",
+        "stage_since",
+        "started_at",
+        "survey_count",
+        "survey_score_sum",
+        "touchpoints",
+        "version",
+    )
+
+    def __init__(self, customer_id: str, relationship_id: str) -> None:
+        self.customer_id = customer_id
+        self.relationship_id = relationship_id
+        self.version = 0
+        self.stage = Stage.EXPLORATION.value
+        self.stage_since: datetime | None = None
+        self.cycle = 1
+        self.started_at: datetime | None = None
+        self.touchpoints = 0
+        self.first_touchpoint_at: datetime | None = None
+        self.last_touchpoint_at: datetime | None = None
+        self.kind_counts: dict[str, int] = {}
+        self.channel_counts: dict[str, int] = {}
+        self.purchases = 0
+        self.revenue: dict[str, Decimal] = {}
+        self.survey_count = 0
+        self.survey_score_sum = 0
+        self.latest_survey_score: int | None = None
+        self.latest_survey_at: datetime | None = None
+        self.open_complaints: dict[str, datetime] = {}
+        self.resolved_complaints: set[str] | None = None  # None until one is (saves memory)
+        self.active_months: list[int] = []  # sorted; a list is a fraction of a set's size
+
+    def touch(self, event: Any) -> None:
+        at: datetime = event.occurred_at
+        kind: str = event.kind
+        self.touchpoints += 1
+        if self.first_touchpoint_at is None or at < self.first_touchpoint_at:
+            self.first_touchpoint_at = at
+        if self.last_touchpoint_at is None or at > self.last_touchpoint_at:
+            self.last_touchpoint_at = at
+        self.kind_counts[kind] = self.kind_counts.get(kind, 0) + 1
+        channel: str = event.channel
+        self.channel_counts[channel] = self.channel_counts.get(channel, 0) + 1
+        utc = at.astimezone(UTC)
+        month = utc.year * 12 + utc.month - 1
+        months = self.active_months
+        if not months or month > months[-1]:
+            months.append(month)
+        elif month not in months:
+            bisect.insort(months, month)
+        if kind == Kind.PURCHASE:
+            attributes = event.attributes
+            self.purchases += 1
+            currency = attributes.get("currency", "")
+            self.revenue[currency] = self.revenue.get(currency, Decimal(0)) + Decimal(
+                str(attributes["amount"])
+            )
+        elif kind == Kind.SURVEY:
+            score = int(event.attributes["score"])
+            self.survey_count += 1
+            self.survey_score_sum += score
+            if self.latest_survey_at is None or at >= self.latest_survey_at:
+                self.latest_survey_at = at
+                self.latest_survey_score = score
+        elif kind == Kind.COMPLAINT:
+            complaint_id = str(event.attributes["complaint_id"])
+            if not self.resolved_complaints or complaint_id not in self.resolved_complaints:
+                raised = self.open_complaints.get(complaint_id)
+                if raised is None or at < raised:
+                    self.open_complaints[complaint_id] = at
+        elif kind == Kind.COMPLAINT_RESOLVED:
+            complaint_id = str(event.attributes["complaint_id"])
+            self.open_complaints.pop(complaint_id, None)
+            if self.resolved_complaints is None:
+                self.resolved_complaints = set()
+            self.resolved_complaints.add(complaint_id)
+
+    def to_db(self, view: SqlView) -> tuple[Any, ...]:
+        time = view.dialect.time
+        oldest = min(self.open_complaints.values()) if self.open_complaints else None
+        return (
+            self.customer_id,
+            self.relationship_id,
+            self.version,
+            self.stage,
+            time(self.stage_since),
+            self.cycle,
+            time(self.started_at),
+            self.touchpoints,
+            time(self.first_touchpoint_at),
+            time(self.last_touchpoint_at),
+            orjson.dumps(self.kind_counts, option=orjson.OPT_SORT_KEYS).decode(),
+            orjson.dumps(self.channel_counts, option=orjson.OPT_SORT_KEYS).decode(),
+            self.purchases,
+            orjson.dumps(
+                {c: str(v) for c, v in sorted(self.revenue.items())}, option=orjson.OPT_SORT_KEYS
+            ).decode(),
+            self.survey_count,
+            self.survey_score_sum,
+            self.latest_survey_score,
+            time(self.latest_survey_at),
+            orjson.dumps(
+                {c: time_text(v) for c, v in sorted(self.open_complaints.items())}
+            ).decode(),
+            orjson.dumps(sorted(self.resolved_complaints or ())).decode(),
+            time(oldest),
+            orjson.dumps(self.active_months).decode(),
+        )
+
+    @classmethod
+    def from_db(cls, row: Any, view: SqlView) -> SummaryRow:
+        from_time = view.dialect.from_time
+        self = cls(row["customer_id"], row["relationship_id"])
+        self.version = row["version"]
+        self.stage = row["stage"]
+        self.stage_since = from_time(row["stage_since"])
+        self.cycle = row["cycle"]
+        self.started_at = from_time(row["started_at"])
+        self.touchpoints = row["touchpoints"]
+        self.first_touchpoint_at = from_time(row["first_touchpoint_at"])
+        self.last_touchpoint_at = from_time(row["last_touchpoint_at"])
+        self.kind_counts = orjson.loads(row["kind_counts"])
+        self.channel_counts = orjson.loads(row["channel_counts"])
+        self.purchases = row["purchases"]
+        self.revenue = {c: Decimal(v) for c, v in orjson.loads(row["revenue"]).items()}
+        self.survey_count = row["survey_count"]
+        self.survey_score_sum = row["survey_score_sum"]
+        self.latest_survey_score = row["latest_survey_score"]
+        self.latest_survey_at = from_time(row["latest_survey_at"])
+        self.open_complaints = {
+            c: datetime.fromisoformat(v) for c, v in orjson.loads(row["open_complaints"]).items()
+        }
+        self.resolved_complaints = set(orjson.loads(row["resolved_complaints"])) or None
+        self.active_months = orjson.loads(row["active_months"])
+        return self
+
+    # What readers see ---------------------------------------------------------------
+
+    @property
+    def phase_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(_PHASES, 0)
+        for kind, count in self.kind_counts.items():
+            counts[_PHASE_OF_KIND_NAME[kind]] += count
+        return counts
+
+    @property
+    def mean_survey_score(self) -> float | None:
+        return self.survey_score_sum / self.survey_count if self.survey_count else None
+
+    @property
+    def service_modes(self) -> dict[str, int]:
+        counts = dict.fromkeys(SERVICE_MODES, 0)
+        for channel, count in self.channel_counts.items():
+            counts[MODE_OF_CHANNEL.get(channel, "personal_assistance")] += count
+        return counts
+
+    @property
+    def service_mode(self) -> str | None:
+        """The mode most of the customer's touchpoints went through (ties: list order)."""
+        modes = self.service_modes
+        best = max(SERVICE_MODES, key=lambda mode: modes[mode])
+        return best if modes[best] else None
+
+    @property
+    def oldest_open_complaint_at(self) -> datetime | None:
+        return min(self.open_complaints.values()) if self.open_complaints else None
+
+    def flags(self, as_of: datetime) -> list[str]:
+        if self.stage == Stage.DISSOLUTION:
+            return []
+        flags = []
+        if self.last_touchpoint_at is not None and self.last_touchpoint_at < as_of - INACTIVE_AFTER:
+            flags.append(FLAG_INACTIVE)
+        if self.latest_survey_score is not None and self.latest_survey_score <= LOW_SCORE:
+            flags.append(FLAG_LOW_SCORE)
+        oldest = self.oldest_open_complaint_at
+        if oldest is not None and oldest < as_of - COMPLAINT_OPEN_TOO_LONG:
+            flags.append(FLAG_COMPLAINT)
+        return flags
+
+
+def time_text(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class CohortRow:
+    """Customers first active in ``cohort`` (a month) and how many were active k months on."""
+
+    cohort: str
+    customers: int
+    active_by_offset: tuple[int, ...]
+
+
+class SummaryView(SqlView):
+    projection_name = "summary"
+    tables = (
+        Table(
+            "relationships",
+            _COLUMNS,
+            ("customer_id",),
+            indexes=(("stage", "stage, customer_id"),),
+        ),
+    )
+
+    def rows_for(self, keys: Iterable[str]) -> list[tuple[str, SummaryRow]]:
+        return [
+            (row["customer_id"], SummaryRow.from_db(row, self))
+            for row in self.load_by_keys("relationships", "customer_id", keys)
+        ]
+
+    def write_rows(self, cursor: Any, rows: Iterable[SummaryRow]) -> None:
+        statement = self.upsert_statement("relationships")
+        for chunk in chunks(rows):
+            cursor.executemany(statement, [r.to_db(self) for r in chunk])
+
+    def summary(self, customer_id: str) -> tuple[SummaryRow | None, int | None]:
+        rows, position = self.fetch_with_position(
+            "SELECT * FROM {relationships} WHERE customer_id = ?", (customer_id,)
+        )
+        return (SummaryRow.from_db(rows[0], self) if rows else None), position
+
+    def page(
+        self,
+        *,
+        as_of: datetime,
+        stages: Sequence[str] = (),
+        flags: Sequence[str] = (),
+        at_risk: bool | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[SummaryRow], int | None]:
+        """Summaries in customer_id order after ``after``, filtered by stage and flags."""
+        where: list[str] = []
+        params: list[Any] = []
+        if after is not None:
+            where.append("customer_id > ?")
+            params.append(after)
+        if stages:
+            where.append(f"stage IN ({', '.join('?' * len(stages))})")
+            params.extend(stages)
+        conditions = self._flag_conditions(as_of)
+        for flag in flags:
+            where.append(conditions[flag][0])
+            params.extend(conditions[flag][1])
+        if at_risk is not None:
+            any_flag = " OR ".join(condition for condition, _ in conditions.values())
+            where.append(f"({any_flag})" if at_risk else f"NOT ({any_flag})")
+            for _, values in conditions.values():
+                params.extend(values)
+        statement = "SELECT * FROM {relationships}"
+        if where:
+            statement += " WHERE " + " AND ".join(where)
+        statement += " ORDER BY customer_id LIMIT ?"
+        params.append(limit)
+        rows, position = self.fetch_with_position(statement, params)
+        return [SummaryRow.from_db(row, self) for row in rows], position
+
+    def _flag_conditions(self, as_of: datetime) -> dict[str, tuple[str, list[Any]]]:
+        open_stage = "stage <> 'dissolution'"
+        time = self.dialect.time
+        return {
+            FLAG_INACTIVE: (
+                f"({open_stage} AND COALESCE(last_touchpoint_at < ?, FALSE))",
+                [time(as_of - INACTIVE_AFTER)],
+            ),
+            FLAG_LOW_SCORE: (
+                f"({open_stage} AND COALESCE(latest_survey_score <= ?, FALSE))",
+                [LOW_SCORE],
+            ),
+            FLAG_COMPLAINT: (
+                f"({open_stage} AND COALESCE(oldest_open_complaint_at < ?, FALSE))",
+                [time(as_of - COMPLAINT_OPEN_TOO_LONG)],
+            ),
+        }
+
+    def cohorts(self) -> tuple[list[CohortRow], int | None]:
+        """Monthly cohort retention: cohort = month of a customer's first touchpoint."""
+        rows, position = self.fetch_with_position("SELECT active_months FROM {relationships}")
+        by_cohort: dict[int, Counter[int]] = {}
+        sizes: Counter[int] = Counter()
+        for row in rows:
+            months = orjson.loads(row["active_months"])
+            if not months:
+                continue
+            first = months[0]
+            sizes[first] += 1
+            offsets = by_cohort.setdefault(first, Counter())
+            for month in months:
+                offsets[month - first] += 1
+        result = []
+        for cohort in sorted(sizes):
+            offsets = by_cohort[cohort]
+            span = max(offsets) + 1
+            result.append(
+                CohortRow(
+                    cohort=f"{cohort // 12:04d}-{cohort % 12 + 1:02d}",
+                    customers=sizes[cohort],
+                    active_by_offset=tuple(offsets.get(k, 0) for k in range(span)),
+                )
+            )
+        return result, position
+
+
+class SQLiteSummaryView(SummaryView, SQLiteView):
+    pass
+
+
+class PostgresSummaryView(SummaryView, PostgresView):
+    pass
+
+
+class Summary(ReadModel[SummaryView]):
+    """Projects the relationship summary."""
+
+    name = "summary"
+    description = "relationship summary (customer 360)"
+    view_classes = {"sqlite": SQLiteSummaryView, "postgres": PostgresSummaryView}  # noqa: RUF012
+
+    def reset(self) -> None:
+        super().reset()
+        self.cache: RowCache[SummaryRow] = self.row_cache(self.view.rows_for)
+
+    def prefetch(self, events: Sequence[Any]) -> None:
+        self.cache.prefetch({e.customer_id for e in events})
+
+    def _row(self, event: Any) -> SummaryRow:
+        customer_id: str = event.customer_id
+        row = self.cache.get(customer_id)
+        if row is None:
+            row = SummaryRow(customer_id, str(event.originator_id))
+            self.cache.put(customer_id, row)
+        else:
+            self.cache.touched(customer_id, row)
+        row.version = event.originator_version
+        return row
+
+    @singledispatchmethod
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        """Events of other classes change no summary."""
+
+    @process_event.register(RelationshipStarted)
+    def _started(self, domain_event: Any, tracking: Tracking) -> None:
+        row = self._row(domain_event)
+        row.started_at = domain_event.started_at
+        row.stage_since = domain_event.started_at
+
+    @process_event.register(TouchpointRecorded)
+    def _touchpoint(self, domain_event: Any, tracking: Tracking) -> None:
+        self._row(domain_event).touch(domain_event)
+
+    @process_event.register(StageChanged)
+    def _stage_changed(self, domain_event: Any, tracking: Tracking) -> None:
+        row = self._row(domain_event)
+        row.stage = domain_event.to_stage
+        row.stage_since = domain_event.effective_at
+        row.cycle = domain_event.cycle
+
+    def wants_commit(self) -> bool:
+        return self.cache.is_full
+
+    def write(self, cursor: Any) -> None:
+        self.view.write_rows(cursor, self.cache.dirty.values())
+
+    def committed(self) -> None:
+        super().committed()
+        self.cache.committed()

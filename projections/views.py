@@ -1,0 +1,403 @@
+"""What the view of every read model shares: tables of its own beside a tracking table,
+written page by page with the page's position in the same transaction, on SQLite or
+PostgreSQL, in a live generation and (while rebuilding) a next one.
+
+A view is an eventsourcing ``TrackingRecorder`` (``SQLiteTrackingRecorder`` or
+``PostgresTrackingRecorder``): its rows and its ``Tracking`` position are written in one
+transaction by ``write_page``, which also checks that the position it starts from is
+the one recorded (compare-and-set). A page is therefore applied exactly once: a second
+runner, a crash between pages or a rebuild swapped in underneath all show up as
+``PositionMoved``, after which the runner forgets what it held and resumes from the
+recorded position.
+
+Each read model writes its SQL once, with ``?`` placeholders and a few type names
+taken from the dialect; the two backends differ only in how a write transaction is
+taken and in those type names.
+
+Rebuilding (``lifecycle replay``) fills the same tables under a ``__next`` suffix,
+tracked under its own name, while the live tables keep serving; ``swap_in_next`` then
+drops the live tables, renames the next ones and moves the position, in one
+transaction. Secondary indexes are built at the swap, after the bulk load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import zlib
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from eventsourcing.persistence import (
+    IntegrityError,
+    OperationalError,
+    Tracking,
+    TrackingRecorder,
+)
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteTrackingRecorder
+
+T = TypeVar("T")
+
+UPSTREAM = "Lifecycle"
+"""The name of the application whose event log every read model follows."""
+
+LIVE = ""
+NEXT = "__next"
+_NEXT_TRACKING_SUFFIX = "@next"
+_KEY_CHUNK = 500
+
+
+WRITE_CHUNK = 5_000
+
+
+def chunks(items: Iterable[T], size: int = WRITE_CHUNK) -> Iterator[list[T]]:
+    """``items`` a few thousand at a time, so rows are encoded for writing a chunk at a
+    time rather than all at once (a rebuild writes every row at the end)."""
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class PositionMoved(IntegrityError):
+    """The view's recorded position is not the one this page was folded from."""
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How the two SQL backends differ in what the read models write."""
+
+    name: str
+    time_type: str
+    float_type: str
+    paramstyle_percent: bool
+
+    def sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self.paramstyle_percent else statement
+
+    def time(self, value: datetime | None) -> Any:
+        """A time as this backend stores it: SQLite fixed-width UTC ISO text (which
+        sorts like time), PostgreSQL timestamptz."""
+        if value is None:
+            return None
+        if self.paramstyle_percent:
+            return value
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+    def from_time(self, value: Any) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            return value.astimezone(UTC)
+        return datetime.fromisoformat(value)
+
+
+SQLITE = Dialect("sqlite", time_type="TEXT", float_type="REAL", paramstyle_percent=False)
+POSTGRES = Dialect(
+    "postgres", time_type="TIMESTAMPTZ", float_type="DOUBLE PRECISION", paramstyle_percent=True
+)
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table of a view: its columns (SQL, with ``{time}``/``{float}`` type names),
+    primary key and secondary indexes (name suffix -> columns)."""
+
+    base: str
+    columns: tuple[tuple[str, str], ...]
+    primary_key: tuple[str, ...]
+    indexes: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+
+class SqlView(TrackingRecorder):
+    """The part of every view that does not depend on the backend."""
+
+    projection_name: ClassVar[str]
+    tables: ClassVar[tuple[Table, ...]]
+    dialect: ClassVar[Dialect]
+
+    generation: str = LIVE
+
+    # Backend hooks -----------------------------------------------------------------
+
+    @abstractmethod
+    def _write_transaction(self) -> contextlib.AbstractContextManager[Any]:
+        """A cursor in a transaction that holds this view's write lock, committed on exit."""
+
+    @abstractmethod
+    def _read_transaction(self) -> contextlib.AbstractContextManager[Any]:
+        """A cursor in a read-only transaction (one consistent snapshot)."""
+
+    @abstractmethod
+    def _tracking_table(self) -> str: ...
+
+    @abstractmethod
+    def _tracking_position(self, cursor: Any, name: str) -> int | None: ...
+
+    if TYPE_CHECKING:  # provided by the library's tracking recorder of each backend
+
+        def _insert_tracking(self, c: Any, tracking: Tracking) -> None: ...
+
+    @abstractmethod
+    def _table_exists(self, cursor: Any, name: str) -> bool: ...
+
+    # Names ---------------------------------------------------------------------------
+
+    def use_generation(self, generation: str) -> None:
+        """Point this view at the live tables or at those of a rebuild in progress."""
+        self.generation = generation
+
+    @property
+    def tracking_name(self) -> str:
+        return UPSTREAM if self.generation == LIVE else UPSTREAM + _NEXT_TRACKING_SUFFIX
+
+    def table(self, base: str, generation: str | None = None) -> str:
+        suffix = self.generation if generation is None else generation
+        return f"{self.projection_name}_{base}{suffix}"
+
+    def sql(self, statement: str) -> str:
+        """A statement with ``{table}`` names of this generation and this backend's
+        placeholders."""
+        names = {t.base: self.table(t.base) for t in self.tables}
+        return self.dialect.sql(statement.format(**names))
+
+    # Tables --------------------------------------------------------------------------
+
+    def create_table(self) -> None:
+        super().create_table()  # type: ignore[misc]  # the backend's tracking table
+        with self._write_transaction() as cursor:
+            for table in self.tables:
+                cursor.execute(self._create_statement(table, self.table(table.base)))
+                if self.generation == LIVE:
+                    for statement in self._index_statements(table, self.table(table.base)):
+                        cursor.execute(statement)
+
+    def _create_statement(self, table: Table, name: str) -> str:
+        columns = ", ".join(
+            f"{column} {kind.format(time=self.dialect.time_type, float=self.dialect.float_type)}"
+            for column, kind in table.columns
+        )
+        key = ", ".join(table.primary_key)
+        return f"CREATE TABLE IF NOT EXISTS {name} ({columns}, PRIMARY KEY ({key}))"
+
+    def _index_statements(self, table: Table, name: str) -> list[str]:
+        return [
+            f"CREATE INDEX IF NOT EXISTS {name}_{suffix} ON {name} ({columns})"
+            for suffix, columns in table.indexes
+        ]
+
+    def drop_next(self) -> None:
+        """Forget a rebuild's tables and position (a new rebuild starts from zero)."""
+        with self._write_transaction() as cursor:
+            for table in self.tables:
+                cursor.execute(f"DROP TABLE IF EXISTS {self.table(table.base, NEXT)}")
+            cursor.execute(
+                self.dialect.sql(
+                    f"DELETE FROM {self._tracking_table()} WHERE application_name = ?"
+                ),
+                (UPSTREAM + _NEXT_TRACKING_SUFFIX,),
+            )
+
+    def swap_in_next(self) -> int | None:
+        """Make the rebuilt tables the live ones, with their position, atomically.
+
+        A runner still writing the old generation finds the position moved at its next
+        page and resumes from the rebuilt one.
+        """
+        with self._write_transaction() as cursor:
+            position = self._tracking_position(cursor, UPSTREAM + _NEXT_TRACKING_SUFFIX)
+            for table in self.tables:
+                live, rebuilt = self.table(table.base, LIVE), self.table(table.base, NEXT)
+                if not self._table_exists(cursor, rebuilt):
+                    raise LookupError(f"no rebuilt table {rebuilt} to swap in")
+                cursor.execute(f"DROP TABLE IF EXISTS {live}")
+                cursor.execute(f"ALTER TABLE {rebuilt} RENAME TO {live}")
+                for statement in self._index_statements(table, live):
+                    cursor.execute(statement)
+            cursor.execute(
+                self.dialect.sql(
+                    f"DELETE FROM {self._tracking_table()} WHERE application_name IN (?, ?)"
+                ),
+                (UPSTREAM, UPSTREAM + _NEXT_TRACKING_SUFFIX),
+            )
+            if position is not None:
+                self._insert_tracking(cursor, Tracking(UPSTREAM, position))
+        return position
+
+    # Positions and pages -------------------------------------------------------------
+
+    def position(self) -> int | None:
+        """The last notification id of the upstream log this generation reflects."""
+        return self.max_tracking_id(self.tracking_name)
+
+    def write_page(
+        self, tracking: Tracking, expected: int | None, write: Callable[[Any], None]
+    ) -> None:
+        """Write a page's rows and its position in one transaction, if the recorded
+        position is still ``expected``; otherwise raise ``PositionMoved``."""
+        with self._write_transaction() as cursor:
+            recorded = self._tracking_position(cursor, tracking.application_name)
+            if recorded != expected:
+                raise PositionMoved(
+                    f"{self.projection_name}: position is {recorded}, expected {expected}"
+                )
+            write(cursor)
+            if tracking.notification_id != expected:
+                self._insert_tracking(cursor, tracking)
+
+    # Reading -------------------------------------------------------------------------
+
+    def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._read_transaction() as cursor:
+            cursor.execute(self.sql(statement), params)
+            return list(cursor.fetchall())
+
+    def fetch_with_position(
+        self, statement: str, params: Sequence[Any] = ()
+    ) -> tuple[list[Any], int | None]:
+        """Rows and the position they reflect, read in one snapshot."""
+        with self._read_transaction() as cursor:
+            cursor.execute(self.sql(statement), params)
+            rows = list(cursor.fetchall())
+            return rows, self._tracking_position(cursor, self.tracking_name)
+
+    def fetch_by_keys(
+        self, cursor: Any, base: str, key_column: str, keys: Iterable[str]
+    ) -> Iterator[Any]:
+        """Rows of a table whose ``key_column`` is among ``keys``."""
+        keys = list(keys)
+        name = self.table(base)
+        if self.dialect.paramstyle_percent:
+            cursor.execute(f"SELECT * FROM {name} WHERE {key_column} = ANY(%s)", (keys,))
+            yield from cursor.fetchall()
+            return
+        for start in range(0, len(keys), _KEY_CHUNK):
+            chunk = keys[start : start + _KEY_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            cursor.execute(f"SELECT * FROM {name} WHERE {key_column} IN ({marks})", chunk)
+            yield from cursor.fetchall()
+
+    def load_by_keys(self, base: str, key_column: str, keys: Iterable[str]) -> list[Any]:
+        with self._read_transaction() as cursor:
+            return list(self.fetch_by_keys(cursor, base, key_column, keys))
+
+    def upsert_statement(self, base: str, assignments: Sequence[str] | None = None) -> str:
+        """INSERT … ON CONFLICT (primary key) DO UPDATE SET ``assignments`` (default:
+        every other column from the row inserted)."""
+        table = next(t for t in self.tables if t.base == base)
+        columns = table.column_names
+        if assignments is None:
+            assignments = [f"{c} = excluded.{c}" for c in columns if c not in table.primary_key]
+        statement = (
+            f"INSERT INTO {self.table(base)} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))}) "
+            f"ON CONFLICT ({', '.join(table.primary_key)}) "
+        )
+        statement += f"DO UPDATE SET {', '.join(assignments)}" if assignments else "DO NOTHING"
+        return self.sql(statement)
+
+    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table, sorted: what a rebuild must reproduce."""
+        dumped: dict[str, list[tuple[Any, ...]]] = {}
+        with self._read_transaction() as cursor:
+            for table in self.tables:
+                columns = ", ".join(table.column_names)
+                cursor.execute(f"SELECT {columns} FROM {self.table(table.base)}")
+                rows = [tuple(row[c] for c in table.column_names) for row in cursor.fetchall()]
+                dumped[table.base] = sorted(rows, key=_sort_key)
+        return dumped
+
+
+def _sort_key(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple((value is None, "" if value is None else value) for value in row)
+
+
+class SQLiteView(SqlView, SQLiteTrackingRecorder):
+    """A view in its own SQLite file (``lifecycle.<projection>.db``)."""
+
+    dialect = SQLITE
+
+    @contextlib.contextmanager
+    def _write_transaction(self) -> Iterator[Any]:
+        # BEGIN IMMEDIATE takes the write lock before the position is read, so the
+        # compare-and-set cannot race another writer (the library's BEGIN is deferred).
+        with self.datastore.get_connection(commit=True) as connection:
+            cursor = connection.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                yield cursor
+                connection.commit()
+            except BaseException as error:
+                connection.rollback()
+                if isinstance(error, sqlite3.OperationalError):
+                    raise OperationalError(error) from error
+                if isinstance(error, sqlite3.IntegrityError):
+                    raise IntegrityError(error) from error
+                raise
+
+    @contextlib.contextmanager
+    def _read_transaction(self) -> Iterator[Any]:
+        with self.datastore.transaction(commit=False) as cursor:
+            yield cursor
+
+    def _tracking_table(self) -> str:
+        return "tracking"
+
+    def _tracking_position(self, cursor: Any, name: str) -> int | None:
+        position: int | None = self._max_tracking_id(name, cursor)
+        return position
+
+    def _table_exists(self, cursor: Any, name: str) -> bool:
+        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        return cursor.fetchone() is not None
+
+
+class PostgresView(SqlView, PostgresTrackingRecorder):
+    """A view in the shared PostgreSQL database, its tables prefixed by its name."""
+
+    dialect = POSTGRES
+
+    @contextlib.contextmanager
+    def _write_transaction(self) -> Iterator[Any]:
+        with self.datastore.transaction(commit=True) as cursor:
+            # One writer per view at a time, so the position read below stays true
+            # until this transaction commits.
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key(),))
+            yield cursor
+
+    @contextlib.contextmanager
+    def _read_transaction(self) -> Iterator[Any]:
+        with (
+            self.datastore.get_connection() as connection,
+            connection.transaction(force_rollback=True),
+        ):
+            cursor = connection.cursor()
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield cursor
+
+    def _lock_key(self) -> int:
+        return zlib.crc32(f"lifecycle-view:{self.tracking_table_name}".encode())
+
+    def _tracking_table(self) -> str:
+        return self.tracking_table_name
+
+    def _tracking_position(self, cursor: Any, name: str) -> int | None:
+        position: int | None = self._max_tracking_id(name, cursor)
+        return position
+
+    def _table_exists(self, cursor: Any, name: str) -> bool:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL AS present", (name,))
+        row = cursor.fetchone()
+        return bool(row["present"])

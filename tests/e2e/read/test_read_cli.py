@@ -1,0 +1,165 @@
+"""The read side's commands as an operator runs them: project, replay, serve."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from lifecycle.application import LifecycleApplication
+from lifecycle.bootstrap import build_application
+from lifecycle.settings import Settings
+from projections.bootstrap import READ_MODEL_NAMES, close_view, open_views
+from projections.service import rebuild
+from tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A simulated population recorded once, copied by each test that changes it."""
+    directory = tmp_path_factory.mktemp("population")
+    lines = directory / "population.jsonl"
+    assert run_cli("simulate", "--customers", "600", "--out", str(lines)).returncode == 0
+    url = f"sqlite:///{directory / 'lifecycle.db'}"
+    assert run_cli("import", str(lines), "--database-url", url).returncode == 0
+    return directory / "lifecycle.db"
+
+
+@pytest.fixture
+def store(population: Path, tmp_path: Path) -> str:
+    copy = tmp_path / "lifecycle.db"
+    copy.write_bytes(population.read_bytes())
+    return f"sqlite:///{copy}"
+
+
+def _position(database: Path) -> int:
+    """The summary's committed position, read as any other reader would."""
+    if not database.exists():
+        return 0
+    with sqlite3.connect(database, timeout=30) as connection:
+        try:
+            row = connection.execute(
+                "SELECT notification_id FROM tracking WHERE application_name = 'Lifecycle'"
+            ).fetchone()
+        except sqlite3.OperationalError:
+            return 0
+    return row[0] if row else 0
+
+
+def _dumps(settings: Settings) -> dict[str, object]:
+    views = open_views(settings)
+    try:
+        return {name: view.dump() for name, view in views.items()}
+    finally:
+        for view in views.values():
+            close_view(view)
+
+
+def test_project_once_catches_up_and_reports_positions_and_lag(store: str) -> None:
+    done = run_cli("project", "--once", "--database-url", store)
+
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0, done.stderr
+    assert [line.split()[0] for line in lines] == list(READ_MODEL_NAMES)
+    assert all(line.split()[-1] == "0" for line in lines)  # lag
+
+
+def test_an_unknown_projection_is_a_usage_error(store: str) -> None:
+    done = run_cli("project", "--once", "--projection", "nope", "--database-url", store)
+
+    assert done.returncode == 2
+    assert "unknown projection 'nope'" in done.stderr
+
+
+def test_a_projection_killed_mid_batch_resumes_without_counting_twice(store: str) -> None:
+    summary_file = Path(store.removeprefix("sqlite:///")).with_name("lifecycle.summary.db")
+    env = {**os.environ, "LIFECYCLE_LOG_FORMAT": "json", "LIFECYCLE_PROJECTION_PAGE_SIZE": "25"}
+    command = [
+        sys.executable,
+        "-m",
+        "lifecycle",
+        "project",
+        "--batch-size",
+        "25",
+        "--database-url",
+        store,
+    ]
+    killed_at = []
+    for _ in range(2):
+        before = _position(summary_file)
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 60
+        while _position(summary_file) <= before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        killed_at.append(_position(summary_file))
+    finished = run_cli("project", "--once", "--database-url", store)
+
+    settings = Settings(database_url=store)
+    app: LifecycleApplication = build_application(settings)
+    head = app.recorder.max_notification_id()
+    app.close()
+    projected = _dumps(settings)
+    rebuild(settings)
+    assert finished.returncode == 0, finished.stderr
+    assert 0 < killed_at[0] < killed_at[1] < head
+    assert _dumps(settings) == projected
+
+
+def test_replay_rebuilds_and_says_how_fast(store: str) -> None:
+    run_cli("project", "--once", "--database-url", store)
+
+    done = run_cli("replay", "--projection", "funnel", "--database-url", store)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("rebuilt funnel from ")
+    assert "events/s" in done.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_serve_answers_over_http_while_projecting(store: str) -> None:
+    port = _free_port()
+    env = {**os.environ, "LIFECYCLE_LOG_FORMAT": "json", "LIFECYCLE_API_KEYS": "k1:reader"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "lifecycle", "serve", "--port", str(port), "--database-url", store],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        ready = 0
+        while time.monotonic() < deadline and ready != 200:
+            try:
+                ready = urllib.request.urlopen(f"{base}/readyz", timeout=2).status
+            except OSError:
+                time.sleep(0.2)
+        request = urllib.request.Request(
+            f"{base}/v1/funnel", headers={"Authorization": "Bearer k1"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            funnel = response.read()
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+
+    assert ready == 200
+    assert b'"relationships":600' in funnel

@@ -1,0 +1,161 @@
+"""Exactly-once projection: resuming, batching, a second runner, and rebuilds that
+equal the live read models and swap in while the old ones serve."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lifecycle.application import LifecycleApplication
+from lifecycle.settings import Settings
+from lifecycle.vocabulary import Stage
+from projections.bootstrap import (
+    READ_MODEL_NAMES,
+    build_runner,
+    close_runner,
+    close_view,
+    open_views,
+)
+from projections.service import catch_up, rebuild
+from tests.integration.projections.conftest import History, Project, day
+
+
+def _eventful(history: History, app: LifecycleApplication, customers: int = 6) -> None:
+    for n in range(customers):
+        c = f"c{n}"
+        history(c, "inquiry", n, event_id=f"{c}-q")
+        history(c, "response", n + 0.5, in_reply_to=f"{c}-q")
+        history(c, "purchase", n + 1, amount="12.5", category=["books", "toys"][n % 2])
+        history(c, "complaint", n + 2, complaint_id="k")
+        history(c, "purchase", n + 20, amount="3", category="garden")
+        history(c, "survey", n + 3, score=n)
+        history(c, "complaint_resolved", n + 1.5, complaint_id="k")  # late
+        history(c, "cancellation", n + 30, reason="moved")
+        history(c, "trial", n + 60)  # reactivation
+        history(c, "follow_up", n + 61)
+    app.change_stage("c0", Stage.COMMITMENT, actor="ana", reason="key account", at=day(90))
+    app.sweep(day(500))
+
+
+def _dumps(settings: Settings) -> dict[str, Any]:
+    views = open_views(settings)
+    try:
+        return {name: view.dump() for name, view in views.items()}
+    finally:
+        for view in views.values():
+            close_view(view)
+
+
+def test_projection_resumes_from_its_position_without_counting_twice(
+    history: History, project: Project, app: LifecycleApplication
+) -> None:
+    history("c1", "inquiry", 0)
+    project(["summary"])
+    history("c1", "inquiry", 1)
+    history("c1", "inquiry", 2)
+
+    row, position = project(["summary"])["summary"].summary("c1")
+
+    assert row.touchpoints == 3
+    assert position == app.recorder.max_notification_id()
+
+
+def test_rows_do_not_depend_on_how_the_log_is_cut_into_batches(
+    history: History, app: LifecycleApplication, settings: Settings
+) -> None:
+    _eventful(history, app)
+    catch_up(settings, app=app)
+    whole = _dumps(settings)
+    tiny = settings.model_copy(update={"projection_page_size": 1, "projection_batch_size": 1})
+
+    rebuild(tiny, app=app)
+
+    assert _dumps(settings) == whole
+
+
+def test_rebuilt_read_models_equal_the_live_ones(
+    history: History, app: LifecycleApplication, settings: Settings
+) -> None:
+    _eventful(history, app)
+    catch_up(settings, app=app)
+    live = _dumps(settings)
+
+    outcome = rebuild(settings, app=app)
+
+    assert _dumps(settings) == live
+    assert set(outcome.positions.values()) == {app.recorder.max_notification_id()}
+
+
+def test_the_old_tables_serve_while_a_rebuild_runs(
+    history: History, project: Project, app: LifecycleApplication, settings: Settings
+) -> None:
+    history("c1", "inquiry", 0)
+    summary = project(["summary"])["summary"]
+    served_before = summary.summary("c1")
+    history("c1", "inquiry", 1)
+    seen_during: list[Any] = []
+
+    rebuild(
+        settings, ["summary"], app=app, advance=lambda _: seen_during.append(summary.summary("c1"))
+    )
+
+    assert [(row.touchpoints, pos) for row, pos in seen_during] == [
+        (served_before[0].touchpoints, served_before[1])
+    ]
+    assert summary.summary("c1")[0].touchpoints == 2
+
+
+def test_a_runner_whose_tables_were_swapped_resumes_from_the_rebuilt_position(
+    history: History, app: LifecycleApplication, settings: Settings
+) -> None:
+    history("c1", "inquiry", 0)
+    runner = build_runner(settings, app, ["summary"])
+    try:
+        runner.catch_up()
+        history("c1", "inquiry", 1)
+        rebuild(settings, ["summary"], app=app)
+        history("c1", "inquiry", 2)
+        runner.catch_up()
+        row, position = runner.lanes[0].model.view.summary("c1")
+    finally:
+        close_runner(runner)
+
+    assert row.touchpoints == 3
+    assert position == app.recorder.max_notification_id()
+
+
+def test_two_runners_of_one_read_model_never_count_an_event_twice(
+    history: History, app: LifecycleApplication, settings: Settings
+) -> None:
+    _eventful(history, app, customers=3)
+    first = build_runner(settings, app, READ_MODEL_NAMES)
+    second = build_runner(settings, app, READ_MODEL_NAMES)
+    try:
+        first.catch_up()
+        second.catch_up()
+        history("c1", "inquiry", 99)
+        second.catch_up()
+        first.catch_up()
+        both = _dumps(settings)
+    finally:
+        close_runner(first)
+        close_runner(second)
+
+    rebuild(settings, app=app)
+    assert _dumps(settings) == both
+
+
+def test_lag_is_what_the_log_holds_beyond_a_read_models_position(
+    history: History, app: LifecycleApplication, settings: Settings
+) -> None:
+    history("c1", "inquiry", 0)
+    catch_up(settings, ["funnel"], app=app)
+    history("c1", "inquiry", 1)
+    runner = build_runner(settings, app, ["funnel"])
+    try:
+        before = runner.status()[0]
+        runner.catch_up()
+        after = runner.status()[0]
+    finally:
+        close_runner(runner)
+
+    assert (before.lag, after.lag) == (1, 0)
