@@ -31,8 +31,8 @@ from pydantic import AfterValidator, AwareDatetime
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lifecycle.application import LifecycleApplication
+from lifecycle.audit.history import audited_history
 from lifecycle.errors import RelationshipNotFound
-from lifecycle.outbound import to_relationship_event
 from lifecycle.settings import Settings
 from lifecycle.vocabulary import Stage
 from projections import metrics
@@ -322,19 +322,20 @@ def create_app(read_side: ReadSide) -> FastAPI:
         responses=_errors(401, 403, 404, 422),
         dependencies=[auditor],
         tags=["audit"],
-        summary="Every recorded event of a customer's relationship (Contract 3)",
+        summary="Every recorded event of a customer's relationship (Contract 3), each with "
+        "its business time, recorded time, version, log position and hash",
+        description="Personal data is never revealed here: each event's `personal` says "
+        "`encrypted` or `erased`. Verify the hashes offline with `lifecycle audit verify`.",
     )
     def get_history(customer_id: CustomerId, response: Response) -> Response:
         position = read_side.head()
         try:
-            events = read_side.application.history(customer_id)
+            events = audited_history(read_side.application, customer_id, reveal=False)
         except RelationshipNotFound as missing:
             raise ApiError(404, "not_found", str(missing)) from None
         return _respond(
             models.HistoryResponse(
-                position=positioned(response, position),
-                customer_id=customer_id,
-                events=[to_relationship_event(e) for e in events],
+                position=positioned(response, position), customer_id=customer_id, events=events
             )
         )
 

@@ -241,3 +241,12 @@ def test_every_route_documents_its_response_models(client: TestClient) -> None:
             for status, response in operation["responses"].items():
                 schema = response["content"]["application/json"]["schema"]
                 assert "$ref" in schema, (path, status)
+
+
+def test_history_lists_each_events_times_version_position_and_hash(client: TestClient) -> None:
+    events = client.get("/v1/customers/carol/history", headers=AUDITOR).json()["events"]
+    positions = [e["position"] for e in events]
+    assert positions == sorted(positions)
+    assert [e["version"] for e in events] == [1, 2, 3]
+    assert all(len(e["hash"]) == 64 and e["occurred_at"] and e["recorded_at"] for e in events)
+    assert [e["previous_hash"] for e in events[1:]] == [e["hash"] for e in events[:-1]]
