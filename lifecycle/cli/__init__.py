@@ -14,11 +14,11 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from lifecycle.cli import records, schemas, simulate
+from lifecycle.cli import kafka, records, schemas, simulate
 from lifecycle.cli.common import CheckFailed, UsageError, one_line
 from lifecycle.errors import LifecycleError
 
-COMMAND_GROUPS = (records, schemas, simulate)
+COMMAND_GROUPS = (records, schemas, simulate, kafka)
 
 
 def build_parser() -> argparse.ArgumentParser:
