@@ -248,6 +248,12 @@ class TouchpointIngest:
                 raise TimeoutError(f"positions {targets} not reached in {timeout} s")
             self.poll_once(stop)
 
+    @property
+    def assigned_partitions(self) -> list[int]:
+        """The partitions of the topic this member owns now."""
+        with self._lock:
+            return sorted(p.partition for p in (*self._owned, *self._unpositioned))
+
     def stored_position(self, partition: int) -> int | None:
         """The next offset of ``partition`` recorded in the database, if any."""
         consumer = self._require_consumer()
