@@ -54,9 +54,11 @@ def test_two_consumers_split_the_partitions_and_a_leaving_one_hands_over_without
     with RunningIngest(a):
         with RunningIngest(b):
             wait_until(
-                lambda: len(a.assigned_partitions + b.assigned_partitions) == PARTITIONS
-                and bool(a.assigned_partitions)
-                and bool(b.assigned_partitions),
+                lambda: (
+                    len(a.assigned_partitions + b.assigned_partitions) == PARTITIONS
+                    and bool(a.assigned_partitions)
+                    and bool(b.assigned_partitions)
+                ),
                 what="both consumers to own partitions",
             )
             split = (a.assigned_partitions, b.assigned_partitions)
