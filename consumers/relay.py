@@ -164,9 +164,7 @@ class Relay:
         self.published += len(events)
         self.metrics.published.labels(self.topic).inc(len(events))
         self.metrics.position.set(last)
-        self.log.info(
-            "events_relayed", count=len(events), first=notifications[0].id, position=last
-        )
+        self.log.info("events_relayed", count=len(events), first=notifications[0].id, position=last)
         return len(events)
 
     def _outbound(self, notification: Notification) -> RelationshipEvent:
