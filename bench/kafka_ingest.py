@@ -7,7 +7,9 @@ server started here):
 - end to end: the touchpoint consumer from the topic into the store (validation, dead
   letters, one transaction per partition chunk with its Kafka position), timed from
   partition assignment to the last position stored;
-- the baseline: the same lines through ``lifecycle import`` (``import_lines``), no Kafka;
+- the baseline: the same lines through ``lifecycle import`` (``import_lines``), no Kafka,
+  at its default batch size and at 1,000 per transaction (the consumer's largest);
+- two ``lifecycle consume`` processes in one group sharing the partitions;
 - kafka-python's raw consume rate of the topic, with no processing at all.
 
 Run: ``.venv/bin/python bench/kafka_ingest.py [--touchpoints N] [--customers C]``
@@ -17,7 +19,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -37,6 +43,7 @@ from lifecycle.logs import configure_logging
 from lifecycle.messages import utc_now
 from lifecycle.settings import Settings
 from lifecycle.simulation import as_json_lines, simulate_population
+from lifecycle.store import Store
 
 TARGET_RATIO = 0.70
 TARGET_SQLITE_RATE = 12_000
@@ -54,13 +61,22 @@ class Result:
 
 
 def population(touchpoints: int, customers: int) -> list[bytes]:
-    """The first ``touchpoints`` messages of a simulated population, as JSON lines."""
+    """``touchpoints`` simulated messages of ``customers`` customers, as JSON lines.
+
+    The simulation gives each customer about nine touchpoints; when more are asked
+    for, a larger population is simulated and folded onto ``customers`` ids, so some
+    customers live two simulated lives (their event ids stay unique).
+    """
     end = utc_now()
-    years = 2.0
-    messages = simulate_population(customers, end=end, years=years, seed=11)
-    while len(messages) < touchpoints:  # a longer history has more touchpoints per customer
-        years *= 1.25
-        messages = simulate_population(customers, end=end, years=years, seed=11)
+    simulated = customers
+    while True:
+        messages = simulate_population(simulated, end=end, years=2.0, seed=11)
+        if len(messages) >= touchpoints:
+            break
+        simulated = int(simulated * touchpoints / len(messages) * 1.02) + 1
+    for message in messages:
+        number = int(message["customer_id"].removeprefix("cust-")) % customers
+        message["customer_id"] = f"cust-{number:06d}"
     return list(as_json_lines(messages[:touchpoints]))
 
 
@@ -86,13 +102,16 @@ def raw_consume_rate(bootstrap: str, topic: str, count: int) -> float:
     return count / elapsed
 
 
-def import_rate(database_url: str, lines: list[bytes]) -> float:
+def import_rate(database_url: str, lines: list[bytes], batch_size: int | None = None) -> float:
     settings = Settings(database_url=database_url)
     app = build_application(settings)
     try:
         started = time.perf_counter()
         report = import_lines(
-            app, lines, rules=settings.message_rules, batch_size=settings.import_batch_size
+            app,
+            lines,
+            rules=settings.message_rules,
+            batch_size=batch_size or settings.import_batch_size,
         )
         elapsed = time.perf_counter() - started
     finally:
@@ -121,6 +140,67 @@ def kafka_rate(
         app.close()
     assert stats.messages == count and stats.rejected == 0, stats
     return count / elapsed
+
+
+def scale_out_rate(
+    database_url: str, bootstrap: str, topics: Topics, targets: dict[int, int], processes: int
+) -> float:
+    """``processes`` runs of ``lifecycle consume`` in one group; timed from the first stored
+    position to the last, counting only what was consumed in between."""
+    group = f"bench-{time.monotonic_ns()}"
+    env = {
+        **os.environ,
+        "LIFECYCLE_DATABASE_URL": database_url,
+        "LIFECYCLE_KAFKA_BOOTSTRAP": bootstrap,
+        "LIFECYCLE_KAFKA_TOUCHPOINTS_TOPIC": topics.touchpoints,
+        "LIFECYCLE_KAFKA_CONSUMER_GROUP": group,
+        "LIFECYCLE_LOG_LEVEL": "warning",
+    }
+    # The application creates its tables before the consumers race to.
+    build_application(Settings(database_url=database_url)).close()
+    consumers = [
+        subprocess.Popen([sys.executable, "-m", "lifecycle", "consume"], env=env)
+        for _ in range(processes)
+    ]
+    total = sum(targets.values())
+    try:
+        first: tuple[float, int] | None = None
+        while (done := stored_positions(database_url, topics.touchpoints)) < total:
+            if first is None and done:
+                first = (time.perf_counter(), done)
+            time.sleep(0.05)
+        finished = time.perf_counter()
+    finally:
+        for consumer in consumers:
+            consumer.send_signal(signal.SIGTERM)
+        for consumer in consumers:
+            consumer.wait(60)
+    assert first is not None
+    return (total - first[1]) / (finished - first[0])
+
+
+def stored_positions(database_url: str, topic: str) -> int:
+    """The sum of the touchpoint topic's positions stored with the events."""
+    pattern = f"kafka:{topic}:%"
+    store = Store.from_url(database_url)
+    if store.sqlite_path is not None:
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(store.sqlite_path, timeout=30)) as connection:
+            row = connection.execute(
+                "SELECT SUM(notification_id) FROM tracking WHERE application_name LIKE ?",
+                (pattern,),
+            ).fetchone()
+    else:
+        import psycopg
+
+        with psycopg.connect(database_url) as connection:
+            row = connection.execute(
+                "SELECT SUM(notification_id) FROM lifecycle_tracking "
+                "WHERE application_name LIKE %s",
+                (pattern,),
+            ).fetchone()
+    return int(row[0] or 0) if row else 0
 
 
 @contextlib.contextmanager
@@ -184,13 +264,19 @@ def main() -> None:
                     return str(fresh())
 
                 baseline = import_rate(url("import"), lines)
+                small_batches = import_rate(url("import-1000"), lines, batch_size=1_000)
                 end_to_end = kafka_rate(
                     url("kafka"), broker.bootstrap, topics, sent.next_offsets, len(lines)
                 )
+                two = scale_out_rate(
+                    url("kafka-2"), broker.bootstrap, topics, sent.next_offsets, processes=2
+                )
                 results.append(Result(store, baseline, end_to_end))
                 print(
-                    f"{store:<9} import {baseline:>9,.0f} /s   kafka end to end "
-                    f"{end_to_end:>9,.0f} /s   ({end_to_end / baseline:.0%} of import)"
+                    f"{store:<9} import {baseline:>7,.0f} /s, in batches of 1,000 "
+                    f"{small_batches:>7,.0f} /s | kafka end to end {end_to_end:>7,.0f} /s "
+                    f"({end_to_end / baseline:.0%}; {end_to_end / small_batches:.0%}) | "
+                    f"two consumer processes {two:>7,.0f} /s"
                 )
 
     sqlite = results[0]

@@ -20,8 +20,9 @@ ends the relay between batches, or during a wait without moving the position.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import TypeVar
 
 import structlog
 from eventsourcing.persistence import (
@@ -42,6 +43,8 @@ from lifecycle.outbound import RelationshipEvent, to_relationship_event
 from lifecycle.store import Store
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 ACK_TIMEOUT_SECONDS = 30.0
 BACKOFF = Backoff(initial=0.5, maximum=30.0)
@@ -197,7 +200,7 @@ class Relay:
             if not self.tracking.has_tracking_id(self.name, notification_id):
                 raise
 
-    def _retry_database(self, operation: Any, stop: threading.Event) -> Any:
+    def _retry_database(self, operation: Callable[[], T], stop: threading.Event) -> T:
         return retry(
             operation,
             is_fault=is_database_fault,
