@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -158,6 +159,7 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             # Its own process group: a Ctrl-C in a terminal reaches us, and we stop it.
             start_new_session=True,
+            preexec_fn=_die_with_parent,
             env={k: v for k, v in os.environ.items() if k != "RUST_LOG"},
         )
         deadline = time.monotonic() + timeout
@@ -209,6 +211,17 @@ class EmbeddedBroker:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, end the broker when its parent dies, so a
+    ``kill -9`` of ``lifecycle run`` does not leave it holding the port. (Linux ties this
+    to the thread that started the broker: start it from one that outlives it.)"""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def start_embedded_broker(port: int, topics: Topics) -> EmbeddedBroker:
