@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lifecycle.application import LifecycleApplication
 from lifecycle.personal import KeyStore, PersonalDataVault, PostgresKeyStore, SQLiteKeyStore
 from lifecycle.policy import Policy
 from lifecycle.settings import Settings
 from lifecycle.store import Store
+
+if TYPE_CHECKING:
+    from eventsourcing.persistence import InfrastructureFactory, TrackingRecorder
+
+    from consumers.broker import Topics
+    from consumers.ingest import TouchpointIngest
+    from consumers.relay import Relay
 
 
 def load_policy(settings: Settings) -> Policy:
@@ -51,3 +60,65 @@ def build_key_store(settings: Settings) -> KeyStore:
 
 def build_vault(settings: Settings) -> PersonalDataVault:
     return PersonalDataVault(build_key_store(settings))
+
+
+# Kafka edge: the consumer, the relay and their clients. Imported when used, so that
+# commands without Kafka never load the client.
+
+
+def kafka_topics(settings: Settings) -> Topics:
+    from consumers.broker import Topics
+
+    return Topics.from_settings(settings)
+
+
+def build_ingest(
+    settings: Settings,
+    app: LifecycleApplication,
+    *,
+    bootstrap: str | None = None,
+    topics: Topics | None = None,
+    group_id: str | None = None,
+) -> TouchpointIngest:
+    """The touchpoint consumer; ``open(stop)`` or ``run(stop)`` it."""
+    from consumers.ingest import TouchpointIngest
+
+    topics = topics or kafka_topics(settings)
+    return TouchpointIngest(
+        app,
+        bootstrap=bootstrap or settings.bootstrap_servers,
+        topic=topics.touchpoints,
+        group_id=group_id or settings.kafka_consumer_group,
+        dead_letter_topic=topics.dead_letters,
+        rules=settings.message_rules,
+        max_records=settings.kafka_max_poll_records,
+    )
+
+
+def build_relay_tracking(settings: Settings) -> InfrastructureFactory[TrackingRecorder]:
+    """Where the relay stores its position; close it after the relay."""
+    from consumers.relay import relay_tracking_factory
+
+    return relay_tracking_factory(Store.from_url(settings.database_url))
+
+
+def build_relay(
+    settings: Settings,
+    app: LifecycleApplication,
+    tracking: TrackingRecorder,
+    *,
+    bootstrap: str | None = None,
+    topics: Topics | None = None,
+) -> Relay:
+    """The outbound relay; ``open(stop)`` or ``run(stop)`` it."""
+    from consumers.relay import Relay
+
+    topics = topics or kafka_topics(settings)
+    return Relay(
+        app,
+        tracking,
+        bootstrap=bootstrap or settings.bootstrap_servers,
+        topic=topics.relationship_events,
+        batch_size=settings.relay_batch_size,
+        idle_seconds=settings.relay_idle_seconds,
+    )

@@ -43,6 +43,24 @@ class Settings(BaseSettings):
     audit_seal_interval_seconds: float = Field(
         default=300.0, gt=0, description="how often `lifecycle run` seals the audit ledger"
     )
+    # Kafka edge: topics, the embedded broker, the touchpoint consumer and the relay.
+    kafka_touchpoints_topic: str = Field(default="crm.touchpoints", min_length=1)
+    kafka_dead_letter_topic: str = Field(default="crm.touchpoints.dlq", min_length=1)
+    kafka_relationship_events_topic: str = Field(default="crm.relationship-events", min_length=1)
+    kafka_touchpoint_partitions: int = Field(
+        default=6, ge=1, description="partitions of the touchpoint topic the broker creates"
+    )
+    kafka_broker_port: int = Field(
+        default=9092, ge=1, le=65535, description="port of the embedded broker on 127.0.0.1"
+    )
+    kafka_consumer_group: str = Field(default="lifecycle-ingest", min_length=1)
+    kafka_max_poll_records: int = Field(
+        default=5_000, ge=1, description="messages the consumer takes per poll"
+    )
+    relay_batch_size: int = Field(default=1_000, ge=1, description="events relayed per batch")
+    relay_idle_seconds: float = Field(
+        default=0.5, gt=0, description="how long the relay waits when the log has nothing new"
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -87,6 +105,11 @@ class Settings(BaseSettings):
                 raise ValueError("expected key:role pairs separated by commas, or a JSON object")
             keys[key] = role
         return keys
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The Kafka cluster to use: ``kafka_bootstrap``, else the embedded broker's address."""
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_broker_port}"
 
     @property
     def message_rules(self) -> MessageRules:

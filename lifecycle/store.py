@@ -104,4 +104,10 @@ class Store:
             "POSTGRES_POOL_SIZE": "5",
             "POSTGRES_LOCK_TIMEOUT": "10",
             "PROCESS_RECORDER_TOPIC": "lifecycle.recorders:BatchPostgresProcessRecorder",
+            # Check a pooled connection before use: after a database restart, the first
+            # retry of a long-running service gets a fresh connection, not a dead one.
+            "POSTGRES_PRE_PING": "y",
+            # Give up waiting for a pooled connection after 5 s (the library waits 30 s):
+            # services then log the outage and retry on their own schedule.
+            "POSTGRES_CONNECT_TIMEOUT": "5",
         }

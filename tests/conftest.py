@@ -23,6 +23,8 @@ from lifecycle.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
+pytest_plugins = ["tests.kafka_support"]  # the embedded Kafka broker and its helpers
+
 
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:

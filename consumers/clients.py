@@ -1,0 +1,108 @@
+"""The Kafka clients of the edge, configured in one place.
+
+Producers wait for every in-sync replica (``acks="all"``) and are idempotent, so a
+retried send is neither duplicated nor reordered by the broker. Consumers never
+auto-commit: the positions that count are stored with the events. Group timings are
+short so that a member joins or leaves in seconds (with the defaults a join takes
+~25 s); a member that does not poll for ``MAX_POLL_INTERVAL_MS`` leaves its group and
+rejoins on its next poll, which is harmless because positions live in the database.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from consumers.faults import Backoff, is_broker_fault, retry
+
+SESSION_TIMEOUT_MS = 6_000
+HEARTBEAT_INTERVAL_MS = 2_000
+MAX_POLL_INTERVAL_MS = 10_000
+BOOTSTRAP_TIMEOUT_MS = 5_000
+RECONNECT_BACKOFF_MAX_MS = 5_000  # kafka-python's own reconnects back off exponentially to this
+CONNECT_BACKOFF = Backoff(initial=0.5, maximum=30.0)
+
+
+def new_producer(bootstrap: str, client_id: str, **options: Any) -> KafkaProducer:
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "client_id": client_id,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "batch_size": 256 * 1024,
+        "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
+        **options,
+    }
+    return KafkaProducer(**config)
+
+
+def new_consumer(bootstrap: str, client_id: str, **options: Any) -> KafkaConsumer:
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "client_id": client_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": SESSION_TIMEOUT_MS,
+        "heartbeat_interval_ms": HEARTBEAT_INTERVAL_MS,
+        "max_poll_interval_ms": MAX_POLL_INTERVAL_MS,
+        "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
+        **options,
+    }
+    return KafkaConsumer(**config)
+
+
+def connect_producer(
+    bootstrap: str, client_id: str, stop: threading.Event, log: Any, **options: Any
+) -> KafkaProducer:
+    """A producer, once the broker answers; waits it out with backoff. Raises ``Stopped``."""
+    return retry(
+        lambda: new_producer(bootstrap, client_id, **options),
+        is_fault=is_broker_fault,
+        cause="broker",
+        stop=stop,
+        log=log.bind(bootstrap=bootstrap),
+        backoff=CONNECT_BACKOFF,
+    )
+
+
+def connect_consumer(
+    bootstrap: str, client_id: str, stop: threading.Event, log: Any, **options: Any
+) -> KafkaConsumer:
+    """A consumer, once the broker answers; waits it out with backoff. Raises ``Stopped``."""
+    return retry(
+        lambda: new_consumer(bootstrap, client_id, **options),
+        is_fault=is_broker_fault,
+        cause="broker",
+        stop=stop,
+        log=log.bind(bootstrap=bootstrap),
+        backoff=CONNECT_BACKOFF,
+    )
+
+
+# kafka-python 3 keeps topic ids and connection state on the client's cluster metadata
+# and connection manager; it has no public accessor for either on the consumer. The two
+# functions below are the only places that reach for them, and both degrade to "unknown".
+
+
+def topic_id(consumer: KafkaConsumer, topic: str) -> str | None:
+    """The broker's id of ``topic`` (KIP-516), or None when it does not report one."""
+    try:
+        value = consumer._client.cluster.topic_id(topic)
+    except AttributeError:
+        return None
+    return str(value) if value is not None else None
+
+
+def broker_reachable(consumer: KafkaConsumer) -> bool:
+    """Whether the consumer holds a live connection to at least one broker."""
+    try:
+        client = consumer._client
+        nodes = [broker.node_id for broker in client.cluster.brokers()]
+        return any(client.connected(node) for node in nodes)
+    except AttributeError:
+        return True

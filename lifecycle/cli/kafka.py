@@ -1,0 +1,323 @@
+"""Commands of the Kafka edge: broker, consume, relay, publish, run.
+
+Services (``broker``, ``consume``, ``relay``, ``run``) run until SIGTERM or SIGINT,
+finish what they hold, and exit 0; a service that fails exits 1.
+``LIFECYCLE_KAFKA_BOOTSTRAP`` names the Kafka cluster; unset, ``consume``, ``relay``
+and ``publish`` use the embedded broker's address (127.0.0.1 and
+``LIFECYCLE_KAFKA_BROKER_PORT``) and ``run`` starts the embedded broker itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO, Any
+
+import structlog
+
+from lifecycle.bootstrap import (
+    build_application,
+    build_ingest,
+    build_relay,
+    build_relay_tracking,
+    kafka_topics,
+)
+from lifecycle.cli.common import UsageError, add_common_options, positive_int, settings_from
+from lifecycle.errors import LifecycleError, RejectedTouchpoint
+from lifecycle.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+Service = tuple[str, Callable[[threading.Event], None]]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "broker",
+        help="run the embedded Kafka-compatible broker until stopped",
+        description="Runs the embedded broker (Tansu, memory storage: nothing survives a "
+        "restart) on 127.0.0.1 and creates the project's topics. For development and "
+        "single machines; production points LIFECYCLE_KAFKA_BOOTSTRAP at its Kafka cluster.",
+    )
+    _broker_options(p)
+    add_common_options(p)
+    p.set_defaults(handler=broker_command)
+
+    p = subparsers.add_parser(
+        "consume",
+        help="record touchpoints from Kafka, exactly once, until stopped",
+        description="A consumer-group member for the touchpoint topic: records valid "
+        "touchpoints with their Kafka positions in one transaction, dead-letters invalid "
+        "ones. Run several in one group to share the partitions.",
+    )
+    _bootstrap_option(p)
+    p.add_argument("--group", help="consumer group (env LIFECYCLE_KAFKA_CONSUMER_GROUP)")
+    p.add_argument(
+        "--max-records",
+        type=positive_int,
+        help="messages per poll (env LIFECYCLE_KAFKA_MAX_POLL_RECORDS)",
+    )
+    add_common_options(p)
+    p.set_defaults(handler=consume_command)
+
+    p = subparsers.add_parser(
+        "relay",
+        help="publish the event log to the relationship-events topic until stopped",
+        description="Publishes every recorded event as a Contract 3 message, at least once "
+        "and in log order per customer, resuming from its stored position.",
+    )
+    _bootstrap_option(p)
+    add_common_options(p)
+    p.set_defaults(handler=relay_command)
+
+    p = subparsers.add_parser(
+        "publish",
+        help="send JSON lines of Contract 1 touchpoints to the touchpoint topic",
+        description="Validates each line and sends the valid ones, keyed by customer_id. "
+        "Invalid lines are reported on standard error with their line number and not sent. "
+        "Exit 0 when the input was processed, even with invalid lines.",
+    )
+    p.add_argument("file", metavar="FILE|-", help="a JSON-lines file, or - for standard input")
+    _bootstrap_option(p)
+    p.add_argument("--json", action="store_true", help="print the counts as JSON")
+    add_common_options(p)
+    p.set_defaults(handler=publish_command)
+
+    p = subparsers.add_parser(
+        "run",
+        help="broker, consumer and relay in one process (single-machine deployment)",
+        description="Starts the embedded broker unless LIFECYCLE_KAFKA_BOOTSTRAP is set, then "
+        "the touchpoint consumer and the outbound relay, until stopped.",
+    )
+    _bootstrap_option(p)
+    _broker_options(p)
+    add_common_options(p)
+    p.set_defaults(handler=run_command)
+
+
+def _bootstrap_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--bootstrap",
+        dest="kafka_bootstrap",
+        metavar="HOST:PORT",
+        help="Kafka cluster (env LIFECYCLE_KAFKA_BOOTSTRAP; default: the embedded broker's port)",
+    )
+
+
+def _broker_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--port",
+        type=int,
+        help="embedded broker port on 127.0.0.1 (env LIFECYCLE_KAFKA_BROKER_PORT; default 9092)",
+    )
+    p.add_argument(
+        "--partitions",
+        type=positive_int,
+        help="partitions of the touchpoint topic (env LIFECYCLE_KAFKA_TOUCHPOINT_PARTITIONS; "
+        "default 6)",
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return settings_from(
+        args,
+        kafka_broker_port=getattr(args, "port", None),
+        kafka_touchpoint_partitions=getattr(args, "partitions", None),
+        kafka_consumer_group=getattr(args, "group", None),
+        kafka_max_poll_records=getattr(args, "max_records", None),
+    )
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT (instead of dying or KeyboardInterrupt)."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        log.info("stop_requested", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return stop
+
+
+# Commands ------------------------------------------------------------------------------
+
+
+def broker_command(args: argparse.Namespace) -> int:
+    from consumers.broker import EmbeddedBroker
+
+    settings = _settings(args)
+    stop = stop_on_signals()
+    topics = kafka_topics(settings)
+    with EmbeddedBroker(settings.kafka_broker_port, topics) as broker:
+        print(
+            f"broker listening on {broker.bootstrap}; topics {topics.touchpoints} "
+            f"({topics.touchpoint_partitions} partitions), {topics.dead_letters}, "
+            f"{topics.relationship_events}; memory storage; stop with Ctrl-C",
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            if not broker.running:
+                print("lifecycle: error: the embedded broker exited", file=sys.stderr)
+                return 1
+    return 0
+
+
+def consume_command(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    stop = stop_on_signals()
+    app = build_application(settings)
+    try:
+        return run_services([("consume", build_ingest(settings, app).run)], stop)
+    finally:
+        app.close()
+
+
+def relay_command(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    stop = stop_on_signals()
+    with ExitStack() as stack:
+        app = build_application(settings)
+        stack.callback(app.close)
+        tracking = build_relay_tracking(settings)
+        stack.callback(tracking.close)
+        relay = build_relay(settings, app, tracking.tracking_recorder())
+        return run_services([("relay", relay.run)], stop)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from consumers.broker import EmbeddedBroker
+
+    settings = _settings(args)
+    stop = stop_on_signals()
+    with ExitStack() as stack:
+        broker: EmbeddedBroker | None = None
+        if settings.kafka_bootstrap is None:
+            broker = stack.enter_context(
+                EmbeddedBroker(settings.kafka_broker_port, kafka_topics(settings))
+            )
+        bootstrap = settings.bootstrap_servers
+        ingest_app = build_application(settings)
+        stack.callback(ingest_app.close)
+        relay_app = build_application(settings)
+        stack.callback(relay_app.close)
+        tracking = build_relay_tracking(settings)
+        stack.callback(tracking.close)
+        services: list[Service] = [
+            ("consume", build_ingest(settings, ingest_app, bootstrap=bootstrap).run),
+            (
+                "relay",
+                build_relay(
+                    settings, relay_app, tracking.tracking_recorder(), bootstrap=bootstrap
+                ).run,
+            ),
+        ]
+        log.info(
+            "engine_started",
+            bootstrap=bootstrap,
+            embedded_broker=broker is not None,
+            services=[name for name, _ in services],
+        )
+        alive = (lambda: broker.running) if broker is not None else None
+        return run_services(services, stop, alive=alive)
+    return 0  # not reached: the stack swallows no exception
+
+
+def publish_command(args: argparse.Namespace) -> int:
+    from consumers.broker import BrokerError
+    from consumers.clients import new_producer
+    from consumers.faults import is_broker_fault
+    from consumers.publish import publish_lines
+
+    settings = settings_from(args)
+    topics = kafka_topics(settings)
+    with ExitStack() as stack:
+        source = _open_input(args.file, stack)
+        try:
+            producer = new_producer(settings.bootstrap_servers, "lifecycle-publish")
+        except Exception as error:
+            if is_broker_fault(error):
+                raise BrokerError(
+                    f"cannot reach Kafka at {settings.bootstrap_servers}: {error}"
+                ) from None
+            raise
+        stack.callback(producer.close)
+        report = publish_lines(
+            producer,
+            topics.touchpoints,
+            source,
+            rules=settings.message_rules,
+            on_invalid=_report_invalid,
+        )
+    if args.json:
+        import json
+
+        print(json.dumps({**report.as_dict(), "topic": topics.touchpoints}))
+    else:
+        print(f"sent {report.sent} to {topics.touchpoints}, invalid {report.invalid}")
+    return 0
+
+
+def _report_invalid(number: int, rejection: RejectedTouchpoint, _line: bytes) -> None:
+    print(f"line {number}: {rejection.code}: {rejection.reason}", file=sys.stderr)
+
+
+def _open_input(name: str, stack: ExitStack) -> IO[bytes]:
+    if name == "-":
+        return sys.stdin.buffer
+    try:
+        return stack.enter_context(Path(name).open("rb"))
+    except OSError as error:
+        raise UsageError(f"cannot read {name}: {error.strerror}") from None
+
+
+# Running services ----------------------------------------------------------------------
+
+
+def run_services(
+    services: Sequence[Service],
+    stop: threading.Event,
+    *,
+    alive: Callable[[], bool] | None = None,
+) -> int:
+    """Run each service in a thread until ``stop`` is set or one of them fails.
+
+    A service is ``(name, run)`` where ``run(stop)`` returns once ``stop`` is set.
+    ``alive`` is checked while waiting (the embedded broker). Returns the exit status.
+    """
+    failures: list[str] = []
+
+    def guarded(name: str, run: Callable[[threading.Event], None]) -> None:
+        try:
+            run(stop)
+        except LifecycleError as error:
+            log.error("service_failed", service=name, error=str(error))
+            failures.append(name)
+        except Exception:
+            log.exception("service_failed", service=name)
+            failures.append(name)
+        finally:
+            stop.set()  # one service ending ends them all
+
+    threads = [
+        threading.Thread(target=guarded, args=service, name=service[0], daemon=True)
+        for service in services
+    ]
+    for thread in threads:
+        thread.start()
+    while not stop.wait(0.5):
+        if alive is not None and not alive():
+            log.error("broker_exited")
+            failures.append("broker")
+            stop.set()
+    for thread in threads:
+        # Signals are handled by this thread, so it waits in short steps.
+        while thread.is_alive():
+            thread.join(0.5)
+    return 1 if failures else 0

@@ -1,0 +1,167 @@
+"""The Kafka commands as a user runs them: broker, publish, consume (via run), run, demo."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer
+
+from consumers.broker import EmbeddedBroker, Topics, ensure_topics, free_port, port_is_open
+from lifecycle.bootstrap import build_application
+from lifecycle.settings import Settings
+from tests.conftest import run_cli
+from tests.kafka_support import (
+    encode,
+    population,
+    read_topic,
+    recorded_event_ids,
+    touchpoint,
+    unique_topics,
+    wait_until,
+)
+
+
+def topic_env(topics: Topics) -> dict[str, str]:
+    return {
+        "LIFECYCLE_KAFKA_TOUCHPOINTS_TOPIC": topics.touchpoints,
+        "LIFECYCLE_KAFKA_DEAD_LETTER_TOPIC": topics.dead_letters,
+        "LIFECYCLE_KAFKA_RELATIONSHIP_EVENTS_TOPIC": topics.relationship_events,
+    }
+
+
+def start(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "lifecycle", *args],
+            env={**os.environ, "LIFECYCLE_LOG_FORMAT": "json", **env},
+            stdout=output,
+            stderr=output,
+        )
+
+
+@pytest.fixture
+def service_log(tmp_path: Path) -> Path:
+    """Where a service started by a test writes its output."""
+    return tmp_path / "service.log"
+
+
+@pytest.mark.parametrize("command", ["broker", "consume", "relay", "publish", "run"])
+def test_every_kafka_command_explains_itself(command: str) -> None:
+    result = run_cli(command, "--help")
+
+    assert result.returncode == 0
+    assert "LIFECYCLE_KAFKA" in result.stdout
+
+
+def test_publish_sends_valid_lines_keyed_by_customer_and_reports_invalid_ones(
+    kafka_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    topics = unique_topics(partitions=3)
+    ensure_topics(kafka_broker.bootstrap, topics)
+    valid = [touchpoint("pub-1", "pub-1-ev-1"), touchpoint("pub-2", "pub-2-ev-1", "purchase")]
+    lines = [encode(valid[0]), b'{"event_id": "x"', encode(valid[1]), b""]
+    source = tmp_path / "touchpoints.jsonl"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+
+    result = run_cli(
+        "publish",
+        str(source),
+        env={"LIFECYCLE_KAFKA_BOOTSTRAP": kafka_broker.bootstrap, **topic_env(topics)},
+    )
+
+    assert result.returncode == 0
+    assert "line 2: invalid_json" in result.stderr
+    assert f"sent 2 to {topics.touchpoints}, invalid 1" in result.stdout
+    sent = read_topic(kafka_broker.bootstrap, topics.touchpoints, 2)
+    assert sorted((m.key, m.value) for m in sent) == sorted(
+        (v["customer_id"].encode(), encode(v)) for v in valid
+    )
+
+
+def test_publish_of_a_missing_file_is_bad_input(kafka_broker: EmbeddedBroker) -> None:
+    result = run_cli(
+        "publish", "no-such-file.jsonl", env={"LIFECYCLE_KAFKA_BOOTSTRAP": kafka_broker.bootstrap}
+    )
+
+    assert result.returncode == 2
+    assert "cannot read no-such-file.jsonl" in result.stderr
+
+
+def test_the_broker_command_serves_the_project_topics_until_terminated(
+    service_log: Path,
+) -> None:
+    port = free_port()
+    broker = start("broker", "--port", str(port), "--partitions", "4", env={}, log=service_log)
+    try:
+        wait_until(lambda: port_is_open(port), timeout=15, what="the broker to listen")
+        consumer = KafkaConsumer(bootstrap_servers=f"127.0.0.1:{port}")
+        wait_until(lambda: len(consumer.partitions_for_topic("crm.touchpoints") or ()) == 4)
+        topics = consumer.topics()
+        consumer.close()
+    finally:
+        broker.send_signal(signal.SIGTERM)
+
+    assert broker.wait(15) == 0
+    assert {"crm.touchpoints", "crm.touchpoints.dlq", "crm.relationship-events"} <= topics
+
+
+def test_run_records_published_touchpoints_and_relays_the_resulting_events(
+    tmp_path: Path, service_log: Path
+) -> None:
+    port = free_port()
+    database_url = f"sqlite:///{tmp_path / 'lifecycle.db'}"
+    env = {"LIFECYCLE_KAFKA_BROKER_PORT": str(port), "LIFECYCLE_DATABASE_URL": database_url}
+    messages = population(customers=20, per_customer=5)
+    source = tmp_path / "touchpoints.jsonl"
+    source.write_bytes(b"\n".join(encode(m) for m in messages) + b"\n")
+    engine = start("run", env=env, log=service_log)
+    reader = build_application(Settings(database_url=database_url))
+    try:
+        wait_until(lambda: port_is_open(port), timeout=15, what="the embedded broker")
+        published = run_cli("publish", str(source), env=env)
+        wait_until(lambda: sum(recorded_event_ids(reader).values()) == len(messages))
+        recorded = recorded_event_ids(reader)
+        events = reader.recorder.select_notifications(1, 10_000)
+        relayed = read_topic(f"127.0.0.1:{port}", "crm.relationship-events", len(events))
+    finally:
+        engine.send_signal(signal.SIGTERM)
+        reader.close()
+
+    assert published.returncode == 0
+    assert engine.wait(30) == 0
+    assert recorded == {m["event_id"]: 1 for m in messages}
+    assert len(relayed) == len(events)
+
+
+def test_the_demo_sends_its_population_through_the_broker(tmp_path: Path) -> None:
+    result = run_cli(
+        "demo",
+        "--customers",
+        "150",
+        "--database-url",
+        f"sqlite:///{tmp_path / 'demo.db'}",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "publishing month by month to crm.touchpoints" in result.stdout
+    assert "4 dead letters went to crm.touchpoints.dlq" in result.stdout
+    assert "150 relationships by stage" in result.stdout
+
+
+def test_consume_with_an_unreachable_broker_waits_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, service_log: Path
+) -> None:
+    env = {
+        "LIFECYCLE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+        "LIFECYCLE_DATABASE_URL": f"sqlite:///{tmp_path / 'lifecycle.db'}",
+    }
+    consumer = start("consume", env=env, log=service_log)
+    wait_until(lambda: b"broker_unavailable" in service_log.read_bytes(), timeout=30)
+    consumer.send_signal(signal.SIGTERM)
+
+    assert consumer.wait(30) == 0

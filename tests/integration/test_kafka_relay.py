@@ -1,0 +1,106 @@
+"""The outbound relay: the event log on ``crm.relationship-events``, per Contract 3."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import InfrastructureFactory, TrackingRecorder
+
+from consumers.broker import EmbeddedBroker, Topics
+from consumers.relay import Relay
+from lifecycle.application import LifecycleApplication
+from lifecycle.bootstrap import build_relay, build_relay_tracking
+from lifecycle.messages import MessageRules, parse_touchpoint, utc_now
+from lifecycle.outbound import RelationshipEvent, to_relationship_event
+from lifecycle.settings import Settings
+from tests.kafka_support import encode, population, read_topic
+
+
+@pytest.fixture
+def relay_tracking(settings: Settings) -> Iterator[InfrastructureFactory[TrackingRecorder]]:
+    factory = build_relay_tracking(settings)
+    yield factory
+    factory.close()
+
+
+def record(app: LifecycleApplication, messages: list[dict[str, Any]]) -> None:
+    now = utc_now()
+    app.record_batch([parse_touchpoint(encode(m), now, MessageRules()) for m in messages])
+
+
+def relay_everything(
+    settings: Settings,
+    app: LifecycleApplication,
+    tracking: TrackingRecorder,
+    broker: EmbeddedBroker,
+    topics: Topics,
+) -> int:
+    stop = threading.Event()
+    relay: Relay = build_relay(settings, app, tracking, bootstrap=broker.bootstrap, topics=topics)
+    with relay.open(stop):
+        return relay.relay_available(stop)
+
+
+def log_events(app: LifecycleApplication) -> list[RelationshipEvent]:
+    notifications = app.recorder.select_notifications(1, 100_000)
+    return [to_relationship_event(app.mapper.to_domain_event(n)) for n in notifications]
+
+
+def test_the_relay_output_matches_the_event_log_one_to_one_after_a_restart(
+    settings: Settings,
+    app: LifecycleApplication,
+    relay_tracking: InfrastructureFactory[TrackingRecorder],
+    kafka_broker: EmbeddedBroker,
+    kafka_topics: Topics,
+) -> None:
+    record(app, population(customers=20, per_customer=6, prefix="early"))
+    first_run = relay_everything(
+        settings, app, relay_tracking.tracking_recorder(), kafka_broker, kafka_topics
+    )
+    record(app, population(customers=25, per_customer=3, prefix="late"))
+
+    # A new relay with a new connection to its tracking store: a restarted process.
+    restarted = build_relay_tracking(settings)
+    try:
+        second_run = relay_everything(
+            settings, app, restarted.tracking_recorder(), kafka_broker, kafka_topics
+        )
+    finally:
+        restarted.close()
+
+    expected = log_events(app)
+    published = read_topic(kafka_broker.bootstrap, kafka_topics.relationship_events, len(expected))
+    received = [RelationshipEvent.model_validate_json(r.value) for r in published]
+    assert first_run + second_run == len(expected)
+    assert sorted(e.event_id for e in received) == sorted(e.event_id for e in expected)
+    as_json = [e.model_dump(mode="json") for e in expected]
+    assert sorted(as_json, key=str) == sorted(
+        (e.model_dump(mode="json") for e in received), key=str
+    )
+
+
+def test_relayed_events_are_keyed_by_customer_in_log_order_with_their_type_in_a_header(
+    settings: Settings,
+    app: LifecycleApplication,
+    relay_tracking: InfrastructureFactory[TrackingRecorder],
+    kafka_broker: EmbeddedBroker,
+    kafka_topics: Topics,
+) -> None:
+    record(app, population(customers=10, per_customer=8))
+
+    relay_everything(settings, app, relay_tracking.tracking_recorder(), kafka_broker, kafka_topics)
+
+    expected = log_events(app)
+    published = read_topic(kafka_broker.bootstrap, kafka_topics.relationship_events, len(expected))
+    versions: dict[str, list[int]] = {}
+    for message in published:
+        event = RelationshipEvent.model_validate_json(message.value)
+        assert message.key == event.customer_id.encode()
+        assert dict(message.headers)["event_type"] == event.type.encode()
+        assert dict(message.headers)["event_id"] == str(event.event_id).encode()
+        versions.setdefault(event.customer_id, []).append(event.version)
+    assert all(v == list(range(1, len(v) + 1)) for v in versions.values())
+    assert sum(len(v) for v in versions.values()) == len(expected)
