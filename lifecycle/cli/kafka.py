@@ -218,6 +218,8 @@ def run_command(args: argparse.Namespace) -> int:
                 ).run,
             ),
         ]
+        services += read_side_services(settings)
+        services += audit_services(settings, stack)
         log.info(
             "engine_started",
             bootstrap=bootstrap,
@@ -227,6 +229,47 @@ def run_command(args: argparse.Namespace) -> int:
         alive = (lambda: broker.running) if broker is not None else None
         return run_services(services, stop, alive=alive)
     return 0  # not reached: the stack swallows no exception
+
+
+def read_side_services(settings: Settings) -> list[Service]:
+    """The projection runners following the log, and the read API."""
+    from projections.api.server import serve_api_until
+    from projections.bootstrap import close_view, open_views
+    from projections.service import start_projections
+
+    # Create every view's tables now: the runner and the API open the same files from two
+    # threads, and the library's first-time table set-up is not safe to race.
+    for view in open_views(settings).values():
+        close_view(view)
+
+    def project(stop: threading.Event) -> None:
+        running = start_projections(settings)
+        try:
+            stop.wait()
+        finally:
+            running.stop()
+
+    return [("project", project), ("api", lambda stop: serve_api_until(settings, stop))]
+
+
+def audit_services(settings: Settings, stack: ExitStack) -> list[Service]:
+    """Sealing the audit ledger every LIFECYCLE_AUDIT_SEAL_INTERVAL_SECONDS, when a key is set."""
+    from lifecycle.audit import audit_key, build_sealer
+
+    if audit_key(settings, required=False) is None:
+        log.warning("audit_sealing_off", reason="LIFECYCLE_AUDIT_HMAC_KEY is not set")
+        return []
+    app = build_application(settings)
+    stack.callback(app.close)
+    sealer = build_sealer(settings, app)
+    stack.callback(sealer.close)
+
+    def seal(stop: threading.Event) -> None:
+        while not stop.is_set():
+            sealer.seal_once()
+            stop.wait(settings.audit_seal_interval_seconds)
+
+    return [("seal", seal)]
 
 
 def publish_command(args: argparse.Namespace) -> int:

@@ -46,6 +46,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     _population_options(p)
     p.add_argument("--direct", action="store_true", help="record directly instead of through Kafka")
+    p.add_argument(
+        "--no-serve",
+        action="store_true",
+        help="end after the summary instead of serving the read API with a printed reader key",
+    )
     add_common_options(p)
     p.set_defaults(handler=demo_command)
 
@@ -106,6 +111,9 @@ def demo_command(args: argparse.Namespace) -> int:
         print_lifecycle_summary(app)
     finally:
         app.close()
+    from projections.service import read_side_for_demo
+
+    read_side_for_demo(settings, serve=not args.no_serve)
     return 0
 
 

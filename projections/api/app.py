@@ -30,6 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import AfterValidator, AwareDatetime
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from consumers.metrics import REGISTRY as KAFKA_EDGE_REGISTRY
 from lifecycle.application import LifecycleApplication
 from lifecycle.audit.history import audited_history
 from lifecycle.errors import RelationshipNotFound
@@ -659,7 +660,9 @@ def create_app(read_side: ReadSide) -> FastAPI:
         """Prometheus metrics: ingest and dead letters (when in this process), event log
         head, projection positions and lag, request latency."""
         read_side.statuses()
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        # The Kafka edge keeps its counters in a registry of its own (consumers.metrics).
+        body = generate_latest(REGISTRY) + generate_latest(KAFKA_EDGE_REGISTRY)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return app
 

@@ -3,6 +3,7 @@ with the projection runners following the log in the same process."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import uvicorn
@@ -29,6 +30,26 @@ def build_read_side(settings: Settings) -> ReadSide:
 
 def build_app(settings: Settings) -> FastAPI:
     return create_app(build_read_side(settings))
+
+
+def serve_api_until(settings: Settings, stop: threading.Event) -> None:
+    """Serve the API until ``stop`` is set (a service of ``lifecycle run``)."""
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_app(settings),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
+            access_log=False,
+        )
+    )
+
+    def stop_when_asked() -> None:
+        stop.wait()
+        server.should_exit = True
+
+    threading.Thread(target=stop_when_asked, name="api-stop", daemon=True).start()
+    server.run()  # off the main thread, uvicorn leaves signals to the caller
 
 
 def serve_api(

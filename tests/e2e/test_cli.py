@@ -211,7 +211,13 @@ def test_every_subcommand_has_help() -> None:
 
 def test_the_demo_walks_every_path_of_the_lifecycle(workdir: Path) -> None:
     result = run_cli(
-        "demo", "--customers", "400", "--database-url", f"sqlite:///{workdir / 'demo.db'}"
+        "demo",
+        "--customers",
+        "400",
+        "--direct",
+        "--no-serve",
+        "--database-url",
+        f"sqlite:///{workdir / 'demo.db'}",
     )
     assert result.returncode == 0, result.stderr
     for rule in ("first-purchase", "engaged", "repeat-purchase", "referral", "loyal", "renewal",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -115,7 +117,14 @@ def test_run_records_published_touchpoints_and_relays_the_resulting_events(
 ) -> None:
     port = free_port()
     database_url = f"sqlite:///{tmp_path / 'lifecycle.db'}"
-    env = {"LIFECYCLE_KAFKA_BROKER_PORT": str(port), "LIFECYCLE_DATABASE_URL": database_url}
+    env = {
+        "LIFECYCLE_KAFKA_BROKER_PORT": str(port),
+        "LIFECYCLE_DATABASE_URL": database_url,
+        "LIFECYCLE_API_PORT": str(api_port := free_port()),
+        "LIFECYCLE_API_KEYS": "test-reader-key:reader",
+        "LIFECYCLE_AUDIT_HMAC_KEY": "a-test-key-of-some-length",
+        "LIFECYCLE_AUDIT_SEAL_INTERVAL_SECONDS": "0.5",
+    }
     messages = population(customers=20, per_customer=5)
     source = tmp_path / "touchpoints.jsonl"
     source.write_bytes(b"\n".join(encode(m) for m in messages) + b"\n")
@@ -128,6 +137,7 @@ def test_run_records_published_touchpoints_and_relays_the_resulting_events(
         recorded = recorded_event_ids(reader)
         events = reader.recorder.select_notifications(1, 10_000)
         relayed = read_topic(f"127.0.0.1:{port}", "crm.relationship-events", len(events))
+        wait_until(lambda: funnel_size(api_port) == 20, what="the read API's funnel")
     finally:
         engine.send_signal(signal.SIGTERM)
         reader.close()
@@ -136,6 +146,22 @@ def test_run_records_published_touchpoints_and_relays_the_resulting_events(
     assert engine.wait(30) == 0
     assert recorded == {m["event_id"]: 1 for m in messages}
     assert len(relayed) == len(events)
+    verified = run_cli("audit", "verify", "--json", env=env)
+    assert verified.returncode == 0, verified.stderr
+    assert json.loads(verified.stdout)["checkpoints"] >= 1
+
+
+def funnel_size(api_port: int) -> int | None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{api_port}/v1/funnel",
+        headers={"Authorization": "Bearer test-reader-key"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            relationships: int = json.loads(response.read())["relationships"]
+            return relationships
+    except OSError:
+        return None
 
 
 def test_the_demo_sends_its_population_through_the_broker(tmp_path: Path) -> None:
@@ -143,6 +169,7 @@ def test_the_demo_sends_its_population_through_the_broker(tmp_path: Path) -> Non
         "demo",
         "--customers",
         "150",
+        "--no-serve",
         "--database-url",
         f"sqlite:///{tmp_path / 'demo.db'}",
     )
@@ -151,6 +178,7 @@ def test_the_demo_sends_its_population_through_the_broker(tmp_path: Path) -> Non
     assert "publishing month by month to crm.touchpoints" in result.stdout
     assert "4 dead letters went to crm.touchpoints.dlq" in result.stdout
     assert "150 relationships by stage" in result.stdout
+    assert "funnel of 150 relationships" in result.stdout
 
 
 def test_consume_with_an_unreachable_broker_waits_and_stops_cleanly_on_sigterm(
