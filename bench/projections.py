@@ -20,26 +20,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parent / "data"
+from bench.workload import CATEGORIES, KINDS
 
-KINDS = (
-    ("marketing", 18),
-    ("inquiry", 8),
-    ("response", 6),
-    ("purchase", 25),
-    ("delivery", 12),
-    ("survey", 6),
-    ("support_request", 5),
-    ("complaint", 2),
-    ("complaint_resolved", 2),
-    ("follow_up", 6),
-    ("community", 3),
-    ("referral", 2),
-    ("trial", 2),
-    ("renewal", 1),
-    ("cancellation", 2),
-)
-CATEGORIES = ("books", "music", "garden", "kitchen", "toys", "sports", "office", "beauty")
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def store_url(touchpoints: int, customers: int) -> str:
