@@ -98,18 +98,33 @@ class OrjsonTranscoder(Transcoder):
         return {"_type_": transcoding.name, "_data_": transcoding.encode(obj)}
 
     def _decode_value(self, value: Any) -> Any:
-        if isinstance(value, dict):
+        # Only containers can hold typed values: scalars are passed over without a call,
+        # and a datetime (the common case) without a lookup. This walk is on every read.
+        if type(value) is dict:
             if len(value) == 2 and "_type_" in value and "_data_" in value:
-                transcoding = self.names.get(value["_type_"])
+                name = value["_type_"]
+                data = value["_data_"]
+                if name == "datetime_iso":
+                    return datetime.fromisoformat(data)
+                transcoding = self.names.get(name)
                 if transcoding is None:
-                    msg = f"Data serialized as {value['_type_']!r} has no registered transcoding"
+                    msg = f"Data serialized as {name!r} has no registered transcoding"
                     raise TranscodingNotRegisteredError(msg)
-                return transcoding.decode(self._decode_value(value["_data_"]))
-            return {key: self._decode_value(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [self._decode_value(item) for item in value]
+                if type(data) in _CONTAINERS:
+                    data = self._decode_value(data)
+                return transcoding.decode(data)
+            return {
+                key: self._decode_value(item) if type(item) in _CONTAINERS else item
+                for key, item in value.items()
+            }
+        if type(value) is list:
+            return [
+                self._decode_value(item) if type(item) in _CONTAINERS else item for item in value
+            ]
         return value
 
+
+_CONTAINERS = frozenset({dict, list})
 
 _HASHED_BODIES: dict[str, bytes] = {}
 """Bodies hashed and not stored yet, by hash. Events of a batch given up after a
