@@ -174,6 +174,32 @@ def _block_from(row: Any) -> Block:
 
 
 _BLOCK_COLUMNS = "first_position, last_position, entries, head_before, head_after, mac"
+
+
+def _block_row(block: Block) -> tuple[Any, ...]:
+    """A block as the values of ``_BLOCK_COLUMNS``, for either backend."""
+    return (
+        block.first_position,
+        block.last_position,
+        block.entries,
+        block.head_before,
+        block.head_after,
+        block.mac,
+    )
+
+
+def _checkpoint_row(checkpoint: Checkpoint) -> tuple[Any, ...]:
+    """A checkpoint as the values of ``_CHECKPOINT_COLUMNS``, for either backend."""
+    return (
+        checkpoint.sequence,
+        checkpoint.position,
+        checkpoint.head,
+        checkpoint.events,
+        checkpoint.sealed_at.isoformat(),
+        checkpoint.signature,
+    )
+
+
 _CHECKPOINT_COLUMNS = "sequence, position, head, events, sealed_at, signature"
 
 
@@ -202,28 +228,11 @@ class SQLiteAuditLedger(SQLiteTrackingRecorder, AuditLedger):
         with self.datastore.transaction(commit=True) as cursor:
             cursor.executemany(
                 f"INSERT INTO audit_blocks ({_BLOCK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        b.first_position,
-                        b.last_position,
-                        b.entries,
-                        b.head_before,
-                        b.head_after,
-                        b.mac,
-                    )
-                    for b in blocks
-                ],
+                [_block_row(b) for b in blocks],
             )
             cursor.execute(
                 f"INSERT INTO audit_checkpoints ({_CHECKPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    checkpoint.sequence,
-                    checkpoint.position,
-                    checkpoint.head,
-                    checkpoint.events,
-                    checkpoint.sealed_at.isoformat(),
-                    checkpoint.signature,
-                ),
+                _checkpoint_row(checkpoint),
             )
             self._insert_tracking(cursor, tracking)
 
@@ -291,30 +300,13 @@ class PostgresAuditLedger(PostgresTrackingRecorder, AuditLedger):
                 SQL(f"INSERT INTO {{0}} ({_BLOCK_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)").format(
                     self._table(self.blocks_table)
                 ),
-                [
-                    (
-                        b.first_position,
-                        b.last_position,
-                        b.entries,
-                        b.head_before,
-                        b.head_after,
-                        b.mac,
-                    )
-                    for b in blocks
-                ],
+                [_block_row(b) for b in blocks],
             )
             cursor.execute(
                 SQL(
                     f"INSERT INTO {{0}} ({_CHECKPOINT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
                 ).format(self._table(self.checkpoints_table)),
-                (
-                    checkpoint.sequence,
-                    checkpoint.position,
-                    checkpoint.head,
-                    checkpoint.events,
-                    checkpoint.sealed_at.isoformat(),
-                    checkpoint.signature,
-                ),
+                _checkpoint_row(checkpoint),
             )
             self._insert_tracking(cursor, tracking)
 
