@@ -93,7 +93,7 @@ def measure(url: str, what: str) -> dict[str, float]:
     """One measurement, in this process: events/s and peak RSS."""
     from lifecycle.bootstrap import build_application
     from lifecycle.settings import Settings
-    from projections.service import rebuild
+    from projections.rebuild import rebuild
 
     settings = Settings(database_url=url, log_level="warning")
     if what == "raw":

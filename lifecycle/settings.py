@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -77,6 +78,12 @@ class Settings(BaseSettings):
     )
     projection_poll_seconds: float = Field(default=0.5, gt=0, le=60)
     projection_pool_size: int = Field(default=2, ge=1, description="PostgreSQL connections")
+    projection_rebuild_workers: int = Field(
+        default_factory=lambda: min(len(os.sched_getaffinity(0)), 8),
+        ge=1,
+        le=64,
+        description="processes a rebuild of several read models runs in (default: one per core)",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     api_keys: Annotated[dict[str, ApiRole], NoDecode] = Field(

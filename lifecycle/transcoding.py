@@ -98,30 +98,31 @@ class OrjsonTranscoder(Transcoder):
         return {"_type_": transcoding.name, "_data_": transcoding.encode(obj)}
 
     def _decode_value(self, value: Any) -> Any:
-        # Only containers can hold typed values: scalars are passed over without a call,
-        # and a datetime (the common case) without a lookup. This walk is on every read.
+        # The walk is on every read, so it rewrites containers in place (orjson made
+        # them for this call alone), passes scalars over without a call, and decodes a
+        # datetime (the common case) without a lookup.
         if type(value) is dict:
             if len(value) == 2 and "_type_" in value and "_data_" in value:
-                name = value["_type_"]
-                data = value["_data_"]
-                if name == "datetime_iso":
-                    return datetime.fromisoformat(data)
-                transcoding = self.names.get(name)
-                if transcoding is None:
-                    msg = f"Data serialized as {name!r} has no registered transcoding"
-                    raise TranscodingNotRegisteredError(msg)
-                if type(data) in _CONTAINERS:
-                    data = self._decode_value(data)
-                return transcoding.decode(data)
-            return {
-                key: self._decode_value(item) if type(item) in _CONTAINERS else item
-                for key, item in value.items()
-            }
-        if type(value) is list:
-            return [
-                self._decode_value(item) if type(item) in _CONTAINERS else item for item in value
-            ]
+                return self._decode_typed(value["_type_"], value["_data_"])
+            for key, item in value.items():
+                if type(item) in _CONTAINERS:
+                    value[key] = self._decode_value(item)
+        elif type(value) is list:
+            for index, item in enumerate(value):
+                if type(item) in _CONTAINERS:
+                    value[index] = self._decode_value(item)
         return value
+
+    def _decode_typed(self, name: str, data: Any) -> Any:
+        if name == "datetime_iso":
+            return datetime.fromisoformat(data)
+        transcoding = self.names.get(name)
+        if transcoding is None:
+            msg = f"Data serialized as {name!r} has no registered transcoding"
+            raise TranscodingNotRegisteredError(msg)
+        if type(data) in _CONTAINERS:
+            data = self._decode_value(data)
+        return transcoding.decode(data)
 
 
 _CONTAINERS = frozenset({dict, list})

@@ -8,6 +8,7 @@ from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import Tracking
+from eventsourcing.utils import get_topic
 
 from lifecycle.vocabulary import Kind
 from projections.pairs import CaseModel, CaseView, case_table
@@ -34,7 +35,9 @@ class Complaints(CaseModel):
 
     name = "complaints"
     description = "complaints, open and resolved"
+    rebuild_cost = 1.5
     view_classes = {"sqlite": SQLiteComplaintsView, "postgres": PostgresComplaintsView}  # noqa: RUF012
+    topics = (get_topic(TouchpointRecorded),)
     touchpoint_kinds = frozenset({Kind.COMPLAINT.value, Kind.COMPLAINT_RESOLVED.value})
 
     @singledispatchmethod

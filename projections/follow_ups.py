@@ -280,6 +280,7 @@ class FollowUps(ReadModel[FollowUpsView]):
 
     name = "follow_ups"
     description = "follow-ups due"
+    rebuild_cost = 11.7
     view_classes = {"sqlite": SQLiteFollowUpsView, "postgres": PostgresFollowUpsView}  # noqa: RUF012
     touchpoint_kinds = frozenset(
         {

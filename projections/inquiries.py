@@ -9,6 +9,7 @@ from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import Tracking
+from eventsourcing.utils import get_topic
 
 from lifecycle.vocabulary import Kind
 from projections.pairs import CaseModel, CaseView, case_table
@@ -35,7 +36,9 @@ class Inquiries(CaseModel):
 
     name = "inquiries"
     description = "inquiry response times"
+    rebuild_cost = 4.2
     view_classes = {"sqlite": SQLiteInquiriesView, "postgres": PostgresInquiriesView}  # noqa: RUF012
+    topics = (get_topic(TouchpointRecorded),)
     touchpoint_kinds = frozenset({Kind.INQUIRY.value, Kind.RESPONSE.value})
 
     @singledispatchmethod

@@ -23,9 +23,16 @@ from typing import Any, ClassVar, Generic, TypeVar
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
+from eventsourcing.utils import get_topic
 
 from lifecycle.relationship import Relationship
 from projections.views import SqlView
+
+# The events every read model folds (RelationshipStarted is made by ``@event`` at class
+# creation, so static checkers cannot see it).
+RelationshipStarted: type[Any] = Relationship.RelationshipStarted
+TouchpointRecorded = Relationship.TouchpointRecorded
+StageChanged = Relationship.StageChanged
 
 TView = TypeVar("TView", bound=SqlView)
 TRow = TypeVar("TRow")
@@ -41,9 +48,16 @@ class ReadModel(Projection[TView]):
     description: ClassVar[str] = ""
     view_classes: ClassVar[dict[str, type[SqlView]]] = {}
     """The view class for each backend ("sqlite", "postgres")."""
+    topics: tuple[str, ...] = tuple(
+        get_topic(cls) for cls in (RelationshipStarted, TouchpointRecorded, StageChanged)
+    )
+    """The event classes read from the log (the library's ``Projection.topics``)."""
     touchpoint_kinds: ClassVar[frozenset[str] | None] = None
     """The kinds of touchpoint this read model folds (None: all); the runner does not
     hand it the others."""
+    rebuild_cost: ClassVar[float] = 1.0
+    """CPU time of a rebuild beyond reading the log, relative to the others (measured
+    by ``bench.projections``): how a rebuild balances read models across processes."""
 
     def __init__(self, view: TView) -> None:
         super().__init__(view)
@@ -162,10 +176,3 @@ class RowCache(Generic[TRow]):
         if len(self.rows) > self._limit:
             self.rows.clear()
             self.complete = False
-
-
-# The events every read model folds (RelationshipStarted is made by ``@event`` at class
-# creation, so static checkers cannot see it).
-RelationshipStarted: type[Any] = Relationship.RelationshipStarted
-TouchpointRecorded = Relationship.TouchpointRecorded
-StageChanged = Relationship.StageChanged

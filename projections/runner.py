@@ -43,6 +43,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic
 
+from lifecycle.vocabulary import Kind
 from projections import metrics
 from projections.readmodel import ReadModel, TouchpointRecorded
 from projections.views import PositionMoved
@@ -50,6 +51,7 @@ from projections.views import PositionMoved
 log = structlog.get_logger(__name__)
 
 TOUCHPOINT_TOPIC = get_topic(TouchpointRecorded)
+ALL_KINDS = frozenset(kind.value for kind in Kind)
 
 DEFAULT_PAGE_SIZE = 2_000
 DEFAULT_BATCH_SIZE = 20_000
@@ -64,8 +66,21 @@ class Lane:
     model: ReadModel[Any]
     committed: int | None = None
     read: int = 0
-    topics: frozenset[str] = field(default_factory=frozenset)
     events_projected: int = 0
+    topics: frozenset[str] = field(init=False)
+    accepts: frozenset[str] | None = field(init=False)
+    """The event topics, and for touchpoints the kinds, this read model folds (None:
+    everything)."""
+
+    def __post_init__(self) -> None:
+        self.topics = frozenset(self.model.topics)
+        kinds = self.model.touchpoint_kinds
+        if not self.topics:
+            self.accepts = None
+        else:
+            self.accepts = self.topics - {TOUCHPOINT_TOPIC}
+            if TOUCHPOINT_TOPIC in self.topics:
+                self.accepts |= ALL_KINDS if kinds is None else kinds
 
     @property
     def name(self) -> str:
@@ -111,7 +126,7 @@ class Runner:
         self.commit_seconds = commit_seconds
         self.live = live
         """Whether positions and lag go to the metrics (not for a rebuild's generation)."""
-        self.lanes = [Lane(model, topics=frozenset(model.topics)) for model in models]
+        self.lanes = [Lane(model) for model in models]
         for lane in self.lanes:
             lane.resync()
         self._uncommitted = 0
@@ -146,16 +161,14 @@ class Runner:
         self.read_count += len(notifications)
         if end == head or self._batch_is_due():
             self.commit()
+        else:
+            self.commit([lane for lane in self.lanes if lane.model.wants_commit()])
         return len(notifications)
 
     def _batch_is_due(self) -> bool:
-        return (
-            (self.batch_size is not None and self._uncommitted >= self.batch_size)
-            or (
-                self.commit_seconds is not None
-                and time.monotonic() - self._last_commit >= self.commit_seconds
-            )
-            or any(lane.model.wants_commit() for lane in self.lanes)
+        return (self.batch_size is not None and self._uncommitted >= self.batch_size) or (
+            self.commit_seconds is not None
+            and time.monotonic() - self._last_commit >= self.commit_seconds
         )
 
     def _topics(self) -> list[str]:
@@ -164,57 +177,71 @@ class Runner:
         return sorted(set().union(*(lane.topics for lane in self.lanes)))
 
     def _fold(self, notifications: Sequence[Any], end: int) -> None:
+        """Decode each event once, then let every read model fold those it takes, in
+        log order. An event is keyed by its topic, a touchpoint by its kind."""
         to_domain_event: Callable[[Any], Any] = self.mapper.to_domain_event
         app = self.application_name
         wanted = self._topics()
-        decoded = [
-            (n.id, n.topic, to_domain_event(n), Tracking(app, n.id))
-            for n in notifications
-            if not wanted or n.topic in wanted
-        ]
-        everything = [(event, tracking) for _, _, event, tracking in decoded]
-        first = decoded[0][0] if decoded else end
+        touchpoint = TOUCHPOINT_TOPIC
+        keyed = []
+        for n in notifications:
+            topic = n.topic
+            if wanted and topic not in wanted:
+                continue
+            event = to_domain_event(n)
+            keyed.append((event.kind if topic == touchpoint else topic, event, n.id))
+        first = keyed[0][2] if keyed else end
         for lane in self.lanes:
             if lane.read >= end:
                 continue
-            kinds = lane.model.touchpoint_kinds
-            if lane.read < first and not lane.topics and kinds is None:
-                events = everything
+            accepts = lane.accepts
+            if lane.read < first:
+                events = [
+                    (event, position)
+                    for key, event, position in keyed
+                    if accepts is None or key in accepts
+                ]
             else:
                 events = [
-                    (event, tracking)
-                    for notification_id, topic, event, tracking in decoded
-                    if notification_id > lane.read
-                    and (not lane.topics or topic in lane.topics)
-                    and (kinds is None or topic != TOUCHPOINT_TOPIC or event.kind in kinds)
+                    (event, position)
+                    for key, event, position in keyed
+                    if position > lane.read and (accepts is None or key in accepts)
                 ]
-            model = lane.model
-            model.prefetch([event for event, _ in events])
-            handler_for = model.handler_for
-            for event, tracking in events:
-                handler = handler_for(type(event))
-                if handler is None:
-                    continue
-                try:
-                    handler(event, tracking)
-                except Exception:
-                    log.error(
-                        "projection_failed",
-                        projection=lane.name,
-                        position=tracking.notification_id,
-                        event_type=type(event).__qualname__,
-                    )
-                    raise
-            model.pending_events += len(events)
-            lane.events_projected += len(events)
+            self._fold_lane(lane, events, app)
             lane.read = end
 
-    def commit(self) -> None:
-        """Commit every read model that read past its committed position."""
-        for lane in self.lanes:
+    @staticmethod
+    def _fold_lane(lane: Lane, events: list[tuple[Any, int]], app: str) -> None:
+        model = lane.model
+        model.prefetch([event for event, _ in events])
+        handler_for = model.handler_for
+        for event, position in events:
+            handler = handler_for(type(event))
+            if handler is None:
+                continue
+            try:
+                handler(event, Tracking(app, position))
+            except Exception:
+                log.error(
+                    "projection_failed",
+                    projection=lane.name,
+                    position=position,
+                    event_type=type(event).__qualname__,
+                )
+                raise
+        model.pending_events += len(events)
+        lane.events_projected += len(events)
+
+    def commit(self, lanes: Sequence[Lane] | None = None) -> None:
+        """Commit every read model (of ``lanes``, default all) that read past its
+        committed position."""
+        if lanes is not None and not lanes:
+            return
+        for lane in self.lanes if lanes is None else lanes:
             if lane.read == (lane.committed or 0):
                 continue
             tracking = Tracking(lane.model.view.tracking_name, lane.read)
+            projected = lane.model.pending_events
             try:
                 lane.model.commit(tracking, lane.committed)
             except PositionMoved as moved:
@@ -225,9 +252,10 @@ class Runner:
             if self.live:
                 metrics.PROJECTION_POSITION.labels(lane.name).set(lane.read)
                 metrics.PROJECTION_LAG.labels(lane.name).set(max(self._head - lane.read, 0))
-                metrics.PROJECTION_EVENTS.labels(lane.name).inc(lane.model.pending_events)
-        self._uncommitted = 0
-        self._last_commit = time.monotonic()
+                metrics.PROJECTION_EVENTS.labels(lane.name).inc(projected)
+        if lanes is None:
+            self._uncommitted = 0
+            self._last_commit = time.monotonic()
 
     def _commit_if_pending(self) -> None:
         if any(lane.read != (lane.committed or 0) for lane in self.lanes):

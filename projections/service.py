@@ -3,8 +3,6 @@
 
 - ``catch_up``: project everything recorded so far, then return the positions;
 - ``start_projections``: runners following the log in a background thread, stoppable;
-- ``rebuild``: every named read model from position zero into fresh tables, swapped in
-  atomically while the old tables keep serving;
 - ``print_funnel``: the funnel as a person reads it;
 - ``read_side_for_demo``: what the demo does after recording: catch up, print the
   funnel, and (unless told not to) serve the API with a reader key it prints.
@@ -17,7 +15,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TextIO
 
 import structlog
@@ -31,11 +28,9 @@ from projections.bootstrap import (
     close_runner,
     close_view,
     open_view,
-    read_model_classes,
 )
 from projections.funnel import Funnel, FunnelFigures, FunnelView
-from projections.runner import LaneStatus, Runner
-from projections.views import NEXT
+from projections.runner import LaneStatus
 
 log = structlog.get_logger(__name__)
 
@@ -134,52 +129,6 @@ def _listen(
                     wake.set()
     except Exception as error:  # polling goes on without the wake-ups
         log.warning("projection_listen_failed", reason=str(error))
-
-
-@dataclass(frozen=True)
-class RebuildOutcome:
-    positions: dict[str, int | None]
-    events: int
-    seconds: float
-
-    @property
-    def events_per_second(self) -> float:
-        return self.events / self.seconds if self.seconds else 0.0
-
-
-def rebuild(
-    settings: Settings,
-    names: Sequence[str] | None = None,
-    *,
-    advance: Callable[[int], None] | None = None,
-    app: LifecycleApplication | None = None,
-) -> RebuildOutcome:
-    """Rebuild the named read models (all by default) from position zero into fresh
-    tables, in one pass over the log, then swap each in atomically."""
-    owned = app is None
-    application = app or build_application(settings)
-    classes = read_model_classes(names)
-    live_views = {model.name: open_view(settings, model) for model in classes}
-    runner: Runner | None = None
-    try:
-        for view in live_views.values():
-            view.drop_next()
-        runner = build_runner(settings, application, [m.name for m in classes], generation=NEXT)
-        started = time.perf_counter()
-        runner.catch_up(advance)
-        seconds = time.perf_counter() - started
-        positions: dict[str, int | None] = {}
-        for name, view in live_views.items():
-            positions[name] = view.swap_in_next()
-            log.info("projection_rebuilt", projection=name, position=positions[name])
-        return RebuildOutcome(positions=positions, events=runner.read_count, seconds=seconds)
-    finally:
-        if runner is not None:
-            close_runner(runner)
-        for view in live_views.values():
-            close_view(view)
-        if owned:
-            application.close()
 
 
 def funnel_figures(settings: Settings) -> tuple[FunnelFigures, int | None]:

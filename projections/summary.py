@@ -12,6 +12,7 @@ judged by ``occurred_at``, so late events land where they belong.
 from __future__ import annotations
 
 import bisect
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import orjson
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import Tracking
 
-from lifecycle.vocabulary import PHASE_OF_KIND, Kind, Phase, Stage
+from lifecycle.vocabulary import PHASE_OF_KIND, Channel, Kind, Phase, Stage
 from projections.readmodel import (
     ReadModel,
     RelationshipStarted,
@@ -87,23 +88,36 @@ _COLUMNS = (
 )
 
 
+_KIND_NAMES = tuple(kind.value for kind in Kind)
+_KIND_INDEX = {name: index for index, name in enumerate(_KIND_NAMES)}
+_CHANNEL_NAMES = tuple(channel.value for channel in Channel)
+_CHANNEL_INDEX = {name: index for index, name in enumerate(_CHANNEL_NAMES)}
+_STAGE_NAMES = {stage.value: stage.value for stage in Stage}
+"""Each decoded event brings its own copy of these strings: rows keep the one copy."""
+
+
 class SummaryRow:
-    """One customer's summary while it is being folded."""
+    """One customer's summary while it is being folded.
+
+    A rebuild holds a row per customer, so rows are compact: counts by kind and by
+    channel are arrays indexed by the vocabulary's order, active months a sorted array,
+    and complaint collections exist only once the customer has complained.
+    """
 
     __slots__ = (
+        "_channel_counts",
+        "_kind_counts",
+        "_open_complaints",
+        "_resolved_complaints",
         "active_months",
-        "channel_counts",
         "customer_id",
         "cycle",
         "first_touchpoint_at",
-        "kind_counts",
         "last_touchpoint_at",
         "latest_survey_at",
         "latest_survey_score",
-        "open_complaints",
         "purchases",
         "relationship_id",
-        "resolved_complaints",
         "revenue",
         "stage",
         "stage_since",
@@ -125,17 +139,23 @@ class SummaryRow:
         self.touchpoints = 0
         self.first_touchpoint_at: datetime | None = None
         self.last_touchpoint_at: datetime | None = None
-        self.kind_counts: dict[str, int] = {}
-        self.channel_counts: dict[str, int] = {}
+        self._kind_counts = array("I", bytes(4 * len(_KIND_NAMES)))
+        self._channel_counts = array("I", bytes(4 * len(_CHANNEL_NAMES)))
         self.purchases = 0
         self.revenue: dict[str, Decimal] = {}
         self.survey_count = 0
         self.survey_score_sum = 0
         self.latest_survey_score: int | None = None
         self.latest_survey_at: datetime | None = None
-        self.open_complaints: dict[str, datetime] = {}
-        self.resolved_complaints: set[str] | None = None  # None until one is (saves memory)
-        self.active_months: list[int] = []  # sorted; a list is a fraction of a set's size
+        self._open_complaints: dict[str, datetime] | None = None
+        self._resolved_complaints: set[str] | None = None
+        self.active_months = array("I")
+        """Months (year * 12 + month - 1, UTC) with a touchpoint, ascending."""
+
+    def move_to(self, stage: str, since: datetime, cycle: int) -> None:
+        self.stage = _STAGE_NAMES.get(stage, stage)
+        self.stage_since = since
+        self.cycle = cycle
 
     def touch(self, event: Any) -> None:
         at: datetime = event.occurred_at
@@ -145,10 +165,9 @@ class SummaryRow:
             self.first_touchpoint_at = at
         if self.last_touchpoint_at is None or at > self.last_touchpoint_at:
             self.last_touchpoint_at = at
-        self.kind_counts[kind] = self.kind_counts.get(kind, 0) + 1
-        channel: str = event.channel
-        self.channel_counts[channel] = self.channel_counts.get(channel, 0) + 1
-        utc = at.astimezone(UTC)
+        self._kind_counts[_KIND_INDEX[kind]] += 1
+        self._channel_counts[_CHANNEL_INDEX[event.channel]] += 1
+        utc = at if at.tzinfo is UTC else at.astimezone(UTC)
         month = utc.year * 12 + utc.month - 1
         months = self.active_months
         if not months or month > months[-1]:
@@ -171,20 +190,24 @@ class SummaryRow:
                 self.latest_survey_score = score
         elif kind == Kind.COMPLAINT:
             complaint_id = str(event.attributes["complaint_id"])
-            if not self.resolved_complaints or complaint_id not in self.resolved_complaints:
-                raised = self.open_complaints.get(complaint_id)
+            if not self._resolved_complaints or complaint_id not in self._resolved_complaints:
+                if self._open_complaints is None:
+                    self._open_complaints = {}
+                raised = self._open_complaints.get(complaint_id)
                 if raised is None or at < raised:
-                    self.open_complaints[complaint_id] = at
+                    self._open_complaints[complaint_id] = at
         elif kind == Kind.COMPLAINT_RESOLVED:
             complaint_id = str(event.attributes["complaint_id"])
-            self.open_complaints.pop(complaint_id, None)
-            if self.resolved_complaints is None:
-                self.resolved_complaints = set()
-            self.resolved_complaints.add(complaint_id)
+            if self._open_complaints:
+                self._open_complaints.pop(complaint_id, None)
+            if self._resolved_complaints is None:
+                self._resolved_complaints = set()
+            self._resolved_complaints.add(complaint_id)
 
     def to_db(self, view: SqlView) -> tuple[Any, ...]:
         time = view.dialect.time
-        oldest = min(self.open_complaints.values()) if self.open_complaints else None
+        open_complaints = self.open_complaints
+        oldest = min(open_complaints.values()) if open_complaints else None
         return (
             self.customer_id,
             self.relationship_id,
@@ -206,12 +229,10 @@ class SummaryRow:
             self.survey_score_sum,
             self.latest_survey_score,
             time(self.latest_survey_at),
-            orjson.dumps(
-                {c: time_text(v) for c, v in sorted(self.open_complaints.items())}
-            ).decode(),
-            orjson.dumps(sorted(self.resolved_complaints or ())).decode(),
+            orjson.dumps({c: time_text(v) for c, v in sorted(open_complaints.items())}).decode(),
+            orjson.dumps(sorted(self._resolved_complaints or ())).decode(),
             time(oldest),
-            orjson.dumps(self.active_months).decode(),
+            orjson.dumps(self.active_months.tolist()).decode(),
         )
 
     @classmethod
@@ -226,22 +247,39 @@ class SummaryRow:
         self.touchpoints = row["touchpoints"]
         self.first_touchpoint_at = from_time(row["first_touchpoint_at"])
         self.last_touchpoint_at = from_time(row["last_touchpoint_at"])
-        self.kind_counts = orjson.loads(row["kind_counts"])
-        self.channel_counts = orjson.loads(row["channel_counts"])
+        for name, count in orjson.loads(row["kind_counts"]).items():
+            self._kind_counts[_KIND_INDEX[name]] = count
+        for name, count in orjson.loads(row["channel_counts"]).items():
+            self._channel_counts[_CHANNEL_INDEX[name]] = count
         self.purchases = row["purchases"]
         self.revenue = {c: Decimal(v) for c, v in orjson.loads(row["revenue"]).items()}
         self.survey_count = row["survey_count"]
         self.survey_score_sum = row["survey_score_sum"]
         self.latest_survey_score = row["latest_survey_score"]
         self.latest_survey_at = from_time(row["latest_survey_at"])
-        self.open_complaints = {
+        self._open_complaints = {
             c: datetime.fromisoformat(v) for c, v in orjson.loads(row["open_complaints"]).items()
-        }
-        self.resolved_complaints = set(orjson.loads(row["resolved_complaints"])) or None
-        self.active_months = orjson.loads(row["active_months"])
+        } or None
+        self._resolved_complaints = set(orjson.loads(row["resolved_complaints"])) or None
+        self.active_months = array("I", orjson.loads(row["active_months"]))
         return self
 
     # What readers see ---------------------------------------------------------------
+
+    @property
+    def kind_counts(self) -> dict[str, int]:
+        """Touchpoints by kind (kinds with none left out), in vocabulary order."""
+        return {name: n for name, n in zip(_KIND_NAMES, self._kind_counts, strict=True) if n}
+
+    @property
+    def channel_counts(self) -> dict[str, int]:
+        """Touchpoints by channel (channels with none left out), in vocabulary order."""
+        return {name: n for name, n in zip(_CHANNEL_NAMES, self._channel_counts, strict=True) if n}
+
+    @property
+    def open_complaints(self) -> dict[str, datetime]:
+        """Complaints not resolved yet, by id, with when they were raised."""
+        return self._open_complaints or {}
 
     @property
     def phase_counts(self) -> dict[str, int]:
@@ -270,7 +308,7 @@ class SummaryRow:
 
     @property
     def oldest_open_complaint_at(self) -> datetime | None:
-        return min(self.open_complaints.values()) if self.open_complaints else None
+        return min(self._open_complaints.values()) if self._open_complaints else None
 
     def flags(self, as_of: datetime) -> list[str]:
         if self.stage == Stage.DISSOLUTION:
@@ -422,6 +460,7 @@ class Summary(ReadModel[SummaryView]):
 
     name = "summary"
     description = "relationship summary (customer 360)"
+    rebuild_cost = 14.6
     view_classes = {"sqlite": SQLiteSummaryView, "postgres": PostgresSummaryView}  # noqa: RUF012
 
     def reset(self) -> None:
@@ -458,10 +497,9 @@ class Summary(ReadModel[SummaryView]):
 
     @process_event.register(StageChanged)
     def _stage_changed(self, domain_event: Any, tracking: Tracking) -> None:
-        row = self._row(domain_event)
-        row.stage = domain_event.to_stage
-        row.stage_since = domain_event.effective_at
-        row.cycle = domain_event.cycle
+        self._row(domain_event).move_to(
+            domain_event.to_stage, domain_event.effective_at, domain_event.cycle
+        )
 
     def wants_commit(self) -> bool:
         return self.cache.is_full

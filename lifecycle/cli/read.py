@@ -106,7 +106,7 @@ def project_command(args: argparse.Namespace) -> int:
 
 
 def replay_command(args: argparse.Namespace) -> int:
-    from projections.service import rebuild
+    from projections.rebuild import rebuild
 
     settings = settings_from(args)
     with _rate_progress("rebuilding", _head(settings)) as advance:

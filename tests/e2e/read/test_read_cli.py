@@ -18,7 +18,7 @@ from lifecycle.application import LifecycleApplication
 from lifecycle.bootstrap import build_application
 from lifecycle.settings import Settings
 from projections.bootstrap import READ_MODEL_NAMES, close_view, open_views
-from projections.service import rebuild
+from projections.rebuild import rebuild
 from tests.conftest import run_cli
 
 

@@ -15,7 +15,8 @@ from projections.bootstrap import (
     close_view,
     open_views,
 )
-from projections.service import catch_up, rebuild
+from projections.rebuild import rebuild
+from projections.service import catch_up
 from tests.integration.projections.conftest import History, Project, day
 
 

@@ -1,0 +1,238 @@
+"""Rebuilding read models (``lifecycle replay``): from position zero into fresh
+(``__next``) tables while the live ones keep serving, then each swapped in atomically.
+
+Read models share nothing but the event log, and a rebuild is CPU-bound Python, so a
+rebuild of several read models runs them in worker processes, one per core by default
+(``LIFECYCLE_PROJECTION_REBUILD_WORKERS``). Each worker reads and decodes the log
+itself and folds its share of the read models; shares are balanced by each read model's
+``rebuild_cost``. Reading the log once per worker costs less than leaving a core idle:
+decoding is under half the work of folding all six read models.
+
+Failure policy: nothing is swapped in until every share is rebuilt, so a failed rebuild
+leaves the live tables serving as before (its ``__next`` tables are dropped by the next
+rebuild). A worker that fails (a bug, a poison event, a lost database) stops the others
+and the rebuild raises ``RebuildFailed`` naming its read models and the reason; a worker
+killed from outside is reported the same way.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.context import SpawnProcess
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from lifecycle.application import LifecycleApplication
+from lifecycle.bootstrap import build_application
+from lifecycle.logs import configure_logging
+from lifecycle.settings import Settings
+from projections.bootstrap import (
+    build_runner,
+    close_runner,
+    close_view,
+    open_view,
+    read_model_classes,
+)
+from projections.readmodel import ReadModel
+from projections.views import NEXT
+
+log = structlog.get_logger(__name__)
+
+
+class RebuildFailed(Exception):
+    """A share of a rebuild failed; nothing was swapped in."""
+
+
+@dataclass(frozen=True)
+class ShareOutcome:
+    """What one worker (or the one process) rebuilt."""
+
+    names: tuple[str, ...]
+    events: int
+    seconds: float
+    peak_rss_bytes: int
+
+
+@dataclass(frozen=True)
+class RebuildOutcome:
+    positions: dict[str, int | None]
+    events: int
+    """Events in the log that were rebuilt from (each share read all of them)."""
+    seconds: float
+    shares: tuple[ShareOutcome, ...]
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+    @property
+    def peak_rss_bytes(self) -> int:
+        """Peak memory of the processes that rebuilt, added up (an upper bound of what
+        they held at once)."""
+        return sum(share.peak_rss_bytes for share in self.shares)
+
+
+def balanced_shares(
+    models: Sequence[type[ReadModel[Any]]], workers: int
+) -> list[list[type[ReadModel[Any]]]]:
+    """The read models split into at most ``workers`` shares of about equal cost (the
+    costliest first, each to the cheapest share so far); each share keeps list order."""
+    shares: list[list[type[ReadModel[Any]]]] = [
+        [] for _ in range(max(1, min(workers, len(models))))
+    ]
+    costs = [0.0] * len(shares)
+    for model in sorted(models, key=lambda m: -m.rebuild_cost):
+        cheapest = costs.index(min(costs))
+        shares[cheapest].append(model)
+        costs[cheapest] += model.rebuild_cost
+    order = {model: index for index, model in enumerate(models)}
+    return [sorted(share, key=order.__getitem__) for share in shares if share]
+
+
+def rebuild(
+    settings: Settings,
+    names: Sequence[str] | None = None,
+    *,
+    advance: Callable[[int], None] | None = None,
+    app: LifecycleApplication | None = None,
+    workers: int | None = None,
+) -> RebuildOutcome:
+    """Rebuild the named read models (all by default) from position zero into fresh
+    tables, then swap each in atomically. ``advance`` is told how many events of the
+    log every share has got through since it was last told."""
+    classes = read_model_classes(names)
+    live_views = {model.name: open_view(settings, model) for model in classes}
+    try:
+        for view in live_views.values():
+            view.drop_next()
+        shares = balanced_shares(classes, workers or settings.projection_rebuild_workers)
+        started = time.perf_counter()
+        if len(shares) == 1:
+            outcomes = [_rebuild_share(settings, [m.name for m in shares[0]], advance, app)]
+        else:
+            outcomes = _rebuild_in_workers(settings, [[m.name for m in s] for s in shares], advance)
+        seconds = time.perf_counter() - started
+        positions: dict[str, int | None] = {}
+        for name, view in live_views.items():
+            positions[name] = view.swap_in_next()
+            log.info("projection_rebuilt", projection=name, position=positions[name])
+        return RebuildOutcome(
+            positions=positions,
+            events=max(outcome.events for outcome in outcomes),
+            seconds=seconds,
+            shares=tuple(outcomes),
+        )
+    finally:
+        for view in live_views.values():
+            close_view(view)
+
+
+def _rebuild_share(
+    settings: Settings,
+    names: Sequence[str],
+    advance: Callable[[int], None] | None,
+    app: LifecycleApplication | None = None,
+) -> ShareOutcome:
+    """Rebuild ``names`` into their next generation in this process (no swap)."""
+    application = app or build_application(settings)
+    runner = build_runner(settings, application, names, generation=NEXT)
+    try:
+        started = time.perf_counter()
+        runner.catch_up(advance)
+        return ShareOutcome(
+            tuple(names), runner.read_count, time.perf_counter() - started, peak_rss_bytes()
+        )
+    finally:
+        close_runner(runner)
+        if app is None:
+            application.close()
+
+
+def _rebuild_in_workers(
+    settings: Settings, shares: list[list[str]], advance: Callable[[int], None] | None
+) -> list[ShareOutcome]:
+    # Spawned, not forked: a fork would share the parent's open database connections.
+    context = multiprocessing.get_context("spawn")
+    messages: multiprocessing.Queue[tuple[str, int, Any]] = context.Queue()
+    processes = [
+        context.Process(
+            target=_worker,
+            args=(settings, names, index, messages),
+            name=f"rebuild-{'+'.join(names)}",
+            daemon=True,
+        )
+        for index, names in enumerate(shares)
+    ]
+    for process in processes:
+        process.start()
+    outcomes: dict[int, ShareOutcome] = {}
+    read = [0] * len(shares)
+    told = 0
+    try:
+        while len(outcomes) < len(shares):
+            try:
+                kind, index, payload = messages.get(timeout=0.5)
+            except queue.Empty:
+                _check_alive(processes, shares, outcomes)
+                continue
+            if kind == "read":
+                read[index] += payload
+                if advance is not None and min(read) > told:
+                    advance(min(read) - told)
+                    told = min(read)
+            elif kind == "done":
+                outcomes[index] = payload
+            else:
+                raise RebuildFailed(f"rebuilding {', '.join(shares[index])} failed: {payload}")
+    finally:
+        for process in processes:
+            if process.is_alive() and len(outcomes) < len(shares):
+                process.terminate()
+            process.join()
+    return [outcomes[index] for index in range(len(shares))]
+
+
+def _check_alive(
+    processes: list[SpawnProcess], shares: list[list[str]], outcomes: dict[int, ShareOutcome]
+) -> None:
+    for index, process in enumerate(processes):
+        if index not in outcomes and process.exitcode is not None:
+            raise RebuildFailed(
+                f"rebuilding {', '.join(shares[index])} failed: its worker exited with "
+                f"code {process.exitcode}"
+            )
+
+
+def _worker(
+    settings: Settings,
+    names: list[str],
+    index: int,
+    messages: multiprocessing.Queue[tuple[str, int, Any]],
+) -> None:
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        outcome = _rebuild_share(settings, names, lambda n: messages.put(("read", index, n)))
+    except BaseException as error:
+        log.exception("projection_rebuild_failed", projections=names)
+        messages.put(("failed", index, f"{type(error).__name__}: {error}"))
+        sys.exit(1)
+    messages.put(("done", index, outcome))
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory (VmHWM on Linux: ``ru_maxrss`` of a spawned
+    process would include what its parent held before exec)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
