@@ -16,6 +16,7 @@ from uuid import UUID
 from eventsourcing.persistence import (
     ApplicationRecorder,
     InterfaceError,
+    Notification,
     OperationalError,
     StoredEvent,
     Tracking,
@@ -74,7 +75,75 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
     The library inserts row by row to learn each notification id. Once the first row is
     in, this transaction holds SQLite's write lock, so the batch's rowids are the
     contiguous run ending at ``MAX(rowid)``: the same ids, at a fraction of the cost.
+
+    Reading, each event's originator id is parsed into a ``UUID``; an aggregate's id
+    comes back once per event it has, so parsed ids are kept (a bounded number).
     """
+
+    _MAX_PARSED_IDS = 100_000
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        """The library's query; its rows read as tuples and its notifications made the
+        way the library's mapper makes events (without the frozen dataclass's
+        ``__init__``): a page is read in half the time, and every projection and the
+        relay read the log through here."""
+        where: list[str] = []
+        params: list[Any] = []
+        if start is not None:
+            where.append("rowid>=?" if inclusive_of_start else "rowid>?")
+            params.append(start)
+        if stop is not None:
+            where.append("rowid<=?")
+            params.append(stop)
+        if topics:
+            where.append(f"topic IN ({','.join('?' * len(topics))})")
+            params.extend(topics)
+        statement = (
+            "SELECT rowid, originator_id, originator_version, topic, state "
+            f"FROM {self.events_table_name} "
+        )
+        if where:
+            statement += "WHERE " + " AND ".join(where) + " "
+        statement += "ORDER BY rowid LIMIT ?"
+        params.append(limit)
+        with self.datastore.transaction(commit=False) as c:
+            c.sqlite_cursor.row_factory = None
+            c.execute(statement, params)
+            rows = c.fetchall()
+        convert = self.convert_originator_id
+        notifications = []
+        for notification_id, originator_id, originator_version, topic, state in rows:
+            notification = object.__new__(Notification)
+            object.__setattr__(
+                notification,
+                "__dict__",
+                {
+                    "originator_id": convert(originator_id),
+                    "originator_version": originator_version,
+                    "topic": topic,
+                    "state": state,
+                    "id": notification_id,
+                },
+            )
+            notifications.append(notification)
+        return notifications
+
+    def convert_originator_id(self, originator_id: str) -> UUID | str:
+        parsed = self.__dict__.setdefault("_parsed_ids", {})
+        found: UUID | str | None = parsed.get(originator_id)
+        if found is None:
+            if len(parsed) >= self._MAX_PARSED_IDS:
+                parsed.clear()
+            found = parsed[originator_id] = super().convert_originator_id(originator_id)
+        return found
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -99,13 +99,24 @@ class OrjsonTranscoder(Transcoder):
 
     def _decode_value(self, value: Any) -> Any:
         # The walk is on every read, so it rewrites containers in place (orjson made
-        # them for this call alone), passes scalars over without a call, and decodes a
-        # datetime (the common case) without a lookup.
+        # them for this call alone), passes scalars over, and decodes a typed value
+        # (a datetime, most often) without a call for the dict that holds it.
         if type(value) is dict:
             if len(value) == 2 and "_type_" in value and "_data_" in value:
                 return self._decode_typed(value["_type_"], value["_data_"])
             for key, item in value.items():
-                if type(item) in _CONTAINERS:
+                kind = type(item)
+                if kind is dict:
+                    if len(item) == 2 and "_type_" in item and "_data_" in item:
+                        name, data = item["_type_"], item["_data_"]
+                        value[key] = (
+                            datetime.fromisoformat(data)
+                            if name == "datetime_iso"
+                            else self._decode_typed(name, data)
+                        )
+                    else:
+                        value[key] = self._decode_value(item)
+                elif kind is list:
                     value[key] = self._decode_value(item)
         elif type(value) is list:
             for index, item in enumerate(value):
@@ -126,6 +137,30 @@ class OrjsonTranscoder(Transcoder):
 
 
 _CONTAINERS = frozenset({dict, list})
+
+_KIND_FIELD = b'"kind":"'
+
+
+def stored_kinds(state: bytes) -> list[bytes]:
+    """The values of every ``"kind"`` string field, at any depth, read from stored
+    bytes without decoding them.
+
+    Both this transcoder and the library's write compact JSON (``"kind":"purchase"``),
+    so a stored touchpoint's kind (a plain name) is always among these; other fields of
+    that name (in attributes) may be too. Empty means: not written that way, decode to
+    know.
+    """
+    kinds = []
+    found = state.find(_KIND_FIELD)
+    while found >= 0:
+        start = found + len(_KIND_FIELD)
+        end = state.find(b'"', start)
+        if end < 0:
+            break
+        kinds.append(state[start:end])
+        found = state.find(_KIND_FIELD, end)
+    return kinds
+
 
 _HASHED_BODIES: dict[str, bytes] = {}
 """Bodies hashed and not stored yet, by hash. Events of a batch given up after a

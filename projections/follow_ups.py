@@ -40,6 +40,12 @@ KINDS = (THANK_YOU_CALL, SATISFACTION_CHECK, ANNIVERSARY)
 
 THANK_YOU_WITHIN = timedelta(days=2)
 SATISFACTION_AFTER = timedelta(days=7)
+DUE_AFTER = {THANK_YOU_CALL: THANK_YOU_WITHIN, SATISFACTION_CHECK: SATISFACTION_AFTER}
+TASKS_HELD = 50_000
+"""Tasks folded but not written, at most: then the batch is written."""
+
+TaskKey = tuple[str, str, str]
+"""(customer_id, kind, ref) of a task."""
 MAX_ANNIVERSARY_WINDOW = timedelta(days=366)
 
 
@@ -73,16 +79,6 @@ class FollowUpRow:
         self.last_follow_up_at = from_time(row["last_follow_up_at"])
         self.last_check_at = from_time(row["last_check_at"])
         return self
-
-
-@dataclass
-class Task:
-    customer_id: str
-    kind: str
-    ref: str
-    basis_at: datetime
-    due_at: datetime
-    done: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,32 +137,35 @@ class FollowUpsView(SqlView):
         self,
         cursor: Any,
         rows: Iterable[FollowUpRow],
-        tasks: Iterable[Task],
+        tasks: Iterable[tuple[TaskKey, datetime, bool]],
         closings: Iterable[tuple[str, str, datetime]],
     ) -> None:
+        """Upsert ``rows`` and ``tasks`` ((customer_id, kind, ref), basis time, done), then
+        mark done the open tasks of each (customer_id, kind) based up to a closing time."""
         time = self.dialect.time
         statement = self.upsert_statement("relationships")
         for chunk in chunks(rows):
             cursor.executemany(statement, [r.to_db(self) for r in chunk])
         tasks_table = self.table("tasks")
         earlier = f"excluded.basis_at < {tasks_table}.basis_at"
-        cursor.executemany(
-            self.upsert_statement(
-                "tasks",
-                [
-                    f"basis_at = CASE WHEN {earlier} THEN excluded.basis_at "
-                    f"ELSE {tasks_table}.basis_at END",
-                    f"due_at = CASE WHEN {earlier} THEN excluded.due_at "
-                    f"ELSE {tasks_table}.due_at END",
-                    f"done = CASE WHEN excluded.done > {tasks_table}.done THEN excluded.done "
-                    f"ELSE {tasks_table}.done END",
-                ],
-            ),
+        statement = self.upsert_statement(
+            "tasks",
             [
-                (t.customer_id, t.kind, t.ref, time(t.basis_at), time(t.due_at), int(t.done))
-                for t in tasks
+                f"basis_at = CASE WHEN {earlier} THEN excluded.basis_at "
+                f"ELSE {tasks_table}.basis_at END",
+                f"due_at = CASE WHEN {earlier} THEN excluded.due_at ELSE {tasks_table}.due_at END",
+                f"done = CASE WHEN excluded.done > {tasks_table}.done THEN excluded.done "
+                f"ELSE {tasks_table}.done END",
             ],
         )
+        for batch in chunks(tasks):
+            cursor.executemany(
+                statement,
+                [
+                    (c, kind, ref, time(basis), time(basis + DUE_AFTER[kind]), int(done))
+                    for (c, kind, ref), basis, done in batch
+                ],
+            )
         cursor.executemany(
             self.sql(
                 "UPDATE {tasks} SET done = 1 "
@@ -296,7 +295,8 @@ class FollowUps(ReadModel[FollowUpsView]):
     def reset(self) -> None:
         super().reset()
         self.cache: RowCache[FollowUpRow] = self.row_cache(self.view.rows_for)
-        self.tasks: dict[tuple[str, str, str], Task] = {}
+        self.tasks: dict[TaskKey, datetime] = {}
+        """Tasks folded, by key, with the earliest time they were based on."""
         self.closings: dict[tuple[str, str], datetime] = {}
 
     def prefetch(self, events: Sequence[Any]) -> None:
@@ -334,14 +334,10 @@ class FollowUps(ReadModel[FollowUpsView]):
         at: datetime = domain_event.occurred_at
         row = self._row(customer_id)
         if kind == Kind.PURCHASE:
-            self._add(
-                Task(customer_id, THANK_YOU_CALL, domain_event.event_id, at, at + THANK_YOU_WITHIN)
-            )
+            self._add((customer_id, THANK_YOU_CALL, domain_event.event_id), at)
         elif kind == Kind.COMPLAINT_RESOLVED:
             complaint_id = str(domain_event.attributes["complaint_id"])
-            self._add(
-                Task(customer_id, SATISFACTION_CHECK, complaint_id, at, at + SATISFACTION_AFTER)
-            )
+            self._add((customer_id, SATISFACTION_CHECK, complaint_id), at)
         else:
             if kind == Kind.FOLLOW_UP and (
                 row.last_follow_up_at is None or at > row.last_follow_up_at
@@ -352,29 +348,28 @@ class FollowUps(ReadModel[FollowUpsView]):
                 row.last_check_at = at
                 self.closings[(customer_id, SATISFACTION_CHECK)] = at
 
-    def _add(self, task: Task) -> None:
-        key = (task.customer_id, task.kind, task.ref)
+    def _add(self, key: TaskKey, basis_at: datetime) -> None:
         known = self.tasks.get(key)
-        if known is None or task.basis_at < known.basis_at:
-            self.tasks[key] = task
+        if known is None or basis_at < known:
+            self.tasks[key] = basis_at
 
     def wants_commit(self) -> bool:
-        return self.cache.is_full
+        return self.cache.is_full or len(self.tasks) >= TASKS_HELD
 
     def write(self, cursor: Any) -> None:
         rows = self.cache.dirty
-        for task in self.tasks.values():
-            row = rows.get(task.customer_id) or self.cache.get(task.customer_id)
-            done_by = None
-            if row is not None:
-                done_by = (
-                    row.last_follow_up_at if task.kind == THANK_YOU_CALL else row.last_check_at
-                )
-            task.done = done_by is not None and done_by >= task.basis_at
+
+        def done(customer_id: str, kind: str, basis_at: datetime) -> bool:
+            row = rows.get(customer_id) or self.cache.get(customer_id)
+            if row is None:
+                return False
+            done_by = row.last_follow_up_at if kind == THANK_YOU_CALL else row.last_check_at
+            return done_by is not None and done_by >= basis_at
+
         self.view.write_changes(
             cursor,
             rows.values(),
-            self.tasks.values(),
+            ((key, at, done(key[0], key[1], at)) for key, at in self.tasks.items()),
             [(c, kind, at) for (c, kind), at in self.closings.items()],
         )
 

@@ -15,11 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from projections.readmodel import DEFAULT_CACHE_ROWS, ReadModel
+from projections.readmodel import ReadModel
 from projections.views import SqlView, Table
 
 OPEN = "open"
 CLOSED = "closed"
+CASES_HELD = 50_000
+"""Cases folded but not written, at most: then the batch is written (the table's
+earliest-wins upserts merge a case written in two batches)."""
 
 _COLUMNS = (
     ("customer_id", "TEXT NOT NULL"),
@@ -36,7 +39,7 @@ def case_table(base: str) -> Table:
     return Table(base, _COLUMNS, ("customer_id", "ref"), indexes=(("opened", "opened_at"),))
 
 
-@dataclass
+@dataclass(slots=True)
 class Case:
     customer_id: str
     ref: str
@@ -219,7 +222,7 @@ class CaseModel(ReadModel[Any]):
         return found
 
     def wants_commit(self) -> bool:
-        return len(self.pending) >= DEFAULT_CACHE_ROWS
+        return len(self.pending) >= CASES_HELD
 
     def write(self, cursor: Any) -> None:
         view: CaseView = self.view

@@ -22,6 +22,7 @@ what customers with similar histories bought.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -37,20 +38,55 @@ from lifecycle.vocabulary import Kind
 from projections.readmodel import ReadModel, RelationshipStarted, RowCache, TouchpointRecorded
 from projections.views import PostgresView, SQLiteView, SqlView, Table, chunks
 
+_CURRENCY_SLOTS = 1 << 12
+_CURRENCY_CODES: dict[str, int] = {}
+_CURRENCY_NAMES: list[str] = []
+
+
+def _currency_code(currency: str) -> int:
+    """A small number for a currency, the same for the life of the process."""
+    code = _CURRENCY_CODES.get(currency)
+    if code is None:
+        if len(_CURRENCY_NAMES) == _CURRENCY_SLOTS:
+            raise ValueError(f"more than {_CURRENCY_SLOTS} distinct currencies")
+        code = _CURRENCY_CODES[currency] = len(_CURRENCY_NAMES)
+        _CURRENCY_NAMES.append(currency)
+    return code
+
 
 class PurchaseRow:
-    __slots__ = ("categories", "customer_id", "days")
+    """One customer's purchase days and categories.
+
+    A rebuild holds a row per customer, so totals are kept flat: one ``Decimal`` per
+    purchase day and currency, keyed by one integer (day and currency code), and
+    category names are shared between rows.
+    """
+
+    __slots__ = ("categories", "customer_id", "totals")
 
     def __init__(self, customer_id: str) -> None:
         self.customer_id = customer_id
-        self.days: dict[int, dict[str, Decimal]] = {}
-        """Purchase day (proleptic ordinal, UTC) -> currency -> total."""
+        self.totals: dict[int, Decimal] = {}
+        """Purchase day (proleptic ordinal, UTC) * slots + currency code -> total."""
         self.categories: dict[str, int] = {}
+
+    def add(self, day: int, currency: str, amount: Decimal) -> None:
+        key = day * _CURRENCY_SLOTS + _currency_code(currency)
+        self.totals[key] = self.totals.get(key, _ZERO) + amount
+
+    @property
+    def days(self) -> dict[int, dict[str, Decimal]]:
+        """Purchase day (proleptic ordinal, UTC) -> currency -> total, days ascending."""
+        days: dict[int, dict[str, Decimal]] = {}
+        for key in sorted(self.totals):
+            day, code = divmod(key, _CURRENCY_SLOTS)
+            days.setdefault(day, {})[_CURRENCY_NAMES[code]] = self.totals[key]
+        return days
 
     def to_db(self) -> tuple[Any, ...]:
         days = {
             str(day): {c: str(v) for c, v in sorted(totals.items())}
-            for day, totals in sorted(self.days.items())
+            for day, totals in self.days.items()
         }
         return (
             self.customer_id,
@@ -61,12 +97,16 @@ class PurchaseRow:
     @classmethod
     def from_db(cls, row: Any) -> PurchaseRow:
         self = cls(row["customer_id"])
-        self.days = {
-            int(day): {c: Decimal(v) for c, v in totals.items()}
-            for day, totals in orjson.loads(row["days"]).items()
+        for day, totals in orjson.loads(row["days"]).items():
+            for currency, total in totals.items():
+                self.totals[int(day) * _CURRENCY_SLOTS + _currency_code(currency)] = Decimal(total)
+        self.categories = {
+            sys.intern(name): count for name, count in orjson.loads(row["categories"]).items()
         }
-        self.categories = orjson.loads(row["categories"])
         return self
+
+
+_ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -276,19 +316,24 @@ class Purchases(ReadModel[PurchasesView]):
         self.cache.put(customer_id, row)
         attributes = domain_event.attributes
         at: datetime = domain_event.occurred_at
-        day = at.astimezone(UTC).date().toordinal()
-        totals = row.days.setdefault(day, {})
-        currency = str(attributes.get("currency", ""))
-        totals[currency] = totals.get(currency, Decimal(0)) + Decimal(str(attributes["amount"]))
+        utc = at if at.tzinfo is UTC else at.astimezone(UTC)
+        row.add(
+            utc.date().toordinal(),
+            str(attributes.get("currency", "")),
+            Decimal(str(attributes["amount"])),
+        )
         category = attributes.get("category")
         if category:
             category = str(category)
-            if category not in row.categories:
+            bought = row.categories
+            if category in bought:
+                bought[category] += 1
+            else:
                 self.categories[category] += 1
-                for other in row.categories:
+                for other in bought:
                     self.pairs[(category, other)] += 1
                     self.pairs[(other, category)] += 1
-            row.categories[category] = row.categories.get(category, 0) + 1
+                bought[sys.intern(category)] = 1
 
     def wants_commit(self) -> bool:
         return self.cache.is_full

@@ -62,21 +62,21 @@ class ReadModel(Projection[TView]):
     def __init__(self, view: TView) -> None:
         super().__init__(view)
         self.pending_events = 0
-        self._handlers: dict[type[Any], Callable[[Any, Tracking], None] | None] = {}
+        self.handlers: dict[type[Any], Callable[[Any, Tracking], None] | None] = {}
         self.reset()
 
     def handler_for(self, event_class: type[Any]) -> Callable[[Any, Tracking], None] | None:
         """``process_event`` resolved once per event class (None: events of this class
         are ignored), sparing the dispatch on every event of a rebuild."""
         try:
-            return self._handlers[event_class]
+            return self.handlers[event_class]
         except KeyError:
             pass
         dispatcher = inspect.getattr_static(type(self), "process_event").dispatcher
         function = dispatcher.dispatch(event_class)
         ignored = function is dispatcher.dispatch(object)
         handler = None if ignored else MethodType(function, self)
-        self._handlers[event_class] = handler
+        self.handlers[event_class] = handler
         return handler
 
     def wants_commit(self) -> bool:
@@ -153,11 +153,13 @@ class RowCache(Generic[TRow]):
             self.rows[key] = None
 
     def get(self, key: str) -> TRow | None:
-        if key not in self.rows:
+        try:
+            return self.rows[key]
+        except KeyError:
             if self.complete:
                 return None
             self.prefetch((key,))
-        return self.rows[key]
+            return self.rows[key]
 
     def put(self, key: str, row: TRow) -> None:
         self.rows[key] = row

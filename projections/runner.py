@@ -43,6 +43,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic
 
+from lifecycle.transcoding import stored_kinds
 from lifecycle.vocabulary import Kind
 from projections import metrics
 from projections.readmodel import ReadModel, TouchpointRecorded
@@ -57,6 +58,7 @@ DEFAULT_PAGE_SIZE = 2_000
 DEFAULT_BATCH_SIZE = 20_000
 DEFAULT_COMMIT_SECONDS = 1.0
 RETRY_SECONDS = 1.0
+_UNKNOWN: Any = object()
 
 
 @dataclass
@@ -176,6 +178,15 @@ class Runner:
             return []
         return sorted(set().union(*(lane.topics for lane in self.lanes)))
 
+    def _needed_kinds(self) -> frozenset[bytes] | None:
+        """The touchpoint kinds some read model here folds, as stored (None: all)."""
+        needed: set[str] = set()
+        for lane in self.lanes:
+            if lane.accepts is None:
+                return None
+            needed |= lane.accepts & ALL_KINDS
+        return None if needed >= ALL_KINDS else frozenset(kind.encode() for kind in needed)
+
     def _fold(self, notifications: Sequence[Any], end: int) -> None:
         """Decode each event once, then let every read model fold those it takes, in
         log order. An event is keyed by its topic, a touchpoint by its kind."""
@@ -183,49 +194,58 @@ class Runner:
         app = self.application_name
         wanted = self._topics()
         touchpoint = TOUCHPOINT_TOPIC
+        needed_kinds = self._needed_kinds()
         keyed = []
         for n in notifications:
             topic = n.topic
             if wanted and topic not in wanted:
                 continue
+            if topic == touchpoint and needed_kinds is not None:
+                # Decoding is most of a read: a touchpoint no read model here folds is
+                # passed over on what its bytes say its kind is.
+                kinds = stored_kinds(n.state)
+                if kinds and not any(kind in needed_kinds for kind in kinds):
+                    continue
             event = to_domain_event(n)
-            keyed.append((event.kind if topic == touchpoint else topic, event, n.id))
-        first = keyed[0][2] if keyed else end
+            keyed.append((event.kind if topic == touchpoint else topic, event, Tracking(app, n.id)))
+        first = keyed[0][2].notification_id if keyed else end
         for lane in self.lanes:
             if lane.read >= end:
                 continue
             accepts = lane.accepts
             if lane.read < first:
                 events = [
-                    (event, position)
-                    for key, event, position in keyed
+                    (event, tracking)
+                    for key, event, tracking in keyed
                     if accepts is None or key in accepts
                 ]
             else:
                 events = [
-                    (event, position)
-                    for key, event, position in keyed
-                    if position > lane.read and (accepts is None or key in accepts)
+                    (event, tracking)
+                    for key, event, tracking in keyed
+                    if tracking.notification_id > lane.read and (accepts is None or key in accepts)
                 ]
-            self._fold_lane(lane, events, app)
+            self._fold_lane(lane, events)
             lane.read = end
 
     @staticmethod
-    def _fold_lane(lane: Lane, events: list[tuple[Any, int]], app: str) -> None:
+    def _fold_lane(lane: Lane, events: list[tuple[Any, Tracking]]) -> None:
         model = lane.model
         model.prefetch([event for event, _ in events])
-        handler_for = model.handler_for
-        for event, position in events:
-            handler = handler_for(type(event))
+        handlers = model.handlers
+        for event, tracking in events:
+            handler = handlers.get(type(event), _UNKNOWN)
+            if handler is _UNKNOWN:
+                handler = model.handler_for(type(event))
             if handler is None:
                 continue
             try:
-                handler(event, Tracking(app, position))
+                handler(event, tracking)
             except Exception:
                 log.error(
                     "projection_failed",
                     projection=lane.name,
-                    position=position,
+                    position=tracking.notification_id,
                     event_type=type(event).__qualname__,
                 )
                 raise

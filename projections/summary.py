@@ -472,12 +472,13 @@ class Summary(ReadModel[SummaryView]):
 
     def _row(self, event: Any) -> SummaryRow:
         customer_id: str = event.customer_id
-        row = self.cache.get(customer_id)
+        cache = self.cache
+        row = cache.get(customer_id)
         if row is None:
             row = SummaryRow(customer_id, str(event.originator_id))
-            self.cache.put(customer_id, row)
+            cache.put(customer_id, row)
         else:
-            self.cache.touched(customer_id, row)
+            cache.dirty[customer_id] = row
         row.version = event.originator_version
         return row
 

@@ -90,7 +90,9 @@ class Dialect:
             return None
         if self.paramstyle_percent:
             return value
-        return value.astimezone(UTC).isoformat(timespec="microseconds")
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        return value.isoformat(timespec="microseconds")
 
     def from_time(self, value: Any) -> datetime | None:
         if value is None:
