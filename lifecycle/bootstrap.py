@@ -46,6 +46,15 @@ def build_application(settings: Settings) -> LifecycleApplication:
     )
 
 
+def build_log_reader(settings: Settings) -> LifecycleApplication:
+    """The application, to read its event log only (a rebuild's worker processes): its
+    tables are not created (the process that started them made sure they exist, and
+    concurrent DDL fails on PostgreSQL) and no key store is opened."""
+    return LifecycleApplication(
+        env={**application_env(settings), "CREATE_TABLE": "n"}, policy=load_policy(settings)
+    )
+
+
 def build_key_store(settings: Settings) -> KeyStore:
     """Per-customer keys: lifecycle.keys.db beside a SQLite database; a table on PostgreSQL."""
     store = Store.from_url(settings.database_url)

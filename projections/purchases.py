@@ -275,7 +275,7 @@ class Purchases(ReadModel[PurchasesView]):
 
     name = "purchases"
     description = "purchase patterns (BTYD) and category affinity"
-    rebuild_cost = 6.7
+    rebuild_cost = 3.0
     view_classes = {"sqlite": SQLitePurchasesView, "postgres": PostgresPurchasesView}  # noqa: RUF012
     touchpoint_kinds = frozenset({Kind.PURCHASE.value})
 

@@ -56,7 +56,7 @@ class ReadModel(Projection[TView]):
     """The kinds of touchpoint this read model folds (None: all); the runner does not
     hand it the others."""
     rebuild_cost: ClassVar[float] = 1.0
-    """CPU time of a rebuild beyond reading the log, relative to the others (measured
+    """CPU time to rebuild this read model alone, relative to the others (as measured
     by ``bench.projections``): how a rebuild balances read models across processes."""
 
     def __init__(self, view: TView) -> None:

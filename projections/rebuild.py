@@ -31,7 +31,7 @@ from typing import Any
 import structlog
 
 from lifecycle.application import LifecycleApplication
-from lifecycle.bootstrap import build_application
+from lifecycle.bootstrap import build_application, build_log_reader
 from lifecycle.logs import configure_logging
 from lifecycle.settings import Settings
 from projections.bootstrap import (
@@ -45,6 +45,11 @@ from projections.readmodel import ReadModel
 from projections.views import NEXT
 
 log = structlog.get_logger(__name__)
+
+
+EVENTS_PER_WORKER = 200_000
+"""Events in the log per worker process, at least: starting a worker costs about what
+folding this many events in an existing one does."""
 
 
 class RebuildFailed(Exception):
@@ -65,7 +70,7 @@ class ShareOutcome:
 class RebuildOutcome:
     positions: dict[str, int | None]
     events: int
-    """Events in the log that were rebuilt from (each share read all of them)."""
+    """The position of the log rebuilt up to: the events it holds."""
     seconds: float
     shares: tuple[ShareOutcome, ...]
 
@@ -106,17 +111,25 @@ def rebuild(
     workers: int | None = None,
 ) -> RebuildOutcome:
     """Rebuild the named read models (all by default) from position zero into fresh
-    tables, then swap each in atomically. ``advance`` is told how many events of the
-    log every share has got through since it was last told."""
+    tables, then swap each in atomically.
+
+    ``workers``: processes to share the read models between (default: the setting,
+    fewer for a short log; 1 rebuilds in this process, reading with ``app`` if given).
+    ``advance`` is told how many events of the log every share has got through since
+    it was last told."""
     classes = read_model_classes(names)
+    application = app or build_application(settings)
     live_views = {model.name: open_view(settings, model) for model in classes}
     try:
         for view in live_views.values():
             view.drop_next()
-        shares = balanced_shares(classes, workers or settings.projection_rebuild_workers)
+        if workers is None:
+            head = application.recorder.max_notification_id() or 0
+            workers = min(settings.projection_rebuild_workers, 1 + head // EVENTS_PER_WORKER)
+        shares = balanced_shares(classes, workers)
         started = time.perf_counter()
         if len(shares) == 1:
-            outcomes = [_rebuild_share(settings, [m.name for m in shares[0]], advance, app)]
+            outcomes = [_rebuild_share(settings, [m.name for m in shares[0]], advance, application)]
         else:
             outcomes = _rebuild_in_workers(settings, [[m.name for m in s] for s in shares], advance)
         seconds = time.perf_counter() - started
@@ -126,13 +139,15 @@ def rebuild(
             log.info("projection_rebuilt", projection=name, position=positions[name])
         return RebuildOutcome(
             positions=positions,
-            events=max(outcome.events for outcome in outcomes),
+            events=max((position or 0 for position in positions.values()), default=0),
             seconds=seconds,
             shares=tuple(outcomes),
         )
     finally:
         for view in live_views.values():
             close_view(view)
+        if app is None:
+            application.close()
 
 
 def _rebuild_share(
@@ -218,12 +233,19 @@ def _worker(
     messages: multiprocessing.Queue[tuple[str, int, Any]],
 ) -> None:
     configure_logging(settings.log_format, settings.log_level)
+    reader: LifecycleApplication | None = None
     try:
-        outcome = _rebuild_share(settings, names, lambda n: messages.put(("read", index, n)))
+        reader = build_log_reader(settings)
+        outcome = _rebuild_share(
+            settings, names, lambda n: messages.put(("read", index, n)), reader
+        )
     except BaseException as error:
         log.exception("projection_rebuild_failed", projections=names)
         messages.put(("failed", index, f"{type(error).__name__}: {error}"))
         sys.exit(1)
+    finally:
+        if reader is not None:
+            reader.close()
     messages.put(("done", index, outcome))
 
 

@@ -460,7 +460,7 @@ class Summary(ReadModel[SummaryView]):
 
     name = "summary"
     description = "relationship summary (customer 360)"
-    rebuild_cost = 14.6
+    rebuild_cost = 5.2
     view_classes = {"sqlite": SQLiteSummaryView, "postgres": PostgresSummaryView}  # noqa: RUF012
 
     def reset(self) -> None:

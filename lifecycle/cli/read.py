@@ -40,11 +40,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "replay",
         help="rebuild read models from position zero and swap them in",
-        description="Rebuilds the named read models (default all, in one pass over the log) "
-        "into fresh tables while the current ones keep serving, then swaps each in "
-        "atomically. A runner still following the log resumes from the rebuilt position.",
+        description="Rebuilds the named read models (default all) into fresh tables while "
+        "the current ones keep serving, then swaps each in atomically; several read models "
+        "are shared between worker processes. A runner still following the log resumes "
+        "from the rebuilt position.",
     )
     _projection_option(p, names)
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        help="processes to share the read models between (default: one per core, fewer "
+        "for a short log; env LIFECYCLE_PROJECTION_REBUILD_WORKERS)",
+    )
     add_common_options(p)
     p.set_defaults(handler=replay_command)
 
@@ -110,7 +117,7 @@ def replay_command(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     with _rate_progress("rebuilding", _head(settings)) as advance:
-        outcome = rebuild(settings, args.projection, advance=advance)
+        outcome = rebuild(settings, args.projection, advance=advance, workers=args.workers)
     print(
         f"rebuilt {', '.join(outcome.positions)} from {outcome.events} events in "
         f"{outcome.seconds:.1f} s ({outcome.events_per_second:,.0f} events/s); "

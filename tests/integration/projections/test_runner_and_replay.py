@@ -3,7 +3,12 @@ equal the live read models and swap in while the old ones serve."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 from typing import Any
+
+import pytest
 
 from lifecycle.application import LifecycleApplication
 from lifecycle.settings import Settings
@@ -15,7 +20,8 @@ from projections.bootstrap import (
     close_view,
     open_views,
 )
-from projections.rebuild import rebuild
+from projections import follow_ups, pairs, readmodel
+from projections.rebuild import RebuildFailed, rebuild
 from projections.service import catch_up
 from tests.integration.projections.conftest import History, Project, day
 
@@ -160,3 +166,73 @@ def test_lag_is_what_the_log_holds_beyond_a_read_models_position(
         close_runner(runner)
 
     assert (before.lag, after.lag) == (1, 0)
+
+
+def test_a_rebuild_shared_between_worker_processes_equals_the_live_read_models(
+    history: History, app: LifecycleApplication, settings: Settings
+) -> None:
+    _eventful(history, app)
+    catch_up(settings, app=app)
+    live = _dumps(settings)
+
+    outcome = rebuild(settings, workers=2)
+
+    assert _dumps(settings) == live
+    assert len(outcome.shares) == 2
+    assert sorted(name for share in outcome.shares for name in share.names) == sorted(
+        READ_MODEL_NAMES
+    )
+    assert {share.events for share in outcome.shares} == {app.recorder.max_notification_id()}
+
+
+def test_a_worker_killed_mid_rebuild_fails_it_and_nothing_is_swapped_in(
+    history: History, app: LifecycleApplication, settings: Settings
+) -> None:
+    _eventful(history, app)
+    catch_up(settings, app=app)
+    live = _dumps(settings)
+    history("c1", "inquiry", 99)  # only a rebuild that got swapped in would show it
+    one_event_a_page = settings.model_copy(update={"projection_page_size": 1})
+
+    def kill_a_worker(_: int) -> None:
+        for worker in multiprocessing.active_children():
+            os.kill(worker.pid or 0, signal.SIGKILL)
+
+    with pytest.raises(RebuildFailed, match="exited with code -9"):
+        rebuild(one_event_a_page, workers=2, advance=kill_a_worker)
+
+    assert _dumps(settings) == live
+
+
+def test_what_a_read_model_holds_is_bounded_without_changing_its_rows(
+    history: History, app: LifecycleApplication, settings: Settings, monkeypatch: Any
+) -> None:
+    _eventful(history, app)
+    catch_up(settings, app=app)
+    live = _dumps(settings)
+    monkeypatch.setattr(follow_ups, "TASKS_HELD", 1)
+    monkeypatch.setattr(pairs, "CASES_HELD", 1)
+    monkeypatch.setattr(readmodel, "DEFAULT_CACHE_ROWS", 2)
+    one_event_a_page = settings.model_copy(update={"projection_page_size": 1})
+
+    rebuild(one_event_a_page, app=app, workers=1)
+
+    assert _dumps(settings) == live
+
+
+def test_a_read_model_that_holds_enough_commits_alone(
+    history: History, app: LifecycleApplication, settings: Settings, monkeypatch: Any
+) -> None:
+    history("c1", "complaint", 0, complaint_id="k1")
+    history("c1", "complaint", 1, complaint_id="k2")
+    monkeypatch.setattr(pairs, "CASES_HELD", 1)
+    runner = build_runner(settings, app, ["summary", "complaints"])
+    runner.page_size, runner.batch_size, runner.commit_seconds = 1, None, None
+    try:
+        runner.step()  # the relationship starts
+        runner.step()  # the first complaint
+        committed = {lane.name: lane.committed for lane in runner.lanes}
+    finally:
+        close_runner(runner)
+
+    assert committed == {"summary": None, "complaints": 2}
