@@ -72,6 +72,22 @@ def _compare(
     live = open_view(settings, model)
     scratch = open_view(settings, model, generation=NEXT)
     try:
+        with live.rebuilding():
+            _compare_generations(settings, app, model, live, scratch, report)
+    finally:
+        close_view(scratch)
+        close_view(live)
+
+
+def _compare_generations(
+    settings: Settings,
+    app: LifecycleApplication,
+    model: Any,
+    live: SqlView,
+    scratch: SqlView,
+    report: DriftReport,
+) -> None:
+    try:
         scratch.drop_next()
         live_position, scratch_position = _align(settings, app, model.name, live, scratch)
         report.positions[model.name] = live_position
@@ -101,8 +117,6 @@ def _compare(
                     )
     finally:
         scratch.drop_next()
-        close_view(scratch)
-        close_view(live)
 
 
 def _align(

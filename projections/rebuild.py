@@ -17,6 +17,7 @@ killed from outside is reported the same way.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import queue
 import resource
@@ -42,7 +43,7 @@ from projections.bootstrap import (
     read_model_classes,
 )
 from projections.readmodel import ReadModel
-from projections.views import NEXT
+from projections.views import NEXT, SqlView
 
 log = structlog.get_logger(__name__)
 
@@ -121,33 +122,47 @@ def rebuild(
     application = app or build_application(settings)
     live_views = {model.name: open_view(settings, model) for model in classes}
     try:
-        for view in live_views.values():
-            view.drop_next()
-        if workers is None:
-            head = application.recorder.max_notification_id() or 0
-            workers = min(settings.projection_rebuild_workers, 1 + head // EVENTS_PER_WORKER)
-        shares = balanced_shares(classes, workers)
-        started = time.perf_counter()
-        if len(shares) == 1:
-            outcomes = [_rebuild_share(settings, [m.name for m in shares[0]], advance, application)]
-        else:
-            outcomes = _rebuild_in_workers(settings, [[m.name for m in s] for s in shares], advance)
-        seconds = time.perf_counter() - started
-        positions: dict[str, int | None] = {}
-        for name, view in live_views.items():
-            positions[name] = view.swap_in_next()
-            log.info("projection_rebuilt", projection=name, position=positions[name])
-        return RebuildOutcome(
-            positions=positions,
-            events=max((position or 0 for position in positions.values()), default=0),
-            seconds=seconds,
-            shares=tuple(outcomes),
-        )
+        with contextlib.ExitStack() as held:
+            for view in live_views.values():
+                held.enter_context(view.rebuilding())
+            return _rebuild_locked(settings, classes, live_views, application, advance, workers)
     finally:
         for view in live_views.values():
             close_view(view)
         if app is None:
             application.close()
+
+
+def _rebuild_locked(
+    settings: Settings,
+    classes: Sequence[type[ReadModel[Any]]],
+    live_views: dict[str, SqlView],
+    application: LifecycleApplication,
+    advance: Callable[[int], None] | None,
+    workers: int | None,
+) -> RebuildOutcome:
+    for view in live_views.values():
+        view.drop_next()
+    if workers is None:
+        head = application.recorder.max_notification_id() or 0
+        workers = min(settings.projection_rebuild_workers, 1 + head // EVENTS_PER_WORKER)
+    shares = balanced_shares(classes, workers)
+    started = time.perf_counter()
+    if len(shares) == 1:
+        outcomes = [_rebuild_share(settings, [m.name for m in shares[0]], advance, application)]
+    else:
+        outcomes = _rebuild_in_workers(settings, [[m.name for m in s] for s in shares], advance)
+    seconds = time.perf_counter() - started
+    positions: dict[str, int | None] = {}
+    for name, view in live_views.items():
+        positions[name] = view.swap_in_next()
+        log.info("projection_rebuilt", projection=name, position=positions[name])
+    return RebuildOutcome(
+        positions=positions,
+        events=max((position or 0 for position in positions.values()), default=0),
+        seconds=seconds,
+        shares=tuple(outcomes),
+    )
 
 
 def _rebuild_share(

@@ -341,6 +341,8 @@ class Runner:
             try:
                 return self.step()
             except (OperationalError, InterfaceError) as error:
+                if "no such table" in str(error):
+                    raise  # SQLite calls a missing table operational; it does not heal
                 log.warning("projection_retrying", reason=str(error))
                 if stop is not None and stop.wait(RETRY_SECONDS):
                     return 0

@@ -23,6 +23,7 @@ transaction. Secondary indexes are built at the swap, after the bulk load.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import sqlite3
 import zlib
 from abc import abstractmethod
@@ -39,6 +40,8 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
+
+from lifecycle.errors import LifecycleError
 
 T = TypeVar("T")
 
@@ -69,6 +72,12 @@ def chunks(items: Iterable[T], size: int = WRITE_CHUNK) -> Iterator[list[T]]:
 
 class PositionMoved(IntegrityError):
     """The view's recorded position is not the one this page was folded from."""
+
+
+class RebuildInProgress(LifecycleError):
+    """Another process is rebuilding this read model (its next generation is taken)."""
+
+    code = "rebuild_in_progress"
 
 
 @dataclass(frozen=True)
@@ -154,6 +163,12 @@ class SqlView(TrackingRecorder):
 
     @abstractmethod
     def _table_exists(self, cursor: Any, name: str) -> bool: ...
+
+    @abstractmethod
+    def rebuilding(self) -> contextlib.AbstractContextManager[None]:
+        """Held while the next generation is in use (a rebuild, a drift check): taking it
+        a second time, in any process, raises ``RebuildInProgress`` at once rather than
+        dropping the tables the first holder is filling. A process that dies lets go."""
 
     # Names ---------------------------------------------------------------------------
 
@@ -365,6 +380,26 @@ class SQLiteView(SqlView, SQLiteTrackingRecorder):
         cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
         return cursor.fetchone() is not None
 
+    @contextlib.contextmanager
+    def rebuilding(self) -> Iterator[None]:
+        # A lock file of its own: SQLite's locks are POSIX locks on the database file,
+        # which closing any other descriptor of that file in this process would drop.
+        database: str = self.datastore.pool.db_name
+        if self.datastore.pool.is_sqlite_memory_mode:
+            yield
+            return
+        with open(f"{database}-rebuild", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RebuildInProgress(
+                    f"{self.projection_name} is being rebuilt by another process"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
 
 class PostgresView(SqlView, PostgresTrackingRecorder):
     """A view in the shared PostgreSQL database, its tables prefixed by its name."""
@@ -389,8 +424,26 @@ class PostgresView(SqlView, PostgresTrackingRecorder):
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield cursor
 
-    def _lock_key(self) -> int:
-        return zlib.crc32(f"lifecycle-view:{self.tracking_table_name}".encode())
+    def _lock_key(self, purpose: str = "view") -> int:
+        return zlib.crc32(f"lifecycle-{purpose}:{self.tracking_table_name}".encode())
+
+    @contextlib.contextmanager
+    def rebuilding(self) -> Iterator[None]:
+        # A session-level advisory lock, on a connection held until the end.
+        key = self._lock_key("rebuild")
+        with self.datastore.get_connection() as connection:
+            row = connection.execute("SELECT pg_try_advisory_lock(%s) AS locked", (key,))
+            locked = row.fetchone()
+            connection.commit()
+            if not (locked and locked["locked"]):
+                raise RebuildInProgress(
+                    f"{self.projection_name} is being rebuilt by another process"
+                )
+            try:
+                yield
+            finally:
+                connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                connection.commit()
 
     def _tracking_table(self) -> str:
         return self.tracking_table_name

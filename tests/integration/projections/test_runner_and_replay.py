@@ -6,13 +6,17 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sqlite3
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import OperationalError
 
 from lifecycle.application import LifecycleApplication
+from lifecycle.bootstrap import build_application
 from lifecycle.settings import Settings
 from lifecycle.vocabulary import Stage
+from projections import follow_ups, pairs, readmodel
 from projections.bootstrap import (
     READ_MODEL_NAMES,
     build_runner,
@@ -20,9 +24,9 @@ from projections.bootstrap import (
     close_view,
     open_views,
 )
-from projections import follow_ups, pairs, readmodel
 from projections.rebuild import RebuildFailed, rebuild
 from projections.service import catch_up
+from projections.views import RebuildInProgress
 from tests.integration.projections.conftest import History, Project, day
 
 
@@ -236,3 +240,39 @@ def test_a_read_model_that_holds_enough_commits_alone(
         close_runner(runner)
 
     assert committed == {"summary": None, "complaints": 2}
+
+
+def test_a_second_rebuild_of_a_read_model_is_refused_while_the_first_runs(
+    history: History, app: LifecycleApplication, settings: Settings
+) -> None:
+    _eventful(history, app, customers=2)
+    refusals: list[str] = []
+
+    def rebuild_again(_: int) -> None:
+        if not refusals:
+            with pytest.raises(RebuildInProgress) as refused:
+                rebuild(settings, ["summary"], app=app, workers=1)
+            refusals.append(str(refused.value))
+
+    outcome = rebuild(settings, ["summary", "funnel"], app=app, workers=1, advance=rebuild_again)
+
+    assert refusals == ["summary is being rebuilt by another process"]
+    assert outcome.positions["summary"] == app.recorder.max_notification_id()
+
+
+def test_a_runner_whose_table_is_gone_stops_instead_of_retrying(sqlite_url: str) -> None:
+    settings = Settings(database_url=sqlite_url)
+    application = build_application(settings)
+    runner = build_runner(settings, application, ["summary"])
+    try:
+        History(application)("c1", "inquiry", 0)
+        with sqlite3.connect(
+            sqlite_url.removeprefix("sqlite:///").replace("lifecycle.db", "lifecycle.summary.db")
+        ) as database:
+            database.execute("DROP TABLE summary_relationships")
+
+        with pytest.raises(OperationalError, match="no such table"):
+            runner.catch_up()
+    finally:
+        close_runner(runner)
+        application.close()
