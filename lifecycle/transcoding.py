@@ -2,7 +2,9 @@
 
 Values JSON has no type for travel as ``{"_type_": name, "_data_": value}``, exactly as
 the library's ``JSONTranscoder`` writes them, so stored events read the same with
-either transcoder; orjson only makes the ingest path faster.
+either transcoder; orjson only makes the ingest path faster. (orjson writes a UUID
+itself, as a plain string, which then reads back as a string: the engine's events hold
+no UUIDs.)
 
 A chained event (one with ``hash`` and ``previous_hash``, see ``lifecycle.hashchain``)
 is written as ``{"hash":…,"previous_hash":…,`` followed by its canonical body (the other

@@ -185,3 +185,27 @@ def test_a_large_batch_is_recorded_in_one_transaction(app: LifecycleApplication)
     outcome = app.record_batch(batch, tracking=tracking)
     assert outcome.recorded == 3000
     assert app.recorder.max_tracking_id("import") == 3000
+
+
+def test_the_log_reads_as_the_librarys_recorder_reads_it(sqlite_url: str) -> None:
+    from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+    from lifecycle.application import RELATIONSHIP_STARTED_TOPIC
+
+    application = build_application(Settings(database_url=sqlite_url))
+    try:
+        application.record_batch(
+            [touchpoint("purchase", n, customer=f"c{n % 3}", amount="5") for n in range(9)]
+        )
+        recorder = application.recorder
+        assert isinstance(recorder, SQLiteApplicationRecorder)
+        library = SQLiteApplicationRecorder.select_notifications
+        for query in (
+            {"start": 1, "limit": 100},
+            {"start": 3, "limit": 4},
+            {"start": 3, "limit": 100, "stop": 7, "inclusive_of_start": False},
+            {"start": None, "limit": 100, "topics": [RELATIONSHIP_STARTED_TOPIC]},
+        ):
+            assert recorder.select_notifications(**query) == library(recorder, **query)
+    finally:
+        application.close()
