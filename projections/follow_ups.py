@@ -42,7 +42,7 @@ THANK_YOU_WITHIN = timedelta(days=2)
 SATISFACTION_AFTER = timedelta(days=7)
 DUE_AFTER = {THANK_YOU_CALL: THANK_YOU_WITHIN, SATISFACTION_CHECK: SATISFACTION_AFTER}
 TASKS_HELD = 50_000
-"""Tasks folded but not written, at most: then the batch is written."""
+"""Tasks and closings folded but not written, at most: then the batch is written."""
 
 TaskKey = tuple[str, str, str]
 """(customer_id, kind, ref) of a task."""
@@ -354,7 +354,7 @@ class FollowUps(ReadModel[FollowUpsView]):
             self.tasks[key] = basis_at
 
     def wants_commit(self) -> bool:
-        return self.cache.is_full or len(self.tasks) >= TASKS_HELD
+        return self.cache.is_full or len(self.tasks) + len(self.closings) >= TASKS_HELD
 
     def write(self, cursor: Any) -> None:
         rows = self.cache.dirty

@@ -24,6 +24,7 @@ import orjson
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import Tracking
 
+from lifecycle.relationship import relationship_id
 from lifecycle.vocabulary import PHASE_OF_KIND, Channel, Kind, Phase, Stage
 from projections.readmodel import (
     ReadModel,
@@ -91,8 +92,10 @@ _COLUMNS = (
 _KIND_NAMES = tuple(kind.value for kind in Kind)
 _KIND_INDEX = {name: index for index, name in enumerate(_KIND_NAMES)}
 _CHANNEL_NAMES = tuple(channel.value for channel in Channel)
-_CHANNEL_INDEX = {name: index for index, name in enumerate(_CHANNEL_NAMES)}
+_CHANNEL_INDEX = {name: len(_KIND_NAMES) + index for index, name in enumerate(_CHANNEL_NAMES)}
+_COUNTS = len(_KIND_NAMES) + len(_CHANNEL_NAMES)
 _STAGE_NAMES = {stage.value: stage.value for stage in Stage}
+_CURRENCIES: dict[str, str] = {}
 """Each decoded event brings its own copy of these strings: rows keep the one copy."""
 
 
@@ -105,10 +108,10 @@ class SummaryRow:
     """
 
     __slots__ = (
-        "_channel_counts",
-        "_kind_counts",
+        "_counts",
         "_open_complaints",
         "_resolved_complaints",
+        "_revenue",
         "active_months",
         "customer_id",
         "cycle",
@@ -117,8 +120,6 @@ class SummaryRow:
         "latest_survey_at",
         "latest_survey_score",
         "purchases",
-        "relationship_id",
-        "revenue",
         "stage",
         "stage_since",
         "started_at",
@@ -128,9 +129,8 @@ class SummaryRow:
         "version",
     )
 
-    def __init__(self, customer_id: str, relationship_id: str) -> None:
+    def __init__(self, customer_id: str) -> None:
         self.customer_id = customer_id
-        self.relationship_id = relationship_id
         self.version = 0
         self.stage = Stage.EXPLORATION.value
         self.stage_since: datetime | None = None
@@ -139,10 +139,11 @@ class SummaryRow:
         self.touchpoints = 0
         self.first_touchpoint_at: datetime | None = None
         self.last_touchpoint_at: datetime | None = None
-        self._kind_counts = array("I", bytes(4 * len(_KIND_NAMES)))
-        self._channel_counts = array("I", bytes(4 * len(_CHANNEL_NAMES)))
+        self._counts = array("I", bytes(4 * _COUNTS))
+        """Touchpoints by kind, then by channel, in vocabulary order."""
         self.purchases = 0
-        self.revenue: dict[str, Decimal] = {}
+        self._revenue: tuple[Any, ...] = ()
+        """Currency, total, currency, total, … (most customers buy in one currency)."""
         self.survey_count = 0
         self.survey_score_sum = 0
         self.latest_survey_score: int | None = None
@@ -151,6 +152,29 @@ class SummaryRow:
         self._resolved_complaints: set[str] | None = None
         self.active_months = array("I")
         """Months (year * 12 + month - 1, UTC) with a touchpoint, ascending."""
+
+    @property
+    def relationship_id(self) -> str:
+        return str(relationship_id(self.customer_id))
+
+    @property
+    def revenue(self) -> dict[str, Decimal]:
+        """Purchase totals by currency."""
+        pairs = self._revenue
+        return dict(zip(pairs[::2], pairs[1::2], strict=True))
+
+    def _add_revenue(self, currency: str, amount: Decimal) -> None:
+        pairs = self._revenue
+        for index in range(0, len(pairs), 2):
+            if pairs[index] == currency:
+                self._revenue = (
+                    *pairs[:index],
+                    currency,
+                    pairs[index + 1] + amount,
+                    *pairs[index + 2 :],
+                )
+                return
+        self._revenue = (*pairs, currency, amount)
 
     def move_to(self, stage: str, since: datetime, cycle: int) -> None:
         self.stage = _STAGE_NAMES.get(stage, stage)
@@ -165,8 +189,9 @@ class SummaryRow:
             self.first_touchpoint_at = at
         if self.last_touchpoint_at is None or at > self.last_touchpoint_at:
             self.last_touchpoint_at = at
-        self._kind_counts[_KIND_INDEX[kind]] += 1
-        self._channel_counts[_CHANNEL_INDEX[event.channel]] += 1
+        counts = self._counts
+        counts[_KIND_INDEX[kind]] += 1
+        counts[_CHANNEL_INDEX[event.channel]] += 1
         utc = at if at.tzinfo is UTC else at.astimezone(UTC)
         month = utc.year * 12 + utc.month - 1
         months = self.active_months
@@ -178,8 +203,8 @@ class SummaryRow:
             attributes = event.attributes
             self.purchases += 1
             currency = attributes.get("currency", "")
-            self.revenue[currency] = self.revenue.get(currency, Decimal(0)) + Decimal(
-                str(attributes["amount"])
+            self._add_revenue(
+                _CURRENCIES.setdefault(currency, currency), Decimal(str(attributes["amount"]))
             )
         elif kind == Kind.SURVEY:
             score = int(event.attributes["score"])
@@ -238,7 +263,7 @@ class SummaryRow:
     @classmethod
     def from_db(cls, row: Any, view: SqlView) -> SummaryRow:
         from_time = view.dialect.from_time
-        self = cls(row["customer_id"], row["relationship_id"])
+        self = cls(row["customer_id"])
         self.version = row["version"]
         self.stage = row["stage"]
         self.stage_since = from_time(row["stage_since"])
@@ -248,11 +273,12 @@ class SummaryRow:
         self.first_touchpoint_at = from_time(row["first_touchpoint_at"])
         self.last_touchpoint_at = from_time(row["last_touchpoint_at"])
         for name, count in orjson.loads(row["kind_counts"]).items():
-            self._kind_counts[_KIND_INDEX[name]] = count
+            self._counts[_KIND_INDEX[name]] = count
         for name, count in orjson.loads(row["channel_counts"]).items():
-            self._channel_counts[_CHANNEL_INDEX[name]] = count
+            self._counts[_CHANNEL_INDEX[name]] = count
         self.purchases = row["purchases"]
-        self.revenue = {c: Decimal(v) for c, v in orjson.loads(row["revenue"]).items()}
+        for currency, total in orjson.loads(row["revenue"]).items():
+            self._add_revenue(currency, Decimal(total))
         self.survey_count = row["survey_count"]
         self.survey_score_sum = row["survey_score_sum"]
         self.latest_survey_score = row["latest_survey_score"]
@@ -269,12 +295,13 @@ class SummaryRow:
     @property
     def kind_counts(self) -> dict[str, int]:
         """Touchpoints by kind (kinds with none left out), in vocabulary order."""
-        return {name: n for name, n in zip(_KIND_NAMES, self._kind_counts, strict=True) if n}
+        return {name: n for name, n in zip(_KIND_NAMES, self._counts, strict=False) if n}
 
     @property
     def channel_counts(self) -> dict[str, int]:
         """Touchpoints by channel (channels with none left out), in vocabulary order."""
-        return {name: n for name, n in zip(_CHANNEL_NAMES, self._channel_counts, strict=True) if n}
+        channels = self._counts[len(_KIND_NAMES) :]
+        return {name: n for name, n in zip(_CHANNEL_NAMES, channels, strict=True) if n}
 
     @property
     def open_complaints(self) -> dict[str, datetime]:
@@ -475,7 +502,7 @@ class Summary(ReadModel[SummaryView]):
         cache = self.cache
         row = cache.get(customer_id)
         if row is None:
-            row = SummaryRow(customer_id, str(event.originator_id))
+            row = SummaryRow(customer_id)
             cache.put(customer_id, row)
         else:
             cache.dirty[customer_id] = row
