@@ -2,11 +2,11 @@
 (``__next``) tables while the live ones keep serving, then each swapped in atomically.
 
 Read models share nothing but the event log, and a rebuild is CPU-bound Python, so a
-rebuild of several read models runs them in worker processes, one per core by default
-(``LIFECYCLE_PROJECTION_REBUILD_WORKERS``). Each worker reads and decodes the log
-itself and folds its share of the read models; shares are balanced by each read model's
-``rebuild_cost``. Reading the log once per worker costs less than leaving a core idle:
-decoding is under half the work of folding all six read models.
+rebuild of several read models shares them between processes, one per core by default
+(``LIFECYCLE_PROJECTION_REBUILD_WORKERS``): this one and spawned workers. Each reads
+and decodes the log itself (touchpoints none of its read models folds are not decoded)
+and folds its share; shares are balanced by each read model's ``rebuild_cost``.
+Reading the log once per process costs less than leaving a core idle.
 
 Failure policy: nothing is swapped in until every share is rebuilt, so a failed rebuild
 leaves the live tables serving as before (its ``__next`` tables are dropped by the next
@@ -151,7 +151,9 @@ def _rebuild_locked(
     if len(shares) == 1:
         outcomes = [_rebuild_share(settings, [m.name for m in shares[0]], advance, application)]
     else:
-        outcomes = _rebuild_in_workers(settings, [[m.name for m in s] for s in shares], advance)
+        outcomes = _rebuild_in_workers(
+            settings, [[m.name for m in s] for s in shares], advance, application
+        )
     seconds = time.perf_counter() - started
     positions: dict[str, int | None] = {}
     for name, view in live_views.items():
@@ -187,58 +189,96 @@ def _rebuild_share(
 
 
 def _rebuild_in_workers(
-    settings: Settings, shares: list[list[str]], advance: Callable[[int], None] | None
+    settings: Settings,
+    shares: list[list[str]],
+    advance: Callable[[int], None] | None,
+    application: LifecycleApplication,
 ) -> list[ShareOutcome]:
-    # Spawned, not forked: a fork would share the parent's open database connections.
+    """The first share in this process, each other one in a worker process."""
+    # Spawned, not forked: a fork would share this process's open database connections.
     context = multiprocessing.get_context("spawn")
     messages: multiprocessing.Queue[tuple[str, int, Any]] = context.Queue()
-    processes = [
-        context.Process(
+    workers = {
+        index: context.Process(
             target=_worker,
             args=(settings, names, index, messages),
             name=f"rebuild-{'+'.join(names)}",
             daemon=True,
         )
         for index, names in enumerate(shares)
-    ]
-    for process in processes:
-        process.start()
-    outcomes: dict[int, ShareOutcome] = {}
-    read = [0] * len(shares)
-    told = 0
+        if index > 0
+    }
+    for worker in workers.values():
+        worker.start()
+    shared = _Shares(shares, workers, messages, advance)
     try:
-        while len(outcomes) < len(shares):
-            try:
-                kind, index, payload = messages.get(timeout=0.5)
-            except queue.Empty:
-                _check_alive(processes, shares, outcomes)
-                continue
-            if kind == "read":
-                read[index] += payload
-                if advance is not None and min(read) > told:
-                    advance(min(read) - told)
-                    told = min(read)
-            elif kind == "done":
-                outcomes[index] = payload
-            else:
-                raise RebuildFailed(f"rebuilding {', '.join(shares[index])} failed: {payload}")
+        shared.outcomes[0] = _rebuild_share(settings, shares[0], shared.read_here, application)
+        while len(shared.outcomes) < len(shares):
+            shared.receive(timeout=0.5)
     finally:
-        for process in processes:
-            if process.is_alive() and len(outcomes) < len(shares):
-                process.terminate()
-            process.join()
-    return [outcomes[index] for index in range(len(shares))]
+        for worker in workers.values():
+            if worker.is_alive() and len(shared.outcomes) < len(shares):
+                worker.terminate()
+            worker.join()
+    return [shared.outcomes[index] for index in range(len(shares))]
 
 
-def _check_alive(
-    processes: list[SpawnProcess], shares: list[list[str]], outcomes: dict[int, ShareOutcome]
-) -> None:
-    for index, process in enumerate(processes):
-        if index not in outcomes and process.exitcode is not None:
-            raise RebuildFailed(
-                f"rebuilding {', '.join(shares[index])} failed: its worker exited with "
-                f"code {process.exitcode}"
-            )
+class _Shares:
+    """What the shares of a rebuild have done, as this process and the workers' messages
+    tell; a failed worker is raised as ``RebuildFailed``."""
+
+    def __init__(
+        self,
+        shares: list[list[str]],
+        workers: dict[int, SpawnProcess],
+        messages: multiprocessing.Queue[tuple[str, int, Any]],
+        advance: Callable[[int], None] | None,
+    ) -> None:
+        self.shares, self.workers, self.messages, self.advance = shares, workers, messages, advance
+        self.outcomes: dict[int, ShareOutcome] = {}
+        self.reads = [0] * len(shares)
+        self.told = 0
+
+    def read_here(self, events: int) -> None:
+        """This process's share got through ``events`` more: hear from the workers too
+        (without waiting), so a failed one stops the rebuild now."""
+        self._read(0, events)
+        while self.receive(timeout=None):
+            pass
+
+    def receive(self, timeout: float | None) -> bool:
+        """Take one message (waiting up to ``timeout``; None: not at all); whether there
+        was one."""
+        try:
+            if timeout is None:
+                kind, index, payload = self.messages.get_nowait()
+            else:
+                kind, index, payload = self.messages.get(timeout=timeout)
+        except queue.Empty:
+            self._check_workers()
+            return False
+        if kind == "read":
+            self._read(index, payload)
+        elif kind == "done":
+            self.outcomes[index] = payload
+        else:
+            raise RebuildFailed(f"rebuilding {', '.join(self.shares[index])} failed: {payload}")
+        return True
+
+    def _read(self, index: int, events: int) -> None:
+        self.reads[index] += events
+        least = min(self.reads)
+        if self.advance is not None and least > self.told:
+            self.advance(least - self.told)
+            self.told = least
+
+    def _check_workers(self) -> None:
+        for index, worker in self.workers.items():
+            if index not in self.outcomes and worker.exitcode is not None:
+                raise RebuildFailed(
+                    f"rebuilding {', '.join(self.shares[index])} failed: its worker exited "
+                    f"with code {worker.exitcode}"
+                )
 
 
 def _worker(
