@@ -3,10 +3,12 @@ together in one pass, beside the raw read rate of the same event log (reading an
 decoding the stored events, no projection work) as the ceiling; peak memory of each.
 
     .venv/bin/python -m bench.projections [--touchpoints 1000000] [--customers 100000]
+                                          [--only raw all ...]
 
 The store (SQLite) is built once through the application's ``record_batch`` and kept in
 bench/data/ (ignored by git); each measurement runs in its own process so its peak RSS
-is its own.
+is its own. A rebuild of all read models shares them between processes (one per core):
+its peak is that of its own process plus each worker's, added up.
 """
 
 from __future__ import annotations
@@ -93,9 +95,10 @@ def measure(url: str, what: str) -> dict[str, float]:
     """One measurement, in this process: events/s and peak RSS."""
     from lifecycle.bootstrap import build_application
     from lifecycle.settings import Settings
-    from projections.rebuild import rebuild
+    from projections.rebuild import peak_rss_bytes, rebuild
 
     settings = Settings(database_url=url, log_level="warning")
+    outcome = None
     if what == "raw":
         app = build_application(settings)
         started = time.perf_counter()
@@ -110,16 +113,22 @@ def measure(url: str, what: str) -> dict[str, float]:
             start = page[-1].id + 1
         seconds = time.perf_counter() - started
         app.close()
+        workers = 1
     else:
-        outcome = rebuild(settings, None if what == "all" else [what])
+        names = None if what.startswith("all") else [what]
+        outcome = rebuild(settings, names, workers=1 if what == "all-1" else None)
         events, seconds = outcome.events, outcome.seconds
-    # VmHWM, not ru_maxrss: the latter keeps the parent's size from before exec.
-    status = Path("/proc/self/status").read_text()
-    peak_mb = (
-        int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
-        / 1024
-    )
-    return {"events": events, "seconds": seconds, "rate": events / seconds, "peak_mb": peak_mb}
+        workers = len(outcome.shares)
+    # This process's peak plus each worker's: what the rebuild held at most, all told.
+    workers_peak = sum(share.peak_rss_bytes for share in outcome.shares[1:]) if outcome else 0
+    peak = peak_rss_bytes() + workers_peak
+    return {
+        "events": events,
+        "seconds": seconds,
+        "rate": events / seconds,
+        "peak_mb": peak / 2**20,
+        "processes": workers,
+    }
 
 
 def main() -> None:
@@ -130,6 +139,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--only", nargs="+", metavar="WHAT", help="raw, a read model, all, all-1 (one process)"
+    )
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(args.url, args.measure)))
@@ -140,7 +152,7 @@ def main() -> None:
     url = build_store(args.touchpoints, args.customers)
     print(f"store: {args.touchpoints} touchpoints over {args.customers} customers (SQLite)\n")
     results = {}
-    for what in ("raw", *READ_MODEL_NAMES, "all"):
+    for what in args.only or ("raw", *READ_MODEL_NAMES, "all-1", "all"):
         done = subprocess.run(
             [sys.executable, "-m", "bench.projections", "--measure", what, "--url", url],
             capture_output=True,
@@ -148,15 +160,21 @@ def main() -> None:
             check=True,
         )
         results[what] = json.loads(done.stdout.strip().splitlines()[-1])
-    raw = results["raw"]["rate"]
-    print(f"{'':<28} {'events':>9} {'seconds':>8} {'events/s':>10} {'of raw':>7} {'peak RSS':>9}")
+    raw = results["raw"]["rate"] if "raw" in results else None
+    print(
+        f"{'':<34} {'events':>9} {'seconds':>8} {'events/s':>10} {'of raw':>7} "
+        f"{'processes':>9} {'peak RSS':>9}"
+    )
     for what, r in results.items():
-        label = {"raw": "raw read (baseline)", "all": "all read models together"}.get(
-            what, f"rebuild {what}"
-        )
+        label = {
+            "raw": "raw read (baseline)",
+            "all": "all read models together",
+            "all-1": "all read models, one process",
+        }.get(what, f"rebuild {what}")
+        share = f"{r['rate'] / raw:>7.0%}" if raw else f"{'-':>7}"
         print(
-            f"{label:<28} {r['events']:>9.0f} {r['seconds']:>8.1f} {r['rate']:>10,.0f} "
-            f"{r['rate'] / raw:>7.0%} {r['peak_mb']:>7.0f} MB"
+            f"{label:<34} {r['events']:>9.0f} {r['seconds']:>8.1f} {r['rate']:>10,.0f} "
+            f"{share} {r['processes']:>9.0f} {r['peak_mb']:>6.0f} MB"
         )
 
 

@@ -300,12 +300,15 @@ class FollowUps(ReadModel[FollowUpsView]):
         self.closings: dict[tuple[str, str], datetime] = {}
 
     def prefetch(self, events: Sequence[Any]) -> None:
+        if self.cache.complete:
+            return
         kinds = self._KINDS
         self.cache.prefetch(
             {e.customer_id for e in events if type(e) is not TouchpointRecorded or e.kind in kinds}
         )
 
     def _row(self, customer_id: str) -> FollowUpRow:
+        """The customer's row, to be changed: it is written with the batch."""
         row = self.cache.get(customer_id)
         if row is None:
             row = FollowUpRow(customer_id, None)
@@ -318,12 +321,15 @@ class FollowUps(ReadModel[FollowUpsView]):
 
     @process_event.register(RelationshipStarted)
     def _started(self, domain_event: Any, tracking: Tracking) -> None:
-        row = self._row(domain_event.customer_id)
-        row.started_at = domain_event.started_at
+        self._row(domain_event.customer_id).started_at = domain_event.started_at
 
     @process_event.register(StageChanged)
     def _stage_changed(self, domain_event: Any, tracking: Tracking) -> None:
-        self._row(domain_event.customer_id).is_open = domain_event.to_stage != Stage.DISSOLUTION
+        customer_id: str = domain_event.customer_id
+        is_open = domain_event.to_stage != Stage.DISSOLUTION
+        row = self.cache.get(customer_id)
+        if row is None or row.is_open != is_open:
+            self._row(customer_id).is_open = is_open
 
     @process_event.register(TouchpointRecorded)
     def _touchpoint(self, domain_event: Any, tracking: Tracking) -> None:
@@ -332,19 +338,24 @@ class FollowUps(ReadModel[FollowUpsView]):
             return
         customer_id: str = domain_event.customer_id
         at: datetime = domain_event.occurred_at
-        row = self._row(customer_id)
         if kind == Kind.PURCHASE:
             self._add((customer_id, THANK_YOU_CALL, domain_event.event_id), at)
-        elif kind == Kind.COMPLAINT_RESOLVED:
+            return
+        if kind == Kind.COMPLAINT_RESOLVED:
             complaint_id = str(domain_event.attributes["complaint_id"])
             self._add((customer_id, SATISFACTION_CHECK, complaint_id), at)
-        else:
-            if kind == Kind.FOLLOW_UP and (
-                row.last_follow_up_at is None or at > row.last_follow_up_at
-            ):
+            return
+        row = self.cache.get(customer_id)
+        closes_thank_you = kind == Kind.FOLLOW_UP and (
+            row is None or row.last_follow_up_at is None or at > row.last_follow_up_at
+        )
+        closes_check = row is None or row.last_check_at is None or at > row.last_check_at
+        if closes_thank_you or closes_check:
+            row = self._row(customer_id)
+            if closes_thank_you:
                 row.last_follow_up_at = at
                 self.closings[(customer_id, THANK_YOU_CALL)] = at
-            if row.last_check_at is None or at > row.last_check_at:
+            if closes_check:
                 row.last_check_at = at
                 self.closings[(customer_id, SATISFACTION_CHECK)] = at
 

@@ -278,6 +278,8 @@ class Funnel(ReadModel[FunnelView]):
         self.dissolutions: Counter[tuple[str, str]] = Counter()
 
     def prefetch(self, events: Sequence[Any]) -> None:
+        if self.cache.complete:
+            return
         self.cache.prefetch(
             {
                 e.customer_id

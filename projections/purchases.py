@@ -286,6 +286,8 @@ class Purchases(ReadModel[PurchasesView]):
         self.pairs: Counter[tuple[str, str]] = Counter()
 
     def prefetch(self, events: Sequence[Any]) -> None:
+        if self.cache.complete:
+            return
         purchase = Kind.PURCHASE
         self.cache.prefetch(
             {

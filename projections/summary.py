@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import orjson
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import Tracking
 
-from lifecycle.relationship import relationship_id
 from lifecycle.vocabulary import PHASE_OF_KIND, Channel, Kind, Phase, Stage
 from projections.readmodel import (
     ReadModel,
@@ -110,6 +110,7 @@ class SummaryRow:
     __slots__ = (
         "_counts",
         "_open_complaints",
+        "_relationship_id",
         "_resolved_complaints",
         "_revenue",
         "active_months",
@@ -129,8 +130,10 @@ class SummaryRow:
         "version",
     )
 
-    def __init__(self, customer_id: str) -> None:
+    def __init__(self, customer_id: str, relationship_id: UUID) -> None:
         self.customer_id = customer_id
+        self._relationship_id = relationship_id
+        """The aggregate's id as events carry it (the one object the log reader keeps)."""
         self.version = 0
         self.stage = Stage.EXPLORATION.value
         self.stage_since: datetime | None = None
@@ -155,7 +158,7 @@ class SummaryRow:
 
     @property
     def relationship_id(self) -> str:
-        return str(relationship_id(self.customer_id))
+        return str(self._relationship_id)
 
     @property
     def revenue(self) -> dict[str, Decimal]:
@@ -263,7 +266,7 @@ class SummaryRow:
     @classmethod
     def from_db(cls, row: Any, view: SqlView) -> SummaryRow:
         from_time = view.dialect.from_time
-        self = cls(row["customer_id"])
+        self = cls(row["customer_id"], UUID(row["relationship_id"]))
         self.version = row["version"]
         self.stage = row["stage"]
         self.stage_since = from_time(row["stage_since"])
@@ -495,14 +498,15 @@ class Summary(ReadModel[SummaryView]):
         self.cache: RowCache[SummaryRow] = self.row_cache(self.view.rows_for)
 
     def prefetch(self, events: Sequence[Any]) -> None:
-        self.cache.prefetch({e.customer_id for e in events})
+        if not self.cache.complete:
+            self.cache.prefetch({e.customer_id for e in events})
 
     def _row(self, event: Any) -> SummaryRow:
         customer_id: str = event.customer_id
         cache = self.cache
         row = cache.get(customer_id)
         if row is None:
-            row = SummaryRow(customer_id)
+            row = SummaryRow(customer_id, event.originator_id)
             cache.put(customer_id, row)
         else:
             cache.dirty[customer_id] = row
