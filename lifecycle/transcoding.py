@@ -34,7 +34,6 @@ from eventsourcing.persistence import (
 
 from lifecycle.hashchain import CHAIN_FIELDS, HASH, PREVIOUS_HASH, canonical_body
 
-_TYPED = b'"_type_"'
 _SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
@@ -85,10 +84,8 @@ class OrjsonTranscoder(Transcoder):
         )
 
     def decode(self, data: bytes) -> Any:
-        value = orjson.loads(data)
-        if _TYPED in data:
-            return self._decode_value(value)
-        return value
+        # Every event holds a typed value (its timestamp): walk without looking first.
+        return self._decode_value(orjson.loads(data))
 
     def _encode_obj(self, obj: Any) -> dict[str, Any]:
         if type(obj) is datetime:  # most common by far: spare the lookup

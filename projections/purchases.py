@@ -57,30 +57,46 @@ def _currency_code(currency: str) -> int:
 class PurchaseRow:
     """One customer's purchase days and categories.
 
-    A rebuild holds a row per customer, so totals are kept flat: one ``Decimal`` per
-    purchase day and currency, keyed by one integer (day and currency code), and
-    category names are shared between rows.
+    A rebuild holds a row per customer, so a row is a few flat tuples: totals as key,
+    total, key, total, … (one key per purchase day and currency: day * slots + currency
+    code), categories as name, count, name, count, … with names shared between rows.
     """
 
-    __slots__ = ("categories", "customer_id", "totals")
+    __slots__ = ("_categories", "_totals", "customer_id")
 
     def __init__(self, customer_id: str) -> None:
         self.customer_id = customer_id
-        self.totals: dict[int, Decimal] = {}
-        """Purchase day (proleptic ordinal, UTC) * slots + currency code -> total."""
-        self.categories: dict[str, int] = {}
+        self._totals: tuple[Any, ...] = ()
+        self._categories: tuple[Any, ...] = ()
 
     def add(self, day: int, currency: str, amount: Decimal) -> None:
-        key = day * _CURRENCY_SLOTS + _currency_code(currency)
-        self.totals[key] = self.totals.get(key, _ZERO) + amount
+        self._totals = _added(
+            self._totals, day * _CURRENCY_SLOTS + _currency_code(currency), amount
+        )
+
+    def buy(self, category: str) -> bool:
+        """Count a purchase in ``category``; whether it is the first in it."""
+        first = category not in self.category_names()
+        self._categories = _added(self._categories, sys.intern(category), 1)
+        return first
+
+    def category_names(self) -> tuple[str, ...]:
+        return self._categories[::2]
+
+    @property
+    def categories(self) -> dict[str, int]:
+        """Purchases by category."""
+        pairs = self._categories
+        return dict(zip(pairs[::2], pairs[1::2], strict=True))
 
     @property
     def days(self) -> dict[int, dict[str, Decimal]]:
         """Purchase day (proleptic ordinal, UTC) -> currency -> total, days ascending."""
+        pairs = self._totals
         days: dict[int, dict[str, Decimal]] = {}
-        for key in sorted(self.totals):
+        for key, total in sorted(zip(pairs[::2], pairs[1::2], strict=True)):
             day, code = divmod(key, _CURRENCY_SLOTS)
-            days.setdefault(day, {})[_CURRENCY_NAMES[code]] = self.totals[key]
+            days.setdefault(day, {})[_CURRENCY_NAMES[code]] = total
         return days
 
     def to_db(self) -> tuple[Any, ...]:
@@ -99,11 +115,18 @@ class PurchaseRow:
         self = cls(row["customer_id"])
         for day, totals in orjson.loads(row["days"]).items():
             for currency, total in totals.items():
-                self.totals[int(day) * _CURRENCY_SLOTS + _currency_code(currency)] = Decimal(total)
-        self.categories = {
-            sys.intern(name): count for name, count in orjson.loads(row["categories"]).items()
-        }
+                self.add(int(day), currency, Decimal(total))
+        for name, count in orjson.loads(row["categories"]).items():
+            self._categories = _added(self._categories, sys.intern(name), count)
         return self
+
+
+def _added(pairs: tuple[Any, ...], key: Any, amount: Any) -> tuple[Any, ...]:
+    """``pairs`` (key, value, key, value, …) with ``amount`` added to ``key``'s value."""
+    for index in range(0, len(pairs), 2):
+        if pairs[index] == key:
+            return (*pairs[: index + 1], pairs[index + 1] + amount, *pairs[index + 2 :])
+    return (*pairs, key, amount)
 
 
 _ZERO = Decimal(0)
@@ -327,15 +350,12 @@ class Purchases(ReadModel[PurchasesView]):
         category = attributes.get("category")
         if category:
             category = str(category)
-            bought = row.categories
-            if category in bought:
-                bought[category] += 1
-            else:
+            if row.buy(category):
                 self.categories[category] += 1
-                for other in bought:
-                    self.pairs[(category, other)] += 1
-                    self.pairs[(other, category)] += 1
-                bought[sys.intern(category)] = 1
+                for other in row.category_names():
+                    if other != category:
+                        self.pairs[(category, other)] += 1
+                        self.pairs[(other, category)] += 1
 
     def wants_commit(self) -> bool:
         return self.cache.is_full
