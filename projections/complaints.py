@@ -35,7 +35,7 @@ class Complaints(CaseModel):
 
     name = "complaints"
     description = "complaints, open and resolved"
-    rebuild_cost = 1.3
+    rebuild_cost = 0.6
     view_classes = {"sqlite": SQLiteComplaintsView, "postgres": PostgresComplaintsView}  # noqa: RUF012
     topics = (get_topic(TouchpointRecorded),)
     touchpoint_kinds = frozenset({Kind.COMPLAINT.value, Kind.COMPLAINT_RESOLVED.value})

@@ -266,7 +266,7 @@ class Funnel(ReadModel[FunnelView]):
 
     name = "funnel"
     description = "stage transitions and funnel"
-    rebuild_cost = 2.4
+    rebuild_cost = 0.8
     view_classes = {"sqlite": SQLiteFunnelView, "postgres": PostgresFunnelView}  # noqa: RUF012
     touchpoint_kinds = frozenset({Kind.CANCELLATION.value})
 

@@ -56,8 +56,9 @@ class ReadModel(Projection[TView]):
     """The kinds of touchpoint this read model folds (None: all); the runner does not
     hand it the others."""
     rebuild_cost: ClassVar[float] = 1.0
-    """CPU time to rebuild this read model alone, relative to the others (as measured
-    by ``bench.projections``): how a rebuild balances read models across processes."""
+    """CPU seconds a rebuild spends folding and writing a million events of the log
+    beyond reading them (as measured by ``bench.projections``): how a rebuild shares
+    read models between processes."""
 
     def __init__(self, view: TView) -> None:
         super().__init__(view)
