@@ -38,13 +38,14 @@ from lifecycle.settings import Settings
 from lifecycle.vocabulary import Stage
 from projections import metrics
 from projections.api import models
+from projections.api.summaries import SummaryRenderer
 from projections.complaints import ComplaintsView
 from projections.follow_ups import KINDS, MAX_ANNIVERSARY_WINDOW, FollowUpsView
 from projections.funnel import FunnelView
 from projections.inquiries import InquiriesView
 from projections.pairs import CLOSED, OPEN, Case, CaseStats, CaseView
 from projections.purchases import PurchasesView, purchase_pattern
-from projections.summary import FLAGS, SummaryRow, SummaryView
+from projections.summary import FLAGS, SummaryView
 from projections.views import SqlView
 
 POSITION_HEADER = "X-Projection-Position"
@@ -165,7 +166,8 @@ def create_app(read_side: ReadSide) -> FastAPI:
         return found
 
     def authorize(allowed: frozenset[str]) -> Any:
-        def dependency(credentials: Credentials) -> str:
+        # async: it does no I/O, and a sync dependency would cost a hop to the thread pool
+        async def dependency(credentials: Credentials) -> str:
             role = role_of(credentials)
             if role is None:
                 raise ApiError(401, "unauthorized", "a valid API key is required (Bearer)")
@@ -207,7 +209,6 @@ def create_app(read_side: ReadSide) -> FastAPI:
         summary="List relationship summaries, filtered, with cursor pagination",
     )
     def list_customers(
-        response: Response,
         stage: Annotated[list[Stage] | None, Query()] = None,
         at_risk: Annotated[bool | None, Query(description="any at-risk flag raised")] = None,
         flag: Annotated[list[Literal[FLAGS]] | None, Query()] = None,  # type: ignore[valid-type]
@@ -220,24 +221,20 @@ def create_app(read_side: ReadSide) -> FastAPI:
         at_least(summaries, min_position)
         when = as_of or datetime.now(UTC)
         after = _decode_cursor(cursor, 1)
-        rows, position = summaries.page(
+        rows, position = summaries.page_records(
             as_of=when,
             stages=[s.value for s in stage or ()],
             flags=list(flag or ()),
             at_risk=at_risk,
             after=after[0] if after else None,
             limit=limit + 1,
+            columns=SummaryRenderer.COLUMNS,
         )
-        return _respond(
-            models.SummaryPage(
-                position=positioned(response, position),
-                as_of=when,
-                items=[_summary(row, when) for row in rows[:limit]],
-                next_cursor=_encode_cursor([rows[limit - 1].customer_id])
-                if len(rows) > limit
-                else None,
-            )
+        next_cursor = (
+            _encode_cursor([rows[limit - 1]["customer_id"]]) if len(rows) > limit else None
         )
+        body = SummaryRenderer(summaries, when).page(rows[:limit], position or 0, next_cursor)
+        return _respond_json(body, position or 0)
 
     @app.get(
         "/v1/customers/{customer_id}",
@@ -249,23 +246,16 @@ def create_app(read_side: ReadSide) -> FastAPI:
     )
     def get_customer(
         customer_id: CustomerId,
-        response: Response,
         as_of: AsOf = None,
         min_position: MinPosition = None,
     ) -> Response:
         summaries: SummaryView = view("summary")
         at_least(summaries, min_position)
-        row, position = summaries.summary(customer_id)
+        row, position = summaries.record(customer_id, SummaryRenderer.COLUMNS)
         if row is None:
             raise ApiError(404, "not_found", f"no relationship for customer {customer_id!r}")
-        when = as_of or datetime.now(UTC)
-        return _respond(
-            models.SummaryResponse(
-                position=positioned(response, position),
-                as_of=when,
-                relationship=_summary(row, when),
-            )
-        )
+        body = SummaryRenderer(summaries, as_of or datetime.now(UTC)).one(row, position or 0)
+        return _respond_json(body, position or 0)
 
     @app.get(
         "/v1/customers/{customer_id}/purchase-pattern",
@@ -670,6 +660,11 @@ def create_app(read_side: ReadSide) -> FastAPI:
 # Rendering ----------------------------------------------------------------------------------
 
 
+def _respond_json(body: bytes, position: int) -> Response:
+    """An answer already serialized (see ``projections.api.summaries``)."""
+    return Response(body, media_type="application/json", headers={POSITION_HEADER: str(position)})
+
+
 def _respond(body: Any, status: int = 200) -> Response:
     """The answer, serialized once (FastAPI would validate a returned model again), with
     the position it reflects in a header too."""
@@ -678,35 +673,6 @@ def _respond(body: Any, status: int = 200) -> Response:
         status_code=status,
         media_type="application/json",
         headers={POSITION_HEADER: str(body.position)},
-    )
-
-
-def _summary(row: SummaryRow, as_of: datetime) -> models.RelationshipSummary:
-    flags = row.flags(as_of)
-    return models.RelationshipSummary(
-        customer_id=row.customer_id,
-        relationship_id=row.relationship_id,
-        version=row.version,
-        stage=row.stage,
-        stage_since=row.stage_since,
-        cycle=row.cycle,
-        started_at=row.started_at,
-        touchpoints=row.touchpoints,
-        first_touchpoint_at=row.first_touchpoint_at,
-        last_touchpoint_at=row.last_touchpoint_at,
-        counts_by_kind=dict(sorted(row.kind_counts.items())),
-        counts_by_phase=row.phase_counts,
-        purchases=row.purchases,
-        revenue=row.revenue,
-        surveys=row.survey_count,
-        latest_survey_score=row.latest_survey_score,
-        mean_survey_score=row.mean_survey_score,
-        open_complaints=len(row.open_complaints),
-        oldest_open_complaint_at=row.oldest_open_complaint_at,
-        service_mode=row.service_mode,
-        touchpoints_by_service_mode=row.service_modes,
-        at_risk=bool(flags),
-        flags=flags,
     )
 
 
