@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -26,7 +27,8 @@ from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from pydantic import AfterValidator, AwareDatetime
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -38,6 +40,7 @@ from lifecycle.settings import Settings
 from lifecycle.vocabulary import Stage
 from projections import metrics
 from projections.api import models
+from projections.api.paths import KeepEncodedSlashes, register_segment_convertor
 from projections.api.summaries import SummaryRenderer
 from projections.complaints import ComplaintsView
 from projections.follow_ups import KINDS, MAX_ANNIVERSARY_WINDOW, FollowUpsView
@@ -82,8 +85,8 @@ CustomerId = Annotated[
     Path(
         min_length=1,
         max_length=128,
-        pattern=r"^[^\x00/]+$",
-        description="the customer's id upstream (ids containing '/' cannot be addressed)",
+        pattern=r"^[^\x00]+$",
+        description="the customer's id upstream, percent-encoded as one path segment ('/' as %2F)",
     ),
 ]
 MinPosition = Annotated[
@@ -150,6 +153,8 @@ def create_app(read_side: ReadSide) -> FastAPI:
         "Authenticate with `Authorization: Bearer <key>`; roles reader, auditor, admin.",
         lifespan=lifespan,
     )
+    register_segment_convertor()
+    app.add_middleware(KeepEncodedSlashes)
     app.add_middleware(_LatencyMiddleware)
     _add_error_handlers(app)
     keys = dict(read_side.settings.api_keys)
@@ -178,6 +183,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         return Depends(dependency)
 
     reader, auditor, admin = authorize(READERS), authorize(AUDITORS), authorize(ADMINS)
+    scrape = _metrics_scraper()
 
     def at_least(view: SqlView, min_position: int | None) -> None:
         if min_position is None:
@@ -237,7 +243,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         return _respond_json(body, position or 0)
 
     @app.get(
-        "/v1/customers/{customer_id}",
+        "/v1/customers/{customer_id:segment}",
         response_model=models.SummaryResponse,
         responses=_errors(401, 403, 404, 409, 422),
         dependencies=[reader],
@@ -258,7 +264,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         return _respond_json(body, position or 0)
 
     @app.get(
-        "/v1/customers/{customer_id}/purchase-pattern",
+        "/v1/customers/{customer_id:segment}/purchase-pattern",
         response_model=models.PurchasePatternResponse,
         responses=_errors(401, 403, 404, 409, 422),
         dependencies=[reader],
@@ -308,7 +314,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         )
 
     @app.get(
-        "/v1/customers/{customer_id}/history",
+        "/v1/customers/{customer_id:segment}/history",
         response_model=models.HistoryResponse,
         responses=_errors(401, 403, 404, 422),
         dependencies=[auditor],
@@ -331,7 +337,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         )
 
     @app.get(
-        "/v1/customers/{customer_id}/state",
+        "/v1/customers/{customer_id:segment}/state",
         response_model=models.StateResponse,
         responses=_errors(401, 403, 404, 422),
         dependencies=[auditor],
@@ -648,11 +654,10 @@ def create_app(read_side: ReadSide) -> FastAPI:
     )
     def get_metrics() -> Response:
         """Prometheus metrics: ingest and dead letters (when in this process), event log
-        head, projection positions and lag, request latency."""
+        head, projection positions and lag, request latency (of every worker process
+        when several serve)."""
         read_side.statuses()
-        # The Kafka edge keeps its counters in a registry of its own (consumers.metrics).
-        body = generate_latest(REGISTRY) + generate_latest(KAFKA_EDGE_REGISTRY)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+        return Response(scrape(), media_type=CONTENT_TYPE_LATEST)
 
     return app
 
@@ -743,6 +748,19 @@ def _decode_cursor(cursor: str | None, size: int) -> list[str] | None:
     return values
 
 
+def _metrics_scraper() -> Callable[[], bytes]:
+    """What /metrics serves: this process's registries, or, in prometheus_client's
+    multiprocess mode (several workers, see ``projections.api.server``), the values every
+    process of the server wrote to the shared directory, whichever registry they belong
+    to (so the Kafka edge's registry is not added again)."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # The Kafka edge keeps its counters in a registry of its own (consumers.metrics).
+        return lambda: generate_latest(REGISTRY) + generate_latest(KAFKA_EDGE_REGISTRY)
+    shared = CollectorRegistry()
+    MultiProcessCollector(shared)  # type: ignore[no-untyped-call]
+    return lambda: generate_latest(shared)
+
+
 # Errors and latency -------------------------------------------------------------------------
 
 _STATUS_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "not_allowed"}
@@ -812,7 +830,7 @@ class _LatencyMiddleware:
             await self.app(scope, receive, send_timed)
         finally:
             route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
+            path = getattr(route, "path_format", "unmatched")
             metrics.REQUEST_SECONDS.labels(scope["method"], path, str(status)).observe(
                 time.perf_counter() - started
             )
