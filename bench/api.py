@@ -3,11 +3,12 @@ HTTP on loopback, at a fixed request rate (open loop: each request is sent at it
 scheduled time whatever the previous ones did), beside /healthz at the same rate as the
 baseline of the HTTP stack alone.
 
-    .venv/bin/python -m bench.api [--rate 300] [--seconds 20]
+    .venv/bin/python -m bench.api [--rate 300] [--seconds 20] [--workers N]
 
 Uses the store bench.projections built (1,000,000 touchpoints over 100,000 customers by
 default) with its read models projected; `lifecycle serve --no-project` runs in its own
-process. Latency is measured from the scheduled send time to the end of the response.
+process(es), with its default number of workers unless --workers is given. Latency is
+measured from the scheduled send time to the end of the response.
 """
 
 from __future__ import annotations
@@ -120,6 +121,13 @@ async def _run(port: int, rate: int, seconds: float, customers: int) -> None:
         )
 
 
+def _workers(given: int | None) -> int:
+    from lifecycle.settings import Settings
+    from projections.api.server import worker_count
+
+    return worker_count(Settings(**({"api_workers": given} if given else {})))
+
+
 def _cursor(customer_id: str) -> str:
     import base64
     import json
@@ -136,6 +144,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--rate", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument(
+        "--workers", type=int, help="worker processes of lifecycle serve (default: its default)"
+    )
     args = parser.parse_args()
 
     url = build_store(args.touchpoints, args.customers)
@@ -148,8 +159,11 @@ def main() -> None:
     catch_up = [sys.executable, "-m", "lifecycle", "project", "--once"]
     subprocess.run(catch_up, env=env, check=True, capture_output=True)
     port = _free_port()
+    serve = ["lifecycle", "serve", "--no-project", "--port", str(port)]
+    if args.workers is not None:
+        serve += ["--workers", str(args.workers)]
     server = subprocess.Popen(
-        [sys.executable, "-m", "lifecycle", "serve", "--no-project", "--port", str(port)],
+        [sys.executable, "-m", *serve],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -164,6 +178,7 @@ def main() -> None:
             except OSError:
                 time.sleep(0.2)
         print(f"store: {Path(url.removeprefix('sqlite:///')).parent.name} (SQLite)")
+        print(f"server: {' '.join(serve)} ({_workers(args.workers)} workers)")
         asyncio.run(_run(port, args.rate, args.seconds, args.customers))
     finally:
         server.terminate()

@@ -45,6 +45,10 @@ from projections.bootstrap import close_view, open_views
 MAX_DEFAULT_WORKERS = 4
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 _WORKER_SETTINGS = "LIFECYCLE_INTERNAL_WORKER_SETTINGS"
+WORKER_HEALTHCHECK_SECONDS = 30
+"""How long a worker may leave uvicorn's ping unanswered before it is replaced (uvicorn's
+default, 5 s, is shorter than a fresh interpreter may take to import the app on a busy
+host, which would then replace workers as they start)."""
 _STOP_TIMEOUT_SECONDS = 60
 
 
@@ -122,7 +126,11 @@ def serve_api(
         projecting = _start_projection_process(settings) if with_projections else None
         try:
             uvicorn.run(
-                f"{__name__}:{worker_app.__name__}", factory=True, workers=workers, **options
+                f"{__name__}:{worker_app.__name__}",
+                factory=True,
+                workers=workers,
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+                **options,
             )
         finally:
             os.environ.pop(_WORKER_SETTINGS, None)
