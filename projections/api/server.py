@@ -22,6 +22,7 @@ read side is closed), then the runners, which commit what they have folded.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import shutil
@@ -44,11 +45,11 @@ from projections.bootstrap import close_view, open_views
 
 MAX_DEFAULT_WORKERS = 4
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
-_WORKER_SETTINGS = "LIFECYCLE_INTERNAL_WORKER_SETTINGS"
 WORKER_HEALTHCHECK_SECONDS = 30
 """How long a worker may leave uvicorn's ping unanswered before it is replaced (uvicorn's
 default, 5 s, is shorter than a fresh interpreter may take to import the app on a busy
 host, which would then replace workers as they start)."""
+_WORKER_SETTINGS = "LIFECYCLE_INTERNAL_WORKER_SETTINGS"
 _STOP_TIMEOUT_SECONDS = 60
 
 
@@ -70,9 +71,9 @@ def build_app(settings: Settings) -> FastAPI:
 
 
 def worker_count(settings: Settings) -> int:
-    """``api_workers``, else one per CPU, at most 4: the API is CPU-bound Python, one
-    interpreter per core; beyond 4, SQLite readers and memory (each worker holds its own
-    read side) cost more than they serve on the hosts this targets."""
+    """``api_workers``, else one per CPU, at most 4. The API is CPU-bound Python: one
+    interpreter serves from one core at a time. The cap because each worker holds a read
+    side of its own (memory; 27 connections on PostgreSQL): more is a deliberate choice."""
     return settings.api_workers or min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS)
 
 
@@ -121,6 +122,7 @@ def serve_api(
     if workers == 1:
         _serve_in_this_process(settings, with_projections, options)
         return
+    settings = _with_current_log_level(settings)
     with _shared_metrics_directory():
         os.environ[_WORKER_SETTINGS] = _settings_to_json(settings)
         projecting = _start_projection_process(settings) if with_projections else None
@@ -206,6 +208,15 @@ def _stop_process(process: multiprocessing.process.BaseProcess) -> None:
     if process.is_alive():
         process.kill()
         process.join()
+
+
+def _with_current_log_level(settings: Settings) -> Settings:
+    """``settings`` with the level this process logs at, for the processes it starts (a
+    command may have set another than the settings say, as the demo does)."""
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
+    if level not in ("debug", "info", "warning", "error"):
+        return settings
+    return settings.model_copy(update={"log_level": level})
 
 
 def _settings_to_json(settings: Settings) -> str:

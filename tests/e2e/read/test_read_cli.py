@@ -137,11 +137,12 @@ def _free_port() -> int:
         return port
 
 
-def test_serve_answers_over_http_while_projecting(store: str) -> None:
+def test_serve_with_one_worker_answers_over_http_while_projecting(store: str) -> None:
     port = _free_port()
     env = {**os.environ, "LIFECYCLE_LOG_FORMAT": "json", "LIFECYCLE_API_KEYS": "k1:reader"}
+    command = ["serve", "--workers", "1", "--port", str(port), "--database-url", store]
     server = subprocess.Popen(
-        [sys.executable, "-m", "lifecycle", "serve", "--port", str(port), "--database-url", store],
+        [sys.executable, "-m", "lifecycle", *command],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
