@@ -3,11 +3,13 @@ HTTP on loopback, at a fixed request rate (open loop: each request is sent at it
 scheduled time whatever the previous ones did), beside /healthz at the same rate as the
 baseline of the HTTP stack alone.
 
-    .venv/bin/python -m bench.api [--rate 300] [--seconds 20]
+    .venv/bin/python -m bench.api [--rate 300] [--seconds 20] [--workers N]
 
 Uses the store bench.projections built (1,000,000 touchpoints over 100,000 customers by
 default) with its read models projected; `lifecycle serve --no-project` runs in its own
-process. Latency is measured from the scheduled send time to the end of the response.
+process(es), with its default number of workers unless --workers is given. Latency is
+measured from the scheduled send time to the end of the response; the server's CPU time
+per request (all its processes, from /proc on Linux) is printed beside it.
 """
 
 from __future__ import annotations
@@ -94,7 +96,21 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
 
 
-async def _run(port: int, rate: int, seconds: float, customers: int) -> None:
+def _server_cpu_seconds(pid: int) -> float | None:
+    """CPU time of the server and the processes it started (its workers), from /proc
+    (Linux); None elsewhere."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        total = 0
+        for process in [str(pid), *children]:
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def _run(port: int, server: int, rate: int, seconds: float, customers: int) -> None:
     rng = random.Random(5)
     ids = [f"cust-{rng.randrange(customers):07d}" for _ in range(2_000)]
     phases = {
@@ -110,14 +126,31 @@ async def _run(port: int, rate: int, seconds: float, customers: int) -> None:
     connections = [await _Connection.open(port) for _ in range(CONNECTIONS)]
     await _phase(connections, ["/healthz"], rate, 2)  # warm up
     print(f"{rate} requests/s for {seconds:g} s per route, loopback\n")
-    print(f"{'route':<26} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'non-200':>8}")
+    print(
+        f"{'route':<26} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+        f"{'non-200':>8} {'server CPU ms/request':>22}"
+    )
     for name, paths in phases.items():
+        cpu_before = _server_cpu_seconds(server)
         latencies, failures = await _phase(connections, paths, rate, seconds)
+        cpu_after = _server_cpu_seconds(server)
+        cpu = (
+            f"{(cpu_after - cpu_before) / len(latencies) * 1000:>22.2f}"
+            if cpu_before is not None and cpu_after is not None
+            else f"{'n/a':>22}"
+        )
         print(
             f"{name:<26} {len(latencies):>8} {_quantile(latencies, 0.5) * 1000:>8.2f} "
             f"{_quantile(latencies, 0.99) * 1000:>8.2f} {max(latencies) * 1000:>8.2f} "
-            f"{failures:>8}"
+            f"{failures:>8} {cpu}"
         )
+
+
+def _workers(given: int | None) -> int:
+    from lifecycle.settings import Settings
+    from projections.api.server import worker_count
+
+    return worker_count(Settings(**({"api_workers": given} if given else {})))
 
 
 def _cursor(customer_id: str) -> str:
@@ -136,6 +169,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--rate", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument(
+        "--workers", type=int, help="worker processes of lifecycle serve (default: its default)"
+    )
     args = parser.parse_args()
 
     url = build_store(args.touchpoints, args.customers)
@@ -148,8 +184,11 @@ def main() -> None:
     catch_up = [sys.executable, "-m", "lifecycle", "project", "--once"]
     subprocess.run(catch_up, env=env, check=True, capture_output=True)
     port = _free_port()
+    serve = ["lifecycle", "serve", "--no-project", "--port", str(port)]
+    if args.workers is not None:
+        serve += ["--workers", str(args.workers)]
     server = subprocess.Popen(
-        [sys.executable, "-m", "lifecycle", "serve", "--no-project", "--port", str(port)],
+        [sys.executable, "-m", *serve],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -164,7 +203,8 @@ def main() -> None:
             except OSError:
                 time.sleep(0.2)
         print(f"store: {Path(url.removeprefix('sqlite:///')).parent.name} (SQLite)")
-        asyncio.run(_run(port, args.rate, args.seconds, args.customers))
+        print(f"server: {' '.join(serve)} ({_workers(args.workers)} workers)")
+        asyncio.run(_run(port, server.pid, args.rate, args.seconds, args.customers))
     finally:
         server.terminate()
         server.wait(timeout=30)

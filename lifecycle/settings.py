@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     api_wait_seconds: float = Field(
         default=2.0, ge=0, le=30, description="how long min_position may wait before 409"
     )
+    api_workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="worker processes of `lifecycle serve`; unset: one per CPU, at most 4",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

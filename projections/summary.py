@@ -358,6 +358,17 @@ def time_text(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def _select_list(columns: Sequence[str]) -> str:
+    return ", ".join(columns) if columns else "*"
+
+
+def _select_page(columns: Sequence[str], where: Sequence[str]) -> str:
+    statement = f"SELECT {_select_list(columns)} FROM {{relationships}}"
+    if where:
+        statement += " WHERE " + " AND ".join(where)
+    return statement + " ORDER BY customer_id LIMIT ?"
+
+
 @dataclass(frozen=True)
 class CohortRow:
     """Customers first active in ``cohort`` (a month) and how many were active k months on."""
@@ -390,10 +401,8 @@ class SummaryView(SqlView):
             cursor.executemany(statement, [r.to_db(self) for r in chunk])
 
     def summary(self, customer_id: str) -> tuple[SummaryRow | None, int | None]:
-        rows, position = self.fetch_with_position(
-            "SELECT * FROM {relationships} WHERE customer_id = ?", (customer_id,)
-        )
-        return (SummaryRow.from_db(rows[0], self) if rows else None), position
+        record, position = self.record(customer_id)
+        return (SummaryRow.from_db(record, self) if record is not None else None), position
 
     def page(
         self,
@@ -406,14 +415,46 @@ class SummaryView(SqlView):
         limit: int = 50,
     ) -> tuple[list[SummaryRow], int | None]:
         """Summaries in customer_id order after ``after``, filtered by stage and flags."""
+        records, position = self.page_records(
+            as_of=as_of, stages=stages, flags=flags, at_risk=at_risk, after=after, limit=limit
+        )
+        return [SummaryRow.from_db(record, self) for record in records], position
+
+    # Rows as stored (the read API renders them without building a SummaryRow) --------
+
+    def record(
+        self, customer_id: str, columns: Sequence[str] = ()
+    ) -> tuple[Any | None, int | None]:
+        """One customer's row as stored (or None), its ``columns`` (default all), and
+        the position it reflects."""
+        rows, position = self.fetch_with_position(
+            f"SELECT {_select_list(columns)} FROM {{relationships}} WHERE customer_id = ?",
+            (customer_id,),
+        )
+        return (rows[0] if rows else None), position
+
+    def page_records(
+        self,
+        *,
+        as_of: datetime,
+        stages: Sequence[str] = (),
+        flags: Sequence[str] = (),
+        at_risk: bool | None = None,
+        after: str | None = None,
+        limit: int = 50,
+        columns: Sequence[str] = (),
+    ) -> tuple[list[Any], int | None]:
+        """Rows as stored, as ``page`` selects them, their ``columns`` (default all).
+
+        Each stage is read along the (stage, customer_id) index, already in order: with
+        several stages, one ordered and limited read per stage, merged, rather than
+        ``stage IN (…)``, which sorts every row of those stages to return a page.
+        """
         where: list[str] = []
         params: list[Any] = []
         if after is not None:
             where.append("customer_id > ?")
             params.append(after)
-        if stages:
-            where.append(f"stage IN ({', '.join('?' * len(stages))})")
-            params.extend(stages)
         conditions = self._flag_conditions(as_of)
         for flag in flags:
             where.append(conditions[flag][0])
@@ -423,13 +464,20 @@ class SummaryView(SqlView):
             where.append(f"({any_flag})" if at_risk else f"NOT ({any_flag})")
             for _, values in conditions.values():
                 params.extend(values)
-        statement = "SELECT * FROM {relationships}"
-        if where:
-            statement += " WHERE " + " AND ".join(where)
-        statement += " ORDER BY customer_id LIMIT ?"
-        params.append(limit)
-        rows, position = self.fetch_with_position(statement, params)
-        return [SummaryRow.from_db(row, self) for row in rows], position
+        wanted = list(dict.fromkeys(stages))
+        if len(wanted) <= 1:
+            statement = _select_page(columns, where + ["stage = ?"] * len(wanted))
+            return self.fetch_with_position(statement, [*params, *wanted, limit])
+        per_stage = _select_page(columns, [*where, "stage = ?"])
+        statement = " UNION ALL ".join(
+            f"SELECT * FROM ({per_stage}) AS stage_{number}" for number in range(len(wanted))
+        )
+        merged: list[Any] = []
+        for stage in wanted:
+            merged.extend([*params, stage, limit])
+        return self.fetch_with_position(
+            f"{statement} ORDER BY customer_id LIMIT ?", [*merged, limit]
+        )
 
     def _flag_conditions(self, as_of: datetime) -> dict[str, tuple[str, list[Any]]]:
         open_stage = "stage <> 'dissolution'"

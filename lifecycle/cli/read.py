@@ -64,6 +64,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--host", help="default 127.0.0.1 (env LIFECYCLE_API_HOST)")
     p.add_argument("--port", type=int, help="default 8000 (env LIFECYCLE_API_PORT)")
     p.add_argument(
+        "--workers",
+        type=positive_int,
+        help="worker processes (env LIFECYCLE_API_WORKERS; default one per CPU, at most 4); "
+        "with several, the projection runners follow the log in a process of their own",
+    )
+    p.add_argument(
         "--no-project",
         action="store_true",
         help="only serve; by default the projection runners follow the log in this process",
@@ -130,7 +136,7 @@ def replay_command(args: argparse.Namespace) -> int:
 def serve_command(args: argparse.Namespace) -> int:
     from projections.api import serve_api
 
-    settings = settings_from(args, api_host=args.host, api_port=args.port)
+    settings = settings_from(args, api_host=args.host, api_port=args.port, api_workers=args.workers)
     if not settings.api_keys:
         print(
             "lifecycle: warning: LIFECYCLE_API_KEYS is empty: every /v1 request will get 401",

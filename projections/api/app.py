@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -26,7 +27,8 @@ from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from pydantic import AfterValidator, AwareDatetime
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -38,13 +40,15 @@ from lifecycle.settings import Settings
 from lifecycle.vocabulary import Stage
 from projections import metrics
 from projections.api import models
+from projections.api.paths import KeepEncodedSlashes, register_segment_convertor
+from projections.api.summaries import SummaryRenderer
 from projections.complaints import ComplaintsView
 from projections.follow_ups import KINDS, MAX_ANNIVERSARY_WINDOW, FollowUpsView
 from projections.funnel import FunnelView
 from projections.inquiries import InquiriesView
 from projections.pairs import CLOSED, OPEN, Case, CaseStats, CaseView
 from projections.purchases import PurchasesView, purchase_pattern
-from projections.summary import FLAGS, SummaryRow, SummaryView
+from projections.summary import FLAGS, SummaryView
 from projections.views import SqlView
 
 POSITION_HEADER = "X-Projection-Position"
@@ -81,8 +85,8 @@ CustomerId = Annotated[
     Path(
         min_length=1,
         max_length=128,
-        pattern=r"^[^\x00/]+$",
-        description="the customer's id upstream (ids containing '/' cannot be addressed)",
+        pattern=r"^[^\x00]+$",
+        description="the customer's id upstream, percent-encoded as one path segment ('/' as %2F)",
     ),
 ]
 MinPosition = Annotated[
@@ -149,6 +153,8 @@ def create_app(read_side: ReadSide) -> FastAPI:
         "Authenticate with `Authorization: Bearer <key>`; roles reader, auditor, admin.",
         lifespan=lifespan,
     )
+    register_segment_convertor()
+    app.add_middleware(KeepEncodedSlashes)
     app.add_middleware(_LatencyMiddleware)
     _add_error_handlers(app)
     keys = dict(read_side.settings.api_keys)
@@ -165,7 +171,8 @@ def create_app(read_side: ReadSide) -> FastAPI:
         return found
 
     def authorize(allowed: frozenset[str]) -> Any:
-        def dependency(credentials: Credentials) -> str:
+        # async: it does no I/O, and a sync dependency would cost a hop to the thread pool
+        async def dependency(credentials: Credentials) -> str:
             role = role_of(credentials)
             if role is None:
                 raise ApiError(401, "unauthorized", "a valid API key is required (Bearer)")
@@ -176,6 +183,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         return Depends(dependency)
 
     reader, auditor, admin = authorize(READERS), authorize(AUDITORS), authorize(ADMINS)
+    scrape = _metrics_scraper()
 
     def at_least(view: SqlView, min_position: int | None) -> None:
         if min_position is None:
@@ -207,7 +215,6 @@ def create_app(read_side: ReadSide) -> FastAPI:
         summary="List relationship summaries, filtered, with cursor pagination",
     )
     def list_customers(
-        response: Response,
         stage: Annotated[list[Stage] | None, Query()] = None,
         at_risk: Annotated[bool | None, Query(description="any at-risk flag raised")] = None,
         flag: Annotated[list[Literal[FLAGS]] | None, Query()] = None,  # type: ignore[valid-type]
@@ -220,27 +227,23 @@ def create_app(read_side: ReadSide) -> FastAPI:
         at_least(summaries, min_position)
         when = as_of or datetime.now(UTC)
         after = _decode_cursor(cursor, 1)
-        rows, position = summaries.page(
+        rows, position = summaries.page_records(
             as_of=when,
             stages=[s.value for s in stage or ()],
             flags=list(flag or ()),
             at_risk=at_risk,
             after=after[0] if after else None,
             limit=limit + 1,
+            columns=SummaryRenderer.COLUMNS,
         )
-        return _respond(
-            models.SummaryPage(
-                position=positioned(response, position),
-                as_of=when,
-                items=[_summary(row, when) for row in rows[:limit]],
-                next_cursor=_encode_cursor([rows[limit - 1].customer_id])
-                if len(rows) > limit
-                else None,
-            )
+        next_cursor = (
+            _encode_cursor([rows[limit - 1]["customer_id"]]) if len(rows) > limit else None
         )
+        body = SummaryRenderer(summaries, when).page(rows[:limit], position or 0, next_cursor)
+        return _respond_json(body, position or 0)
 
     @app.get(
-        "/v1/customers/{customer_id}",
+        "/v1/customers/{customer_id:segment}",
         response_model=models.SummaryResponse,
         responses=_errors(401, 403, 404, 409, 422),
         dependencies=[reader],
@@ -249,26 +252,19 @@ def create_app(read_side: ReadSide) -> FastAPI:
     )
     def get_customer(
         customer_id: CustomerId,
-        response: Response,
         as_of: AsOf = None,
         min_position: MinPosition = None,
     ) -> Response:
         summaries: SummaryView = view("summary")
         at_least(summaries, min_position)
-        row, position = summaries.summary(customer_id)
+        row, position = summaries.record(customer_id, SummaryRenderer.COLUMNS)
         if row is None:
             raise ApiError(404, "not_found", f"no relationship for customer {customer_id!r}")
-        when = as_of or datetime.now(UTC)
-        return _respond(
-            models.SummaryResponse(
-                position=positioned(response, position),
-                as_of=when,
-                relationship=_summary(row, when),
-            )
-        )
+        body = SummaryRenderer(summaries, as_of or datetime.now(UTC)).one(row, position or 0)
+        return _respond_json(body, position or 0)
 
     @app.get(
-        "/v1/customers/{customer_id}/purchase-pattern",
+        "/v1/customers/{customer_id:segment}/purchase-pattern",
         response_model=models.PurchasePatternResponse,
         responses=_errors(401, 403, 404, 409, 422),
         dependencies=[reader],
@@ -318,7 +314,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         )
 
     @app.get(
-        "/v1/customers/{customer_id}/history",
+        "/v1/customers/{customer_id:segment}/history",
         response_model=models.HistoryResponse,
         responses=_errors(401, 403, 404, 422),
         dependencies=[auditor],
@@ -341,7 +337,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         )
 
     @app.get(
-        "/v1/customers/{customer_id}/state",
+        "/v1/customers/{customer_id:segment}/state",
         response_model=models.StateResponse,
         responses=_errors(401, 403, 404, 422),
         dependencies=[auditor],
@@ -658,16 +654,20 @@ def create_app(read_side: ReadSide) -> FastAPI:
     )
     def get_metrics() -> Response:
         """Prometheus metrics: ingest and dead letters (when in this process), event log
-        head, projection positions and lag, request latency."""
+        head, projection positions and lag, request latency (of every worker process
+        when several serve)."""
         read_side.statuses()
-        # The Kafka edge keeps its counters in a registry of its own (consumers.metrics).
-        body = generate_latest(REGISTRY) + generate_latest(KAFKA_EDGE_REGISTRY)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+        return Response(scrape(), media_type=CONTENT_TYPE_LATEST)
 
     return app
 
 
 # Rendering ----------------------------------------------------------------------------------
+
+
+def _respond_json(body: bytes, position: int) -> Response:
+    """An answer already serialized (see ``projections.api.summaries``)."""
+    return Response(body, media_type="application/json", headers={POSITION_HEADER: str(position)})
 
 
 def _respond(body: Any, status: int = 200) -> Response:
@@ -678,35 +678,6 @@ def _respond(body: Any, status: int = 200) -> Response:
         status_code=status,
         media_type="application/json",
         headers={POSITION_HEADER: str(body.position)},
-    )
-
-
-def _summary(row: SummaryRow, as_of: datetime) -> models.RelationshipSummary:
-    flags = row.flags(as_of)
-    return models.RelationshipSummary(
-        customer_id=row.customer_id,
-        relationship_id=row.relationship_id,
-        version=row.version,
-        stage=row.stage,
-        stage_since=row.stage_since,
-        cycle=row.cycle,
-        started_at=row.started_at,
-        touchpoints=row.touchpoints,
-        first_touchpoint_at=row.first_touchpoint_at,
-        last_touchpoint_at=row.last_touchpoint_at,
-        counts_by_kind=dict(sorted(row.kind_counts.items())),
-        counts_by_phase=row.phase_counts,
-        purchases=row.purchases,
-        revenue=row.revenue,
-        surveys=row.survey_count,
-        latest_survey_score=row.latest_survey_score,
-        mean_survey_score=row.mean_survey_score,
-        open_complaints=len(row.open_complaints),
-        oldest_open_complaint_at=row.oldest_open_complaint_at,
-        service_mode=row.service_mode,
-        touchpoints_by_service_mode=row.service_modes,
-        at_risk=bool(flags),
-        flags=flags,
     )
 
 
@@ -775,6 +746,19 @@ def _decode_cursor(cursor: str | None, size: int) -> list[str] | None:
     ):
         raise ApiError(422, "invalid_parameter", "cursor: not a cursor of this list")
     return values
+
+
+def _metrics_scraper() -> Callable[[], bytes]:
+    """What /metrics serves: this process's registries, or, in prometheus_client's
+    multiprocess mode (several workers, see ``projections.api.server``), the values every
+    process of the server wrote to the shared directory, whichever registry they belong
+    to (so the Kafka edge's registry is not added again)."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # The Kafka edge keeps its counters in a registry of its own (consumers.metrics).
+        return lambda: generate_latest(REGISTRY) + generate_latest(KAFKA_EDGE_REGISTRY)
+    shared = CollectorRegistry()
+    MultiProcessCollector(shared)  # type: ignore[no-untyped-call]
+    return lambda: generate_latest(shared)
 
 
 # Errors and latency -------------------------------------------------------------------------
@@ -846,7 +830,7 @@ class _LatencyMiddleware:
             await self.app(scope, receive, send_timed)
         finally:
             route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
+            path = getattr(route, "path_format", "unmatched")
             metrics.REQUEST_SECONDS.labels(scope["method"], path, str(status)).observe(
                 time.perf_counter() - started
             )

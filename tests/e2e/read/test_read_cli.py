@@ -9,8 +9,11 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,11 +137,12 @@ def _free_port() -> int:
         return port
 
 
-def test_serve_answers_over_http_while_projecting(store: str) -> None:
+def test_serve_with_one_worker_answers_over_http_while_projecting(store: str) -> None:
     port = _free_port()
     env = {**os.environ, "LIFECYCLE_LOG_FORMAT": "json", "LIFECYCLE_API_KEYS": "k1:reader"}
+    command = ["serve", "--workers", "1", "--port", str(port), "--database-url", store]
     server = subprocess.Popen(
-        [sys.executable, "-m", "lifecycle", "serve", "--port", str(port), "--database-url", store],
+        [sys.executable, "-m", "lifecycle", *command],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -163,3 +167,112 @@ def test_serve_answers_over_http_while_projecting(store: str) -> None:
 
     assert ready == 200
     assert b'"relationships":600' in funnel
+
+
+def _start_serving(store: str, *args: str, env: dict[str, str] | None = None) -> Any:
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lifecycle",
+            "serve",
+            "--port",
+            str(port),
+            "--database-url",
+            store,
+            *args,
+        ],
+        env={
+            **os.environ,
+            "LIFECYCLE_LOG_FORMAT": "json",
+            "LIFECYCLE_API_KEYS": "k1:admin",
+            **(env or {}),
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{base}/readyz", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.2)
+    return server, base
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Authorization": "Bearer k1"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _spawned(pid: int) -> list[int]:
+    """The processes ``pid`` started with multiprocessing's spawn (workers, runners)."""
+    return [
+        child
+        for child in _children(pid)
+        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
+
+
+def test_serve_with_two_workers_answers_while_projecting_in_a_process_of_its_own(
+    store: str,
+) -> None:
+    server, base = _start_serving(store, "--workers", "2")
+    try:
+        spawned = _spawned(server.pid)
+        answers = [_get(f"{base}/v1/funnel") for _ in range(20)]
+        slashed = _get(f"{base}/v1/customers/{urllib.parse.quote('a/b', safe='')}")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        exit_code = server.wait(timeout=60)
+
+    assert len(spawned) == 3  # two workers and the projection process
+    assert {status for status, _ in answers} == {200}
+    assert all(b'"relationships":600' in body for _, body in answers)
+    assert slashed == (
+        404,
+        b'{"error":"not_found","message":"no relationship for customer \'a/b\'"}',
+    )
+    assert exit_code == 0
+
+
+def test_metrics_of_several_workers_add_up_every_process(store: str, tmp_path: Path) -> None:
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    server, base = _start_serving(
+        store, "--workers", "2", env={"PROMETHEUS_MULTIPROC_DIR": str(shared)}
+    )
+    try:
+        for _ in range(30):
+            _get(f"{base}/v1/funnel")
+        scrapes = [_get(f"{base}/metrics")[1].decode() for _ in range(6)]
+        spawned = _spawned(server.pid)
+        writers = {int(path.stem.rsplit("_", 1)[-1]) for path in shared.glob("*.db")}
+    finally:
+        server.send_signal(signal.SIGINT)
+        exit_code = server.wait(timeout=60)
+
+    funnel_requests = (
+        'lifecycle_api_request_seconds_count{method="GET",route="/v1/funnel",status="200"} 30.0'
+    )
+    assert all(funnel_requests in scrape for scrape in scrapes)
+    assert all(_samples(scrape, "lifecycle_event_log_head") == 1 for scrape in scrapes)
+    assert len(spawned) == 3
+    assert set(spawned) <= writers  # each worker and the projection process wrote
+    assert exit_code == 0
+
+
+def _samples(scrape: str, name: str) -> int:
+    """How many series of ``name`` a scrape holds (one: the processes' values merged)."""
+    return sum(1 for line in scrape.splitlines() if line.split("{")[0].split(" ")[0] == name)

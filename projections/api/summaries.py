@@ -1,0 +1,172 @@
+"""Relationship summaries rendered for the read API straight from the summary table's
+rows as stored, without a ``SummaryRow`` or a validated pydantic model in between.
+
+A list page holds up to 500 summaries: decoding each into a ``SummaryRow``, building a
+``models.RelationshipSummary`` (validated) and serializing it cost about as much again
+as the rest of the request. Here each row becomes a plain dict of the model's fields,
+in the model's order, and a whole answer is serialized by one ``orjson.dumps`` call.
+The JSON is the same, byte for byte, as ``model_dump_json`` of the models (orjson and
+pydantic print datetimes with ``Z``, floats and decimal strings alike): the tests
+compare the two over a simulated population, and check every answer against the
+OpenAPI document, which still comes from ``models``.
+
+The derived figures (phases, service modes, at-risk flags) follow the reading surface
+of ``projections.summary.SummaryRow``; flags are judged on the stored values, as
+``SummaryView.page`` filters them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from lifecycle.vocabulary import PHASE_OF_KIND, Phase, Stage
+from projections.summary import (
+    COMPLAINT_OPEN_TOO_LONG,
+    FLAG_COMPLAINT,
+    FLAG_INACTIVE,
+    FLAG_LOW_SCORE,
+    INACTIVE_AFTER,
+    LOW_SCORE,
+    MODE_OF_CHANNEL,
+    SERVICE_MODES,
+)
+from projections.views import SqlView
+
+_PHASES = tuple(phase.value for phase in Phase)
+_PHASE_OF_KIND = {kind.value: phase.value for kind, phase in PHASE_OF_KIND.items()}
+_DISSOLUTION = Stage.DISSOLUTION.value
+_DEFAULT_MODE = "personal_assistance"
+
+
+class SummaryRenderer:
+    """Renders stored summary rows (of ``COLUMNS``, in that order: a row of sqlite3 or
+    of psycopg's dict rows) with their flags judged at ``as_of``."""
+
+    COLUMNS = (
+        "customer_id",
+        "relationship_id",
+        "version",
+        "stage",
+        "stage_since",
+        "cycle",
+        "started_at",
+        "touchpoints",
+        "first_touchpoint_at",
+        "last_touchpoint_at",
+        "kind_counts",
+        "channel_counts",
+        "purchases",
+        "revenue",
+        "survey_count",
+        "survey_score_sum",
+        "latest_survey_score",
+        "open_complaints",
+        "oldest_open_complaint_at",
+    )
+
+    def __init__(self, view: SqlView, as_of: datetime) -> None:
+        self.as_of = as_of
+        self._from_time = view.dialect.from_time
+        # Thresholds in the stored form (SQLite: fixed-width UTC text, which compares
+        # like time), so a row's flags are judged without parsing its times first.
+        self._inactive_before = view.dialect.time(as_of - INACTIVE_AFTER)
+        self._complaint_before = view.dialect.time(as_of - COMPLAINT_OPEN_TOO_LONG)
+
+    def page(self, rows: Iterable[Any], position: int, next_cursor: str | None) -> bytes:
+        """The JSON of a ``models.SummaryPage``."""
+        return _dumps(
+            {
+                "position": position,
+                "as_of": self.as_of,
+                "items": [self.item(row) for row in rows],
+                "next_cursor": next_cursor,
+            }
+        )
+
+    def one(self, row: Any, position: int) -> bytes:
+        """The JSON of a ``models.SummaryResponse``."""
+        return _dumps({"position": position, "as_of": self.as_of, "relationship": self.item(row)})
+
+    def item(self, row: Any) -> dict[str, Any]:
+        """The fields of a ``models.RelationshipSummary`` from a row of ``COLUMNS``."""
+        (
+            customer_id,
+            relationship_id,
+            version,
+            stage,
+            stage_since,
+            cycle,
+            started_at,
+            touchpoints,
+            first_touchpoint_at,
+            last_touchpoint_at,
+            kind_counts,
+            channel_counts,
+            purchases,
+            revenue,
+            survey_count,
+            survey_score_sum,
+            latest_score,
+            open_complaints,
+            oldest_open,
+        ) = row.values() if isinstance(row, dict) else row
+        from_time = self._from_time
+        kinds: dict[str, int] = orjson.loads(kind_counts)
+        phases = dict.fromkeys(_PHASES, 0)
+        for kind, count in kinds.items():
+            phases[_PHASE_OF_KIND[kind]] += count
+        modes = dict.fromkeys(SERVICE_MODES, 0)
+        for channel, count in orjson.loads(channel_counts).items():
+            modes[MODE_OF_CHANNEL.get(channel, _DEFAULT_MODE)] += count
+        best_mode = max(SERVICE_MODES, key=modes.__getitem__)
+        flags = self._flags(stage, last_touchpoint_at, latest_score, oldest_open)
+        return {
+            "customer_id": customer_id,
+            "relationship_id": relationship_id,
+            "version": version,
+            "stage": stage,
+            "stage_since": from_time(stage_since),
+            "cycle": cycle,
+            "started_at": from_time(started_at),
+            "touchpoints": touchpoints,
+            "first_touchpoint_at": from_time(first_touchpoint_at),
+            "last_touchpoint_at": from_time(last_touchpoint_at),
+            "counts_by_kind": dict(sorted(kinds.items())),
+            "counts_by_phase": phases,
+            "purchases": purchases,
+            "revenue": {
+                currency: str(Decimal(amount)) for currency, amount in orjson.loads(revenue).items()
+            },
+            "surveys": survey_count,
+            "latest_survey_score": latest_score,
+            "mean_survey_score": survey_score_sum / survey_count if survey_count else None,
+            "open_complaints": len(orjson.loads(open_complaints)),
+            "oldest_open_complaint_at": from_time(oldest_open),
+            "service_mode": best_mode if modes[best_mode] else None,
+            "touchpoints_by_service_mode": modes,
+            "at_risk": bool(flags),
+            "flags": flags,
+        }
+
+    def _flags(
+        self, stage: str, last_touchpoint: Any, latest_score: int | None, oldest_open: Any
+    ) -> list[str]:
+        if stage == _DISSOLUTION:
+            return []
+        flags = []
+        if last_touchpoint is not None and last_touchpoint < self._inactive_before:
+            flags.append(FLAG_INACTIVE)
+        if latest_score is not None and latest_score <= LOW_SCORE:
+            flags.append(FLAG_LOW_SCORE)
+        if oldest_open is not None and oldest_open < self._complaint_before:
+            flags.append(FLAG_COMPLAINT)
+        return flags
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    return orjson.dumps(body, option=orjson.OPT_UTC_Z)

@@ -1,0 +1,84 @@
+"""Customer ids holding '/' or '%' are addressed on every customer route as one
+percent-encoded path segment, as RFC 3986 asks of a client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+
+from lifecycle.bootstrap import build_application
+from lifecycle.settings import Settings
+from projections.api import build_read_side, create_app
+from projections.service import catch_up
+from tests.e2e.read.conftest import AUDITOR, READER
+from tests.integration.projections.conftest import History
+
+ODD_IDS = ["team/alice", "a/b/history", "50%/off", "/leading", "trailing/"]
+ROUTES = {
+    "": lambda body: body["relationship"]["customer_id"],
+    "/purchase-pattern": lambda body: body["customer_id"],
+    "/history": lambda body: body["customer_id"],
+    "/state": lambda body: body["state"]["customer_id"],
+}
+
+
+@pytest.fixture
+def client(api_settings: Settings) -> Iterator[TestClient]:
+    app = build_application(api_settings)
+    history = History(app)
+    for customer in ODD_IDS:
+        history(customer, "purchase", 1, amount="10", category="books")
+    history("a/b", "inquiry", 2)  # its id is where another one's begins
+    catch_up(api_settings, app=app)
+    app.close()
+    with TestClient(create_app(build_read_side(api_settings))) as test_client:
+        yield test_client
+
+
+def _customer_path(customer: str, route: str) -> str:
+    return f"/v1/customers/{quote(customer, safe='')}{route}"
+
+
+@pytest.mark.parametrize("route", list(ROUTES))
+@pytest.mark.parametrize("customer", ODD_IDS)
+def test_a_customer_id_with_a_slash_is_one_encoded_segment_on_every_route(
+    client: TestClient, customer: str, route: str
+) -> None:
+    response = client.get(_customer_path(customer, route), headers=AUDITOR)
+
+    assert response.status_code == 200, response.text
+    assert ROUTES[route](response.json()) == customer
+
+
+def test_an_id_ending_like_a_sub_route_is_still_the_customer_itself(client: TestClient) -> None:
+    own = client.get(_customer_path("a/b/history", ""), headers=READER).json()
+    prefix = client.get(_customer_path("a/b", "/history"), headers=AUDITOR).json()
+
+    assert own["relationship"]["counts_by_kind"] == {"purchase": 1}
+    assert [
+        e["data"].get("kind") for e in prefix["events"] if e["type"] == "TouchpointRecorded"
+    ] == ["inquiry"]
+
+
+def test_a_slash_left_unencoded_separates_segments(client: TestClient) -> None:
+    response = client.get("/v1/customers/team/alice", headers=READER)
+
+    assert response.status_code == 404
+
+
+def test_the_list_pages_through_ids_with_slashes(client: TestClient) -> None:
+    seen: list[str] = []
+    cursor: Any = None
+    while True:
+        query = "limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(f"/v1/customers?{query}", headers=READER).json()
+        seen.extend(item["customer_id"] for item in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+
+    assert seen == sorted([*ODD_IDS, "a/b"])
