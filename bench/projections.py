@@ -7,8 +7,8 @@ decoding the stored events, no projection work) as the ceiling; peak memory of e
 
 The store (SQLite) is built once through the application's ``record_batch`` and kept in
 bench/data/ (ignored by git); each measurement runs in its own process so its peak RSS
-is its own. A rebuild of all read models shares them between processes (one per core):
-its peak is that of its own process plus each worker's, added up.
+is its own. A rebuild shares the customers between processes (one per core): its peak
+is that of its own process plus each worker's, added up.
 """
 
 from __future__ import annotations
@@ -118,9 +118,9 @@ def measure(url: str, what: str) -> dict[str, float]:
         names = None if what.startswith("all") else [what]
         outcome = rebuild(settings, names, workers=1 if what == "all-1" else None)
         events, seconds = outcome.events, outcome.seconds
-        workers = len(outcome.shares)
+        workers = len(outcome.parts)
     # This process's peak plus each worker's: what the rebuild held at most, all told.
-    workers_peak = sum(share.peak_rss_bytes for share in outcome.shares[1:]) if outcome else 0
+    workers_peak = sum(share.peak_rss_bytes for share in outcome.parts[1:]) if outcome else 0
     peak = peak_rss_bytes() + workers_peak
     return {
         "events": events,

@@ -34,6 +34,9 @@ READ_MODELS: tuple[type[ReadModel[Any]], ...] = (
 )
 READ_MODEL_NAMES = tuple(model.name for model in READ_MODELS)
 
+PARTS_WAIT_SECONDS = 600
+"""How long a part of a rebuild waits for another part's write transaction (SQLite)."""
+
 
 class UnknownProjection(LifecycleError):
     code = "unknown_projection"
@@ -62,13 +65,18 @@ def view_env(settings: Settings, name: str) -> dict[str, str]:
     }
 
 
-def open_view(settings: Settings, model: type[ReadModel[Any]], generation: str = LIVE) -> SqlView:
+def open_view(
+    settings: Settings, model: type[ReadModel[Any]], generation: str = LIVE, partition: str = ""
+) -> SqlView:
     """The view of ``model`` (its tables created if missing), on the configured backend."""
-    env = Environment(model.name, {**os.environ, **view_env(settings, model.name)})
-    factory = InfrastructureFactory.construct(env)
+    env = {**os.environ, **view_env(settings, model.name)}
+    if partition:
+        # The parts of a rebuild take turns writing the same tables: wait for each other.
+        env["SQLITE_LOCK_TIMEOUT"] = str(PARTS_WAIT_SECONDS)
+    factory = InfrastructureFactory.construct(Environment(model.name, env))
     backend = "sqlite" if Store.from_url(settings.database_url).is_sqlite else "postgres"
     view = cast(SqlView, factory.tracking_recorder(model.view_classes[backend]))
-    view.use_generation(generation)
+    view.use_generation(generation, partition)
     view.create_table()
     return view
 
@@ -88,14 +96,18 @@ def build_runner(
     *,
     generation: str = LIVE,
     batch_size: int | None = None,
+    partition: tuple[int, int] | None = None,
+    stop_at: int | None = None,
 ) -> Runner:
     """A runner of the named read models (all by default) over ``app``'s event log.
 
     A rebuild (generation NEXT) starts from zero whatever happens, so committing on the
     way would buy nothing: it commits when the rows held reach their bound, or at the end.
     """
+    part = f":{partition[0]}/{partition[1]}" if partition and partition[1] > 1 else ""
     models = [
-        model(view=open_view(settings, model, generation)) for model in read_model_classes(names)
+        model(view=open_view(settings, model, generation, part))
+        for model in read_model_classes(names)
     ]
     return Runner(
         app.recorder,
@@ -106,6 +118,8 @@ def build_runner(
         batch_size=(batch_size or settings.projection_batch_size) if generation == LIVE else None,
         commit_seconds=DEFAULT_COMMIT_SECONDS if generation == LIVE else None,
         live=generation == LIVE,
+        partition=partition,
+        stop_at=stop_at,
     )
 
 

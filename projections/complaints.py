@@ -35,7 +35,6 @@ class Complaints(CaseModel):
 
     name = "complaints"
     description = "complaints, open and resolved"
-    rebuild_cost = 0.6
     view_classes = {"sqlite": SQLiteComplaintsView, "postgres": PostgresComplaintsView}  # noqa: RUF012
     topics = (get_topic(TouchpointRecorded),)
     touchpoint_kinds = frozenset({Kind.COMPLAINT.value, Kind.COMPLAINT_RESOLVED.value})

@@ -279,7 +279,6 @@ class FollowUps(ReadModel[FollowUpsView]):
 
     name = "follow_ups"
     description = "follow-ups due"
-    rebuild_cost = 9.0
     view_classes = {"sqlite": SQLiteFollowUpsView, "postgres": PostgresFollowUpsView}  # noqa: RUF012
     touchpoint_kinds = frozenset(
         {

@@ -266,7 +266,6 @@ class Funnel(ReadModel[FunnelView]):
 
     name = "funnel"
     description = "stage transitions and funnel"
-    rebuild_cost = 0.8
     view_classes = {"sqlite": SQLiteFunnelView, "postgres": PostgresFunnelView}  # noqa: RUF012
     touchpoint_kinds = frozenset({Kind.CANCELLATION.value})
 

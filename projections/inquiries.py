@@ -36,7 +36,6 @@ class Inquiries(CaseModel):
 
     name = "inquiries"
     description = "inquiry response times"
-    rebuild_cost = 1.0
     view_classes = {"sqlite": SQLiteInquiriesView, "postgres": PostgresInquiriesView}  # noqa: RUF012
     topics = (get_topic(TouchpointRecorded),)
     touchpoint_kinds = frozenset({Kind.INQUIRY.value, Kind.RESPONSE.value})

@@ -298,7 +298,6 @@ class Purchases(ReadModel[PurchasesView]):
 
     name = "purchases"
     description = "purchase patterns (BTYD) and category affinity"
-    rebuild_cost = 4.5
     view_classes = {"sqlite": SQLitePurchasesView, "postgres": PostgresPurchasesView}  # noqa: RUF012
     touchpoint_kinds = frozenset({Kind.PURCHASE.value})
 

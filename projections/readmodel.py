@@ -55,10 +55,6 @@ class ReadModel(Projection[TView]):
     touchpoint_kinds: ClassVar[frozenset[str] | None] = None
     """The kinds of touchpoint this read model folds (None: all); the runner does not
     hand it the others."""
-    rebuild_cost: ClassVar[float] = 1.0
-    """CPU seconds a rebuild spends folding and writing a million events of the log
-    beyond reading them (as measured by ``bench.projections``): how a rebuild shares
-    read models between processes."""
 
     def __init__(self, view: TView) -> None:
         super().__init__(view)

@@ -1,18 +1,24 @@
 """Rebuilding read models (``lifecycle replay``): from position zero into fresh
 (``__next``) tables while the live ones keep serving, then each swapped in atomically.
 
-Read models share nothing but the event log, and a rebuild is CPU-bound Python, so a
-rebuild of several read models shares them between processes, one per core by default
-(``LIFECYCLE_PROJECTION_REBUILD_WORKERS``): this one and spawned workers. Each reads
-and decodes the log itself (touchpoints none of its read models folds are not decoded)
-and folds its share; shares are balanced by each read model's ``rebuild_cost``.
-Reading the log once per process costs less than leaving a core idle.
+A rebuild is CPU-bound Python, so it is shared between processes, one per core by
+default (``LIFECYCLE_PROJECTION_REBUILD_WORKERS``): this one and spawned workers. The
+customers are split into as many parts (by their relationship's id, so evenly), and
+each process folds every read model named for the events of its part only: it reads
+the whole log but decodes only its part's events. That is sound because every row of
+every read model belongs to one customer, and the few tables summed over customers
+(funnel transitions, category counts, …) are written as increments. Each part tracks
+its own position in the next tables; every part stops at the log's head as it was when
+the rebuild began, so they end at one position, which the swap checks and moves to the
+live tables. Parts take turns writing (SQLite's write lock, waited for; an advisory
+lock on PostgreSQL), which they seldom need: a rebuild writes when a read model holds
+its bound of rows, tasks or cases, and at the end.
 
-Failure policy: nothing is swapped in until every share is rebuilt, so a failed rebuild
+Failure policy: nothing is swapped in until every part is rebuilt, so a failed rebuild
 leaves the live tables serving as before (its ``__next`` tables are dropped by the next
 rebuild). A worker that fails (a bug, a poison event, a lost database) stops the others
-and the rebuild raises ``RebuildFailed`` naming its read models and the reason; a worker
-killed from outside is reported the same way.
+and the rebuild raises ``RebuildFailed`` naming the part and the reason; a worker killed
+from outside is reported the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import queue
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
@@ -42,11 +48,9 @@ from projections.bootstrap import (
     open_view,
     read_model_classes,
 )
-from projections.readmodel import ReadModel
 from projections.views import NEXT, SqlView
 
 log = structlog.get_logger(__name__)
-
 
 EVENTS_PER_WORKER = 200_000
 """Events in the log per worker process, at least: starting a worker costs about what
@@ -54,15 +58,16 @@ folding this many events in an existing one does."""
 
 
 class RebuildFailed(Exception):
-    """A share of a rebuild failed; nothing was swapped in."""
+    """A part of a rebuild failed; nothing was swapped in."""
 
 
 @dataclass(frozen=True)
-class ShareOutcome:
-    """What one worker (or the one process) rebuilt."""
+class PartOutcome:
+    """What one process rebuilt: its part of the customers, for every read model."""
 
-    names: tuple[str, ...]
+    part: int
     events: int
+    """Events it folded (those of its customers)."""
     seconds: float
     peak_rss_bytes: int
 
@@ -73,7 +78,7 @@ class RebuildOutcome:
     events: int
     """The position of the log rebuilt up to: the events it holds."""
     seconds: float
-    shares: tuple[ShareOutcome, ...]
+    parts: tuple[PartOutcome, ...]
 
     @property
     def events_per_second(self) -> float:
@@ -83,47 +88,7 @@ class RebuildOutcome:
     def peak_rss_bytes(self) -> int:
         """Peak memory of the processes that rebuilt, added up (an upper bound of what
         they held at once)."""
-        return sum(share.peak_rss_bytes for share in self.shares)
-
-
-READ_ALL_COST = 11.3
-READ_SOME_COST = 7.0
-"""CPU seconds a share spends reading a million events of the log, in the units of
-``ReadModel.rebuild_cost``: decoding every touchpoint (some read model folds every
-kind) or only those its read models fold (as measured by ``bench.projections``)."""
-
-
-def share_cost(share: Sequence[type[ReadModel[Any]]]) -> float:
-    reads_all = any(model.touchpoint_kinds is None for model in share)
-    return (READ_ALL_COST if reads_all else READ_SOME_COST) + sum(
-        model.rebuild_cost for model in share
-    )
-
-
-def balanced_shares(
-    models: Sequence[type[ReadModel[Any]]], workers: int
-) -> list[list[type[ReadModel[Any]]]]:
-    """The read models split into at most ``workers`` shares whose costliest share
-    costs least (every split is tried: there are a handful of read models); each share
-    keeps list order, the costliest share first."""
-    best: list[list[type[ReadModel[Any]]]] = [list(models)]
-    for split in _splits(list(models), max(1, workers)):
-        if max(map(share_cost, split)) < max(map(share_cost, best)):
-            best = split
-    return sorted(best, key=share_cost, reverse=True)
-
-
-def _splits(models: list[Any], most: int) -> Iterator[list[list[Any]]]:
-    """Every way to split ``models`` into at most ``most`` non-empty shares."""
-    if not models:
-        yield []
-        return
-    first, rest = models[0], models[1:]
-    for split in _splits(rest, most):
-        for index in range(len(split)):
-            yield [*split[:index], [first, *split[index]], *split[index + 1 :]]
-        if len(split) < most:
-            yield [[first], *split]
+        return sum(part.peak_rss_bytes for part in self.parts)
 
 
 def rebuild(
@@ -137,18 +102,19 @@ def rebuild(
     """Rebuild the named read models (all by default) from position zero into fresh
     tables, then swap each in atomically.
 
-    ``workers``: processes to share the read models between (default: the setting,
-    fewer for a short log; 1 rebuilds in this process, reading with ``app`` if given).
-    ``advance`` is told how many events of the log every share has got through since
-    it was last told."""
-    classes = read_model_classes(names)
+    ``workers``: processes to share the rebuild between (default: the setting, fewer
+    for a short log; 1 rebuilds in this process, reading with ``app`` if given).
+    ``advance`` is told how many events of the log every part has got through since it
+    was last told."""
     application = app or build_application(settings)
-    live_views = {model.name: open_view(settings, model) for model in classes}
+    live_views = {model.name: open_view(settings, model) for model in read_model_classes(names)}
     try:
         with contextlib.ExitStack() as held:
             for view in live_views.values():
                 held.enter_context(view.rebuilding())
-            return _rebuild_locked(settings, classes, live_views, application, advance, workers)
+            return _rebuild_locked(
+                settings, list(live_views), live_views, application, advance, workers
+            )
     finally:
         for view in live_views.values():
             close_view(view)
@@ -158,7 +124,7 @@ def rebuild(
 
 def _rebuild_locked(
     settings: Settings,
-    classes: Sequence[type[ReadModel[Any]]],
+    names: list[str],
     live_views: dict[str, SqlView],
     application: LifecycleApplication,
     advance: Callable[[int], None] | None,
@@ -166,17 +132,17 @@ def _rebuild_locked(
 ) -> RebuildOutcome:
     for view in live_views.values():
         view.drop_next()
+    # The next tables exist before the parts start: concurrent DDL fails on PostgreSQL.
+    for model in read_model_classes(names):
+        close_view(open_view(settings, model, NEXT))
+    head = application.recorder.max_notification_id() or 0
     if workers is None:
-        head = application.recorder.max_notification_id() or 0
         workers = min(settings.projection_rebuild_workers, 1 + head // EVENTS_PER_WORKER)
-    shares = balanced_shares(classes, workers)
     started = time.perf_counter()
-    if len(shares) == 1:
-        outcomes = [_rebuild_share(settings, [m.name for m in shares[0]], advance, application)]
+    if workers == 1:
+        outcomes = [_rebuild_part(settings, names, (0, 1), head, advance, application)]
     else:
-        outcomes = _rebuild_in_workers(
-            settings, [[m.name for m in s] for s in shares], advance, application
-        )
+        outcomes = _rebuild_in_workers(settings, names, workers, head, advance, application)
     seconds = time.perf_counter() - started
     positions: dict[str, int | None] = {}
     for name, view in live_views.items():
@@ -186,84 +152,88 @@ def _rebuild_locked(
         positions=positions,
         events=max((position or 0 for position in positions.values()), default=0),
         seconds=seconds,
-        shares=tuple(outcomes),
+        parts=tuple(outcomes),
     )
 
 
-def _rebuild_share(
+def _rebuild_part(
     settings: Settings,
     names: Sequence[str],
+    part: tuple[int, int],
+    head: int,
     advance: Callable[[int], None] | None,
-    app: LifecycleApplication | None = None,
-) -> ShareOutcome:
-    """Rebuild ``names`` into their next generation in this process (no swap)."""
-    application = app or build_application(settings)
-    runner = build_runner(settings, application, names, generation=NEXT)
+    application: LifecycleApplication,
+) -> PartOutcome:
+    """Rebuild ``names`` for one part of the customers, up to ``head``, in this process
+    (no swap)."""
+    runner = build_runner(
+        settings, application, names, generation=NEXT, partition=part, stop_at=head
+    )
     try:
         started = time.perf_counter()
         runner.catch_up(advance)
-        return ShareOutcome(
-            tuple(names), runner.read_count, time.perf_counter() - started, peak_rss_bytes()
-        )
+        folded = max((lane.events_projected for lane in runner.lanes), default=0)
+        return PartOutcome(part[0], folded, time.perf_counter() - started, peak_rss_bytes())
     finally:
         close_runner(runner)
-        if app is None:
-            application.close()
 
 
 def _rebuild_in_workers(
     settings: Settings,
-    shares: list[list[str]],
+    names: list[str],
+    parts: int,
+    head: int,
     advance: Callable[[int], None] | None,
     application: LifecycleApplication,
-) -> list[ShareOutcome]:
-    """The first share in this process, each other one in a worker process."""
+) -> list[PartOutcome]:
+    """Part 0 in this process, each other part in a worker process."""
     # Spawned, not forked: a fork would share this process's open database connections.
     context = multiprocessing.get_context("spawn")
     messages: multiprocessing.Queue[tuple[str, int, Any]] = context.Queue()
     workers = {
         index: context.Process(
             target=_worker,
-            args=(settings, names, index, messages),
-            name=f"rebuild-{'+'.join(names)}",
+            args=(settings, names, (index, parts), head, messages),
+            name=f"rebuild-part-{index}",
             daemon=True,
         )
-        for index, names in enumerate(shares)
-        if index > 0
+        for index in range(1, parts)
     }
     for worker in workers.values():
         worker.start()
-    shared = _Shares(shares, workers, messages, advance)
+    heard = _Parts(parts, workers, messages, advance)
     try:
-        shared.outcomes[0] = _rebuild_share(settings, shares[0], shared.read_here, application)
-        while len(shared.outcomes) < len(shares):
-            shared.receive(timeout=0.5)
+        heard.outcomes[0] = _rebuild_part(
+            settings, names, (0, parts), head, heard.read_here, application
+        )
+        while len(heard.outcomes) < parts:
+            heard.receive(timeout=0.5)
     finally:
         for worker in workers.values():
-            if worker.is_alive() and len(shared.outcomes) < len(shares):
+            if worker.is_alive() and len(heard.outcomes) < parts:
                 worker.terminate()
             worker.join()
-    return [shared.outcomes[index] for index in range(len(shares))]
+    return [heard.outcomes[index] for index in range(parts)]
 
 
-class _Shares:
-    """What the shares of a rebuild have done, as this process and the workers' messages
+class _Parts:
+    """What the parts of a rebuild have done, as this process and the workers' messages
     tell; a failed worker is raised as ``RebuildFailed``."""
 
     def __init__(
         self,
-        shares: list[list[str]],
+        parts: int,
         workers: dict[int, SpawnProcess],
         messages: multiprocessing.Queue[tuple[str, int, Any]],
         advance: Callable[[int], None] | None,
     ) -> None:
-        self.shares, self.workers, self.messages, self.advance = shares, workers, messages, advance
-        self.outcomes: dict[int, ShareOutcome] = {}
-        self.reads = [0] * len(shares)
+        self.workers, self.messages, self.advance = workers, messages, advance
+        self.outcomes: dict[int, PartOutcome] = {}
+        self.reads = [0] * parts
         self.told = 0
 
     def read_here(self, events: int) -> None:
-        """This process's share got through ``events`` more: hear from the workers too
+        """This process's part got through ``events`` more: hear from the workers too
         (without waiting), so a failed one stops the rebuild now."""
         self._read(0, events)
         while self.receive(timeout=None):
@@ -285,7 +255,7 @@ class _Shares:
         elif kind == "done":
             self.outcomes[index] = payload
         else:
-            raise RebuildFailed(f"rebuilding {', '.join(self.shares[index])} failed: {payload}")
+            raise RebuildFailed(f"rebuilding part {index} failed: {payload}")
         return True
 
     def _read(self, index: int, events: int) -> None:
@@ -299,26 +269,27 @@ class _Shares:
         for index, worker in self.workers.items():
             if index not in self.outcomes and worker.exitcode is not None:
                 raise RebuildFailed(
-                    f"rebuilding {', '.join(self.shares[index])} failed: its worker exited "
-                    f"with code {worker.exitcode}"
+                    f"rebuilding part {index} failed: its worker exited with code {worker.exitcode}"
                 )
 
 
 def _worker(
     settings: Settings,
     names: list[str],
-    index: int,
+    part: tuple[int, int],
+    head: int,
     messages: multiprocessing.Queue[tuple[str, int, Any]],
 ) -> None:
     configure_logging(settings.log_format, settings.log_level)
+    index = part[0]
     reader: LifecycleApplication | None = None
     try:
         reader = build_log_reader(settings)
-        outcome = _rebuild_share(
-            settings, names, lambda n: messages.put(("read", index, n)), reader
+        outcome = _rebuild_part(
+            settings, names, part, head, lambda n: messages.put(("read", index, n)), reader
         )
     except BaseException as error:
-        log.exception("projection_rebuild_failed", projections=names)
+        log.exception("projection_rebuild_failed", part=index, projections=names)
         messages.put(("failed", index, f"{type(error).__name__}: {error}"))
         sys.exit(1)
     finally:

@@ -538,7 +538,6 @@ class Summary(ReadModel[SummaryView]):
 
     name = "summary"
     description = "relationship summary (customer 360)"
-    rebuild_cost = 8.7
     view_classes = {"sqlite": SQLiteSummaryView, "postgres": PostgresSummaryView}  # noqa: RUF012
 
     def reset(self) -> None:

@@ -172,13 +172,21 @@ class SqlView(TrackingRecorder):
 
     # Names ---------------------------------------------------------------------------
 
-    def use_generation(self, generation: str) -> None:
-        """Point this view at the live tables or at those of a rebuild in progress."""
+    partition: str = ""
+    """Which part of a rebuild shared between processes this view's rows come from
+    ("": the whole log); each part tracks its own position."""
+
+    def use_generation(self, generation: str, partition: str = "") -> None:
+        """Point this view at the live tables or at those of a rebuild in progress (of
+        one ``partition`` of the customers, when several processes share it)."""
         self.generation = generation
+        self.partition = partition if generation == NEXT else ""
 
     @property
     def tracking_name(self) -> str:
-        return UPSTREAM if self.generation == LIVE else UPSTREAM + _NEXT_TRACKING_SUFFIX
+        if self.generation == LIVE:
+            return UPSTREAM
+        return UPSTREAM + _NEXT_TRACKING_SUFFIX + self.partition
 
     def table(self, base: str, generation: str | None = None) -> str:
         suffix = self.generation if generation is None else generation
@@ -222,9 +230,10 @@ class SqlView(TrackingRecorder):
                 cursor.execute(f"DROP TABLE IF EXISTS {self.table(table.base, NEXT)}")
             cursor.execute(
                 self.dialect.sql(
-                    f"DELETE FROM {self._tracking_table()} WHERE application_name = ?"
+                    f"DELETE FROM {self._tracking_table()} "
+                    "WHERE application_name = ? OR application_name LIKE ?"
                 ),
-                (UPSTREAM + _NEXT_TRACKING_SUFFIX,),
+                (UPSTREAM + _NEXT_TRACKING_SUFFIX, UPSTREAM + _NEXT_TRACKING_SUFFIX + ":%"),
             )
 
     def swap_in_next(self) -> int | None:
@@ -234,7 +243,7 @@ class SqlView(TrackingRecorder):
         page and resumes from the rebuilt one.
         """
         with self._write_transaction() as cursor:
-            position = self._tracking_position(cursor, UPSTREAM + _NEXT_TRACKING_SUFFIX)
+            position = self._next_position(cursor)
             for table in self.tables:
                 live, rebuilt = self.table(table.base, LIVE), self.table(table.base, NEXT)
                 if not self._table_exists(cursor, rebuilt):
@@ -245,13 +254,38 @@ class SqlView(TrackingRecorder):
                     cursor.execute(statement)
             cursor.execute(
                 self.dialect.sql(
-                    f"DELETE FROM {self._tracking_table()} WHERE application_name IN (?, ?)"
+                    f"DELETE FROM {self._tracking_table()} "
+                    "WHERE application_name IN (?, ?) OR application_name LIKE ?"
                 ),
-                (UPSTREAM, UPSTREAM + _NEXT_TRACKING_SUFFIX),
+                (
+                    UPSTREAM,
+                    UPSTREAM + _NEXT_TRACKING_SUFFIX,
+                    UPSTREAM + _NEXT_TRACKING_SUFFIX + ":%",
+                ),
             )
             if position is not None:
                 self._insert_tracking(cursor, Tracking(UPSTREAM, position))
         return position
+
+    def _next_position(self, cursor: Any) -> int | None:
+        """The position the rebuilt tables reflect: that of the rebuild, or the one
+        every part of it reached (parts that disagree are a rebuild not finished)."""
+        next_name = UPSTREAM + _NEXT_TRACKING_SUFFIX
+        cursor.execute(
+            self.dialect.sql(
+                "SELECT application_name, MAX(notification_id) AS position "
+                f"FROM {self._tracking_table()} "
+                "WHERE application_name = ? OR application_name LIKE ? GROUP BY application_name"
+            ),
+            (next_name, next_name + ":%"),
+        )
+        positions = {row["position"] for row in cursor.fetchall()}
+        if len(positions) > 1:
+            raise LookupError(
+                f"{self.projection_name}: the parts of the rebuild reached different "
+                f"positions {sorted(positions)}"
+            )
+        return positions.pop() if positions else None
 
     # Positions and pages -------------------------------------------------------------
 

@@ -123,6 +123,9 @@ def serve_api(
         _serve_in_this_process(settings, with_projections, options)
         return
     settings = _with_current_log_level(settings)
+    # Every table exists before the processes start: the library's create_table records
+    # a schema migration, which processes creating the same tables at once race on.
+    build_read_side(settings).close()
     with _shared_metrics_directory():
         os.environ[_WORKER_SETTINGS] = _settings_to_json(settings)
         projecting = _start_projection_process(settings) if with_projections else None

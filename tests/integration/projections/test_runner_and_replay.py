@@ -179,14 +179,32 @@ def test_a_rebuild_shared_between_worker_processes_equals_the_live_read_models(
     catch_up(settings, app=app)
     live = _dumps(settings)
 
-    outcome = rebuild(settings, workers=2)
+    outcome = rebuild(settings, workers=3)
 
     assert _dumps(settings) == live
-    assert len(outcome.shares) == 2
-    assert sorted(name for share in outcome.shares for name in share.names) == sorted(
-        READ_MODEL_NAMES
-    )
-    assert {share.events for share in outcome.shares} == {app.recorder.max_notification_id()}
+    assert [part.part for part in outcome.parts] == [0, 1, 2]
+    assert all(part.events for part in outcome.parts)
+    assert sum(part.events for part in outcome.parts) == app.recorder.max_notification_id()
+
+
+def test_a_rebuild_stops_where_the_log_was_when_it_began(
+    history: History, app: LifecycleApplication, settings: Settings
+) -> None:
+    history("c1", "inquiry", 0)
+    began_at = app.recorder.max_notification_id()
+    recorded: list[str] = []
+
+    def record_meanwhile(_: int) -> None:
+        if not recorded:
+            recorded.append(history("c2", "inquiry", 1))
+
+    outcome = rebuild(settings, ["summary"], app=app, workers=1, advance=record_meanwhile)
+    rows_after_rebuild = _dumps(settings)["summary"]["relationships"]
+    catch_up(settings, ["summary"], app=app)
+
+    assert outcome.positions == {"summary": began_at}
+    assert [row[0] for row in rows_after_rebuild] == ["c1"]
+    assert len(_dumps(settings)["summary"]["relationships"]) == 2
 
 
 def test_a_worker_killed_mid_rebuild_fails_it_and_nothing_is_swapped_in(
