@@ -45,6 +45,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic
 
+from lifecycle.recorders import BulkSQLiteProcessRecorder
 from lifecycle.transcoding import stored_kinds
 from lifecycle.vocabulary import Kind
 from projections import metrics
@@ -165,7 +166,7 @@ class Runner:
     def step(self) -> int:
         """Read and fold one page; commit when the batch is full, old, or at the head.
 
-        Returns the number of notifications read (0 at the head of the log).
+        Returns how far along the log it got (0 at the head of the log).
         """
         head = self.head()
         start = min(lane.read for lane in self.lanes)
@@ -173,9 +174,14 @@ class Runner:
             self._commit_if_pending()
             return 0
         topics = self._topics()
-        notifications = self.recorder.select_notifications(
-            start + 1, self.page_size, stop=head, topics=topics
-        )
+        if self.partition is not None and isinstance(self.recorder, BulkSQLiteProcessRecorder):
+            notifications = self.recorder.select_notifications(
+                start + 1, self.page_size, stop=head, topics=topics, part=self.partition
+            )
+        else:
+            notifications = self.recorder.select_notifications(
+                start + 1, self.page_size, stop=head, topics=topics
+            )
         end = notifications[-1].id if len(notifications) == self.page_size else head
         self._fold(notifications, end)
         self._uncommitted += len(notifications)
@@ -184,7 +190,7 @@ class Runner:
             self.commit()
         else:
             self.commit([lane for lane in self.lanes if lane.model.wants_commit()])
-        return len(notifications)
+        return end - start
 
     def _batch_is_due(self) -> bool:
         return (self.batch_size is not None and self._uncommitted >= self.batch_size) or (

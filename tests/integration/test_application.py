@@ -10,6 +10,7 @@ from eventsourcing.persistence import Tracking
 from lifecycle.application import LifecycleApplication
 from lifecycle.bootstrap import build_application
 from lifecycle.errors import RelationshipNotFound
+from lifecycle.recorders import BulkSQLiteProcessRecorder
 from lifecycle.relationship import Relationship
 from lifecycle.settings import Settings
 from lifecycle.vocabulary import Stage
@@ -207,5 +208,26 @@ def test_the_log_reads_as_the_librarys_recorder_reads_it(sqlite_url: str) -> Non
             {"start": None, "limit": 100, "topics": [RELATIONSHIP_STARTED_TOPIC]},
         ):
             assert recorder.select_notifications(**query) == library(recorder, **query)
+    finally:
+        application.close()
+
+
+def test_a_part_of_the_log_holds_the_events_of_its_customers_only(sqlite_url: str) -> None:
+    from projections.runner import partition_of
+
+    application = build_application(Settings(database_url=sqlite_url))
+    try:
+        application.record_batch(
+            [touchpoint("purchase", n, customer=f"c{n}", amount="5") for n in range(40)]
+        )
+        recorder = application.recorder
+        assert isinstance(recorder, BulkSQLiteProcessRecorder)
+        everything = recorder.select_notifications(1, 1_000)
+        for parts in (2, 4):
+            read = [recorder.select_notifications(1, 1_000, part=(i, parts)) for i in range(parts)]
+            assert [{partition_of(n.originator_id, parts) for n in events} for events in read] == [
+                {i} for i in range(parts)
+            ]
+            assert sorted(n.id for events in read for n in events) == [n.id for n in everything]
     finally:
         application.close()
