@@ -82,6 +82,11 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
 
     _MAX_PARSED_IDS = 100_000
 
+    @staticmethod
+    def selects_part(count: int) -> bool:
+        """Whether ``select_notifications`` can itself select a part of ``count``."""
+        return count > 1 and 16 % count == 0
+
     def select_notifications(
         self,
         start: int | None,
@@ -102,7 +107,7 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
         from the id's last hex digit when count divides 16, else by whoever asked."""
         where: list[str] = []
         params: list[Any] = []
-        if part is not None and part[1] > 1 and 16 % part[1] == 0:
+        if part is not None and self.selects_part(part[1]):
             index, count = part
             where.append("instr(?, lower(substr(originator_id, -1))) > 0")
             params.append("".join(d for d in "0123456789abcdef" if int(d, 16) % count == index))

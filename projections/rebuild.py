@@ -112,9 +112,7 @@ def rebuild(
         with contextlib.ExitStack() as held:
             for view in live_views.values():
                 held.enter_context(view.rebuilding())
-            return _rebuild_locked(
-                settings, list(live_views), live_views, application, advance, workers
-            )
+            return _rebuild_locked(settings, live_views, application, advance, workers)
     finally:
         for view in live_views.values():
             close_view(view)
@@ -124,12 +122,12 @@ def rebuild(
 
 def _rebuild_locked(
     settings: Settings,
-    names: list[str],
     live_views: dict[str, SqlView],
     application: LifecycleApplication,
     advance: Callable[[int], None] | None,
     workers: int | None,
 ) -> RebuildOutcome:
+    names = list(live_views)
     for view in live_views.values():
         view.drop_next()
     # The next tables exist before the parts start: concurrent DDL fails on PostgreSQL.

@@ -105,6 +105,16 @@ class Lane:
         self.read = self.committed or 0
 
 
+def _kinds_needed_by(lanes: Sequence[Lane]) -> frozenset[bytes] | None:
+    """The touchpoint kinds some read model of ``lanes`` folds, as stored (None: all)."""
+    needed: set[str] = set()
+    for lane in lanes:
+        if lane.accepts is None:
+            return None
+        needed |= lane.accepts & ALL_KINDS
+    return None if needed >= ALL_KINDS else frozenset(kind.encode() for kind in needed)
+
+
 @dataclass(frozen=True)
 class LaneStatus:
     name: str
@@ -148,6 +158,13 @@ class Runner:
         """Project the log up to this position only (a rebuild: what was there when it
         started, the same for every part of it)."""
         self.lanes = [Lane(model) for model in models]
+        self._needed_kinds = _kinds_needed_by(self.lanes)
+        self._part_in_sql = (
+            partition is not None
+            and isinstance(recorder, BulkSQLiteProcessRecorder)
+            and recorder.selects_part(partition[1])
+        )
+        """Whether the recorder selects this runner's part of the log itself."""
         for lane in self.lanes:
             lane.resync()
         self._uncommitted = 0
@@ -174,7 +191,8 @@ class Runner:
             self._commit_if_pending()
             return 0
         topics = self._topics()
-        if self.partition is not None and isinstance(self.recorder, BulkSQLiteProcessRecorder):
+        if self._part_in_sql:
+            assert isinstance(self.recorder, BulkSQLiteProcessRecorder)
             notifications = self.recorder.select_notifications(
                 start + 1, self.page_size, stop=head, topics=topics, part=self.partition
             )
@@ -203,15 +221,6 @@ class Runner:
             return []
         return sorted(set().union(*(lane.topics for lane in self.lanes)))
 
-    def _needed_kinds(self) -> frozenset[bytes] | None:
-        """The touchpoint kinds some read model here folds, as stored (None: all)."""
-        needed: set[str] = set()
-        for lane in self.lanes:
-            if lane.accepts is None:
-                return None
-            needed |= lane.accepts & ALL_KINDS
-        return None if needed >= ALL_KINDS else frozenset(kind.encode() for kind in needed)
-
     def _fold(self, notifications: Sequence[Any], end: int) -> None:
         """Decode each event once, then let every read model fold those it takes, in
         log order. An event is keyed by its topic, a touchpoint by its kind."""
@@ -219,8 +228,8 @@ class Runner:
         app = self.application_name
         wanted = self._topics()
         touchpoint = TOUCHPOINT_TOPIC
-        needed_kinds = self._needed_kinds()
-        index, parts = self.partition or (0, 1)
+        needed_kinds = self._needed_kinds
+        index, parts = (0, 1) if self._part_in_sql else self.partition or (0, 1)
         keyed = []
         for n in notifications:
             if parts > 1 and partition_of(n.originator_id, parts) != index:

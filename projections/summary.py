@@ -556,7 +556,7 @@ class Summary(ReadModel[SummaryView]):
             row = SummaryRow(customer_id, event.originator_id)
             cache.put(customer_id, row)
         else:
-            cache.dirty[customer_id] = row
+            cache.touched(customer_id, row)
         row.version = event.originator_version
         return row
 
