@@ -147,8 +147,8 @@ async def _run(port: int, server: int, rate: int, seconds: float, customers: int
 
 
 def _workers(given: int | None) -> int:
+    from lifecycle.entrypoints.serve import worker_count
     from lifecycle.settings import Settings
-    from projections.api.server import worker_count
 
     return worker_count(Settings(**({"api_workers": given} if given else {})))
 

@@ -24,15 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-import lifecycle.relationship as relationship_module
-from lifecycle.application import LifecycleApplication
-from lifecycle.audit import audit_key, build_ledger
+import lifecycle.domain.relationship as relationship_module
 from lifecycle.audit.sealing import seal
 from lifecycle.audit.verify import verify_store
-from lifecycle.bootstrap import build_application
-from lifecycle.hashchain import GENESIS_HASH
-from lifecycle.importer import import_lines
-from lifecycle.recorders import read_log
+from lifecycle.domain.hashchain import GENESIS_HASH
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.persistence.recorders import read_log
+from lifecycle.service.application import LifecycleApplication
+from lifecycle.service.importer import import_lines
 from lifecycle.settings import Settings
 from lifecycle.simulation import as_json_lines, simulate_population
 
@@ -73,7 +72,7 @@ def settings_in(work: Path, name: str) -> Settings:
 
 def record(settings: Settings, lines: list[bytes]) -> tuple[int, float]:
     """Touchpoints recorded, and the CPU seconds the recording took."""
-    app = build_application(settings)
+    app = Components(settings).application()
     try:
         gc.collect()
         started = time.process_time()
@@ -117,9 +116,9 @@ def verify_rate(work: Path, events: int) -> None:
     lines = workload(touchpoints, seed=9)
     settings = settings_in(work, "verify")
     recorded, _ = record(settings, lines)
-    app = build_application(settings)
-    ledger = build_ledger(settings)
-    key = audit_key(settings)
+    app = Components(settings).application()
+    ledger = Components(settings).ledger()
+    key = Components(settings).audit_key()
     assert key is not None
     try:
         total = app.recorder.max_notification_id() or 0

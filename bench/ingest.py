@@ -111,10 +111,10 @@ def naive_rate(source: Path, url: str, count: int) -> float:
     """One command, one aggregate load and one transaction per touchpoint; no cache."""
     from eventsourcing.application import AggregateNotFoundError
 
-    from lifecycle.application import LifecycleApplication
-    from lifecycle.messages import MessageRules, parse_touchpoint, utc_now
-    from lifecycle.relationship import Relationship, relationship_id
-    from lifecycle.store import Store
+    from lifecycle.domain.messages import MessageRules, parse_touchpoint, utc_now
+    from lifecycle.domain.relationship import Relationship, relationship_id
+    from lifecycle.persistence.store import Store
+    from lifecycle.service.application import LifecycleApplication
 
     app = LifecycleApplication(env=Store.from_url(url).persistence_env())
     rules, now = MessageRules(), utc_now()
@@ -163,7 +163,12 @@ def raw_append_rate(url: str, shape: tuple[int, int], touchpoints: int) -> float
     rows_total, size = shape
     payload = os.urandom(size // 2).hex().encode()[:size]
     rows = [
-        (uuid.uuid4().hex, 1, "lifecycle.relationship:Relationship.TouchpointRecorded", payload)
+        (
+            uuid.uuid4().hex,
+            1,
+            "lifecycle.domain.relationship:Relationship.TouchpointRecorded",
+            payload,
+        )
         for _ in range(rows_total)
     ]
     batch = 5000 * rows_total // touchpoints

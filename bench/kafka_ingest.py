@@ -37,13 +37,13 @@ from kafka import KafkaConsumer, TopicPartition
 from consumers.broker import EmbeddedBroker, Topics, free_port
 from consumers.clients import new_producer
 from consumers.publish import publish_raw
-from lifecycle.bootstrap import build_application, build_ingest
-from lifecycle.importer import import_lines
+from lifecycle.domain.messages import utc_now
+from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.logs import configure_logging
-from lifecycle.messages import utc_now
+from lifecycle.persistence.store import Store
+from lifecycle.service.importer import import_lines
 from lifecycle.settings import Settings
 from lifecycle.simulation import as_json_lines, simulate_population
-from lifecycle.store import Store
 
 TARGET_RATIO = 0.70
 TARGET_SQLITE_RATE = 12_000
@@ -104,7 +104,7 @@ def raw_consume_rate(bootstrap: str, topic: str, count: int) -> float:
 
 def import_rate(database_url: str, lines: list[bytes], batch_size: int | None = None) -> float:
     settings = Settings(database_url=database_url)
-    app = build_application(settings)
+    app = Components(settings).application()
     try:
         started = time.perf_counter()
         report = import_lines(
@@ -124,11 +124,13 @@ def kafka_rate(
     database_url: str, bootstrap: str, topics: Topics, targets: dict[int, int], count: int
 ) -> float:
     settings = Settings(database_url=database_url)
-    app = build_application(settings)
+    app = Components(settings).application()
     stop = threading.Event()
     group = f"bench-{time.monotonic_ns()}"
     try:
-        ingest = build_ingest(settings, app, bootstrap=bootstrap, topics=topics, group_id=group)
+        ingest = Components(settings).ingest(
+            app, bootstrap=bootstrap, topics=topics, group_id=group
+        )
         with ingest.open(stop):
             while not ingest.assigned_partitions:
                 ingest.poll_once(stop)
@@ -157,7 +159,7 @@ def scale_out_rate(
         "LIFECYCLE_LOG_LEVEL": "warning",
     }
     # The application creates its tables before the consumers race to.
-    build_application(Settings(database_url=database_url)).close()
+    Components(Settings(database_url=database_url)).application().close()
     consumers = [
         subprocess.Popen([sys.executable, "-m", "lifecycle", "consume"], env=env)
         for _ in range(processes)

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.workload import CATEGORIES, KINDS
+from lifecycle.entrypoints.bootstrap import Components
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -34,10 +35,9 @@ def store_url(touchpoints: int, customers: int) -> str:
 def build_store(touchpoints: int, customers: int, seed: int = 11) -> str:
     """``touchpoints`` touchpoints over ``customers`` customers and two years, in time
     order, recorded 5,000 to a transaction (built once, then reused)."""
-    from lifecycle.bootstrap import build_application
+    from lifecycle.domain.touchpoints import Touchpoint
+    from lifecycle.domain.vocabulary import Channel, Kind
     from lifecycle.settings import Settings
-    from lifecycle.touchpoints import Touchpoint
-    from lifecycle.vocabulary import Channel, Kind
 
     url = store_url(touchpoints, customers)
     done = Path(url.removeprefix("sqlite:///")).with_name("complete")
@@ -50,7 +50,7 @@ def build_store(touchpoints: int, customers: int, seed: int = 11) -> str:
     weights = [w for _, w in KINDS]
     start = datetime(2023, 1, 1, tzinfo=UTC)
     step = timedelta(days=730) / touchpoints
-    app = build_application(Settings(database_url=url))
+    app = Components(Settings(database_url=url)).application()
     started = time.perf_counter()
     batch: list[Touchpoint] = []
     for number in range(touchpoints):
@@ -93,14 +93,13 @@ def build_store(touchpoints: int, customers: int, seed: int = 11) -> str:
 
 def measure(url: str, what: str) -> dict[str, float]:
     """One measurement, in this process: events/s and peak RSS."""
-    from lifecycle.bootstrap import build_application
     from lifecycle.settings import Settings
     from projections.rebuild import peak_rss_bytes, rebuild
 
     settings = Settings(database_url=url, log_level="warning")
     outcome = None
     if what == "raw":
-        app = build_application(settings)
+        app = Components(settings).application()
         started = time.perf_counter()
         events, start = 0, 1
         while True:
@@ -116,7 +115,7 @@ def measure(url: str, what: str) -> dict[str, float]:
         workers = 1
     else:
         names = None if what.startswith("all") else [what]
-        outcome = rebuild(settings, names, workers=1 if what == "all-1" else None)
+        outcome = rebuild(Components(settings), names, workers=1 if what == "all-1" else None)
         events, seconds = outcome.events, outcome.seconds
         workers = len(outcome.parts)
     # This process's peak plus each worker's: what the rebuild held at most, all told.
@@ -147,7 +146,7 @@ def main() -> None:
         print(json.dumps(measure(args.url, args.measure)))
         return
 
-    from projections.bootstrap import READ_MODEL_NAMES
+    from projections.wiring import READ_MODEL_NAMES
 
     url = build_store(args.touchpoints, args.customers)
     print(f"store: {args.touchpoints} touchpoints over {args.customers} customers (SQLite)\n")

@@ -31,7 +31,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from lifecycle.errors import LifecycleError
+from lifecycle.domain.errors import LifecycleError
 from lifecycle.settings import Settings
 
 log = structlog.get_logger(__name__)

@@ -21,7 +21,7 @@ from kafka import KafkaProducer
 from kafka.errors import MessageSizeTooLargeError
 
 from consumers.faults import Backoff, is_broker_fault, retry
-from lifecycle.errors import RejectedTouchpoint
+from lifecycle.domain.errors import RejectedTouchpoint
 
 log = structlog.get_logger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from eventsourcing.persistence import InterfaceError, OperationalError
 from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
-from lifecycle.application import ConcurrencyConflict
+from lifecycle.service.application import ConcurrencyConflict
 
 T = TypeVar("T")
 

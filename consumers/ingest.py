@@ -68,10 +68,10 @@ from consumers.clients import (
 )
 from consumers.dead_letters import DeadLetter, DeadLetterPublisher
 from consumers.faults import Backoff, Stopped, is_database_fault, retry
-from lifecycle.application import BatchOutcome, LifecycleApplication
-from lifecycle.errors import RejectedTouchpoint
-from lifecycle.messages import MessageRules, parse_touchpoint, utc_now
-from lifecycle.touchpoints import Touchpoint
+from lifecycle.domain.errors import RejectedTouchpoint
+from lifecycle.domain.messages import MessageRules, parse_touchpoint, utc_now
+from lifecycle.domain.touchpoints import Touchpoint
+from lifecycle.service.application import BatchOutcome, LifecycleApplication
 
 log = structlog.get_logger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 from kafka import KafkaProducer
 
-from lifecycle.errors import RejectedTouchpoint
-from lifecycle.messages import MessageRules, parse_touchpoint, utc_now
+from lifecycle.domain.errors import RejectedTouchpoint
+from lifecycle.domain.messages import MessageRules, parse_touchpoint, utc_now
 
 ACK_TIMEOUT_SECONDS = 60.0
 

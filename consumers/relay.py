@@ -38,9 +38,9 @@ from kafka import KafkaProducer
 from consumers import metrics
 from consumers.clients import connect_producer
 from consumers.faults import Backoff, Stopped, is_broker_fault, is_database_fault, retry
-from lifecycle.application import LifecycleApplication
-from lifecycle.outbound import RelationshipEvent, to_relationship_event
-from lifecycle.store import Store
+from lifecycle.domain.outbound import RelationshipEvent, to_relationship_event
+from lifecycle.persistence.store import Store
+from lifecycle.service.application import LifecycleApplication
 
 log = structlog.get_logger(__name__)
 

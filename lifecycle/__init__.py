@@ -1,6 +1,17 @@
-"""Event-sourced customer relationship-lifecycle engine: the write side.
+"""Event-sourced customer relationship-lifecycle engine.
 
-The domain (stages, touchpoints, policy, the ``Relationship`` aggregate) imports only
-the standard library and pydantic; the application service records touchpoints with
-the eventsourcing library. Infrastructure lives in ``consumers`` and ``projections``.
+The folders are the layers, each importing only those listed after it:
+
+- ``entrypoints/``: the ``lifecycle`` command and the composition root
+  (``entrypoints/bootstrap.py``), the only place that wires components from settings
+  and the only part of this package that imports ``consumers`` or ``projections``;
+- ``audit/``: the tamper-evident ledger, verification, history and exports;
+- ``service/``: the application service recording touchpoints, and the importer;
+- ``persistence/``: the database URL, recorders, transcoder, key store and the one
+  door to the eventsourcing library's private API;
+- ``domain/``: stages, touchpoints, messages, the policy, the ``Relationship``
+  aggregate and its hash chain; the standard library, pydantic and
+  ``eventsourcing.domain`` only.
+
+``settings``, ``logs`` and ``simulation`` are shared by every layer's processes.
 """

@@ -1,3 +1,3 @@
-from lifecycle.cli import run
+from lifecycle.entrypoints.cli import run
 
 run()

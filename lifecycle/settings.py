@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -12,7 +13,8 @@ import orjson
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from lifecycle.messages import MessageRules
+from lifecycle.domain.messages import MessageRules
+from lifecycle.persistence.store import Store
 
 ApiRole = Literal["reader", "auditor", "admin"]
 
@@ -64,6 +66,17 @@ class Settings(BaseSettings):
     )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _names_a_store(cls, value: str) -> str:
+        _store_of(value)  # InvalidDatabaseUrl names what is wrong with it
+        return value
+
+    @property
+    def store(self) -> Store:
+        """The store the database URL names, parsed once."""
+        return _store_of(self.database_url)
 
     @field_validator("audit_hmac_key", mode="before")
     @classmethod
@@ -130,3 +143,8 @@ class Settings(BaseSettings):
             default_currency=self.default_currency,
             max_future_skew=timedelta(seconds=self.max_future_skew_seconds),
         )
+
+
+@lru_cache(maxsize=8)
+def _store_of(database_url: str) -> Store:
+    return Store.from_url(database_url)

@@ -8,9 +8,9 @@ from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import Tracking
-from eventsourcing.utils import get_topic
 
-from lifecycle.vocabulary import Kind
+from lifecycle.domain.vocabulary import Kind
+from lifecycle.persistence.topics import stored_topics
 from projections.pairs import CaseModel, CaseView, case_table
 from projections.readmodel import TouchpointRecorded
 from projections.views import PostgresView, SQLiteView
@@ -36,7 +36,7 @@ class Complaints(CaseModel):
     name = "complaints"
     description = "complaints, open and resolved"
     view_classes = {"sqlite": SQLiteComplaintsView, "postgres": PostgresComplaintsView}  # noqa: RUF012
-    topics = (get_topic(TouchpointRecorded),)
+    topics = stored_topics(TouchpointRecorded)
     touchpoint_kinds = frozenset({Kind.COMPLAINT.value, Kind.COMPLAINT_RESOLVED.value})
 
     @singledispatchmethod

@@ -15,17 +15,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lifecycle.application import LifecycleApplication
-from lifecycle.bootstrap import build_application
-from lifecycle.settings import Settings
-from projections.bootstrap import (
+from lifecycle.service.application import LifecycleApplication
+from projections.views import NEXT, SqlView
+from projections.wiring import (
+    Wiring,
     build_runner,
     close_runner,
     close_view,
-    open_view,
     read_model_classes,
 )
-from projections.views import NEXT, SqlView
 
 ROUNDS = 5
 
@@ -54,33 +52,31 @@ class DriftReport:
     differences: list[RowDifference] = field(default_factory=list)
 
 
-def find_drift(settings: Settings, names: Sequence[str] | None = None) -> DriftReport:
+def find_drift(wiring: Wiring, names: Sequence[str] | None = None) -> DriftReport:
     """Compare every named read model (all by default) with a fresh rebuild."""
-    app = build_application(settings)
+    app = wiring.application()
     report = DriftReport()
     try:
         for model in read_model_classes(names):
-            _compare(settings, app, model, report)
+            _compare(wiring, app, model, report)
     finally:
         app.close()
     return report
 
 
-def _compare(
-    settings: Settings, app: LifecycleApplication, model: Any, report: DriftReport
-) -> None:
-    live = open_view(settings, model)
-    scratch = open_view(settings, model, generation=NEXT)
+def _compare(wiring: Wiring, app: LifecycleApplication, model: Any, report: DriftReport) -> None:
+    live = wiring.open_view(model)
+    scratch = wiring.open_view(model, generation=NEXT)
     try:
         with live.rebuilding():
-            _compare_generations(settings, app, model, live, scratch, report)
+            _compare_generations(wiring, app, model, live, scratch, report)
     finally:
         close_view(scratch)
         close_view(live)
 
 
 def _compare_generations(
-    settings: Settings,
+    wiring: Wiring,
     app: LifecycleApplication,
     model: Any,
     live: SqlView,
@@ -89,7 +85,7 @@ def _compare_generations(
 ) -> None:
     try:
         scratch.drop_next()
-        live_position, scratch_position = _align(settings, app, model.name, live, scratch)
+        live_position, scratch_position = _align(wiring, app, model.name, live, scratch)
         report.positions[model.name] = live_position
         if live_position != scratch_position:
             raise RuntimeError(
@@ -120,15 +116,15 @@ def _compare_generations(
 
 
 def _align(
-    settings: Settings, app: LifecycleApplication, name: str, live: SqlView, scratch: SqlView
+    wiring: Wiring, app: LifecycleApplication, name: str, live: SqlView, scratch: SqlView
 ) -> tuple[int | None, int | None]:
     live_position = scratch_position = None
     for _ in range(ROUNDS):
         for generation in (None, NEXT):
             runner = (
-                build_runner(settings, app, [name])
+                build_runner(wiring, app, [name])
                 if generation is None
-                else build_runner(settings, app, [name], generation=NEXT)
+                else build_runner(wiring, app, [name], generation=NEXT)
             )
             try:
                 runner.catch_up()

@@ -23,7 +23,7 @@ from typing import Any
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import Tracking
 
-from lifecycle.vocabulary import Kind, Stage
+from lifecycle.domain.vocabulary import Kind, Stage
 from projections.readmodel import (
     ReadModel,
     RelationshipStarted,

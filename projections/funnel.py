@@ -21,8 +21,8 @@ from typing import Any
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import Tracking
 
-from lifecycle.policy import CANCELLED, MANUAL
-from lifecycle.vocabulary import Kind, Stage
+from lifecycle.domain.policy import CANCELLED, MANUAL
+from lifecycle.domain.vocabulary import Kind, Stage
 from projections.readmodel import (
     ReadModel,
     RelationshipStarted,

@@ -9,9 +9,9 @@ from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import Tracking
-from eventsourcing.utils import get_topic
 
-from lifecycle.vocabulary import Kind
+from lifecycle.domain.vocabulary import Kind
+from lifecycle.persistence.topics import stored_topics
 from projections.pairs import CaseModel, CaseView, case_table
 from projections.readmodel import TouchpointRecorded
 from projections.views import PostgresView, SQLiteView
@@ -37,7 +37,7 @@ class Inquiries(CaseModel):
     name = "inquiries"
     description = "inquiry response times"
     view_classes = {"sqlite": SQLiteInquiriesView, "postgres": PostgresInquiriesView}  # noqa: RUF012
-    topics = (get_topic(TouchpointRecorded),)
+    topics = stored_topics(TouchpointRecorded)
     touchpoint_kinds = frozenset({Kind.INQUIRY.value, Kind.RESPONSE.value})
 
     @singledispatchmethod

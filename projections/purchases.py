@@ -34,7 +34,7 @@ import orjson
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import Tracking
 
-from lifecycle.vocabulary import Kind
+from lifecycle.domain.vocabulary import Kind
 from projections.readmodel import ReadModel, RelationshipStarted, RowCache, TouchpointRecorded
 from projections.views import PostgresView, SQLiteView, SqlView, Table, chunks
 

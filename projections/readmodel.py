@@ -23,9 +23,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
-from eventsourcing.utils import get_topic
 
-from lifecycle.relationship import Relationship
+from lifecycle.domain.relationship import Relationship
+from lifecycle.persistence.topics import stored_topics
 from projections.views import SqlView
 
 # The events every read model folds (RelationshipStarted is made by ``@event`` at class
@@ -49,9 +49,12 @@ class ReadModel(Projection[TView]):
     view_classes: ClassVar[dict[str, type[SqlView]]] = {}
     """The view class for each backend ("sqlite", "postgres")."""
     topics: tuple[str, ...] = tuple(
-        get_topic(cls) for cls in (RelationshipStarted, TouchpointRecorded, StageChanged)
+        topic
+        for cls in (RelationshipStarted, TouchpointRecorded, StageChanged)
+        for topic in stored_topics(cls)
     )
-    """The event classes read from the log (the library's ``Projection.topics``)."""
+    """The event classes read from the log, by every topic they are stored under (the
+    library's ``Projection.topics``)."""
     touchpoint_kinds: ClassVar[frozenset[str] | None] = None
     """The kinds of touchpoint this read model folds (None: all); the runner does not
     hand it the others."""

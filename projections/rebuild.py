@@ -37,18 +37,16 @@ from typing import Any
 
 import structlog
 
-from lifecycle.application import LifecycleApplication
-from lifecycle.bootstrap import build_application, build_log_reader
 from lifecycle.logs import configure_logging
-from lifecycle.settings import Settings
-from projections.bootstrap import (
+from lifecycle.service.application import LifecycleApplication
+from projections.views import NEXT, SqlView
+from projections.wiring import (
+    Wiring,
     build_runner,
     close_runner,
     close_view,
-    open_view,
     read_model_classes,
 )
-from projections.views import NEXT, SqlView
 
 log = structlog.get_logger(__name__)
 
@@ -92,7 +90,7 @@ class RebuildOutcome:
 
 
 def rebuild(
-    settings: Settings,
+    wiring: Wiring,
     names: Sequence[str] | None = None,
     *,
     advance: Callable[[int], None] | None = None,
@@ -106,13 +104,13 @@ def rebuild(
     for a short log; 1 rebuilds in this process, reading with ``app`` if given).
     ``advance`` is told how many events of the log every part has got through since it
     was last told."""
-    application = app or build_application(settings)
-    live_views = {model.name: open_view(settings, model) for model in read_model_classes(names)}
+    application = app or wiring.application()
+    live_views = {model.name: wiring.open_view(model) for model in read_model_classes(names)}
     try:
         with contextlib.ExitStack() as held:
             for view in live_views.values():
                 held.enter_context(view.rebuilding())
-            return _rebuild_locked(settings, live_views, application, advance, workers)
+            return _rebuild_locked(wiring, live_views, application, advance, workers)
     finally:
         for view in live_views.values():
             close_view(view)
@@ -121,7 +119,7 @@ def rebuild(
 
 
 def _rebuild_locked(
-    settings: Settings,
+    wiring: Wiring,
     live_views: dict[str, SqlView],
     application: LifecycleApplication,
     advance: Callable[[int], None] | None,
@@ -132,15 +130,15 @@ def _rebuild_locked(
         view.drop_next()
     # The next tables exist before the parts start: concurrent DDL fails on PostgreSQL.
     for model in read_model_classes(names):
-        close_view(open_view(settings, model, NEXT))
+        close_view(wiring.open_view(model, NEXT))
     head = application.recorder.max_notification_id() or 0
     if workers is None:
-        workers = min(settings.projection_rebuild_workers, 1 + head // EVENTS_PER_WORKER)
+        workers = min(wiring.settings.projection_rebuild_workers, 1 + head // EVENTS_PER_WORKER)
     started = time.perf_counter()
     if workers == 1:
-        outcomes = [_rebuild_part(settings, names, (0, 1), head, advance, application)]
+        outcomes = [_rebuild_part(wiring, names, (0, 1), head, advance, application)]
     else:
-        outcomes = _rebuild_in_workers(settings, names, workers, head, advance, application)
+        outcomes = _rebuild_in_workers(wiring, names, workers, head, advance, application)
     seconds = time.perf_counter() - started
     positions: dict[str, int | None] = {}
     for name, view in live_views.items():
@@ -155,7 +153,7 @@ def _rebuild_locked(
 
 
 def _rebuild_part(
-    settings: Settings,
+    wiring: Wiring,
     names: Sequence[str],
     part: tuple[int, int],
     head: int,
@@ -164,9 +162,7 @@ def _rebuild_part(
 ) -> PartOutcome:
     """Rebuild ``names`` for one part of the customers, up to ``head``, in this process
     (no swap)."""
-    runner = build_runner(
-        settings, application, names, generation=NEXT, partition=part, stop_at=head
-    )
+    runner = build_runner(wiring, application, names, generation=NEXT, partition=part, stop_at=head)
     try:
         started = time.perf_counter()
         runner.catch_up(advance)
@@ -177,7 +173,7 @@ def _rebuild_part(
 
 
 def _rebuild_in_workers(
-    settings: Settings,
+    wiring: Wiring,
     names: list[str],
     parts: int,
     head: int,
@@ -191,7 +187,7 @@ def _rebuild_in_workers(
     workers = {
         index: context.Process(
             target=_worker,
-            args=(settings, names, (index, parts), head, messages),
+            args=(wiring, names, (index, parts), head, messages),
             name=f"rebuild-part-{index}",
             daemon=True,
         )
@@ -202,7 +198,7 @@ def _rebuild_in_workers(
     heard = _Parts(parts, workers, messages, advance)
     try:
         heard.outcomes[0] = _rebuild_part(
-            settings, names, (0, parts), head, heard.read_here, application
+            wiring, names, (0, parts), head, heard.read_here, application
         )
         while len(heard.outcomes) < parts:
             heard.receive(timeout=0.5)
@@ -272,19 +268,19 @@ class _Parts:
 
 
 def _worker(
-    settings: Settings,
+    wiring: Wiring,
     names: list[str],
     part: tuple[int, int],
     head: int,
     messages: multiprocessing.Queue[tuple[str, int, Any]],
 ) -> None:
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(wiring.settings.log_format, wiring.settings.log_level)
     index = part[0]
     reader: LifecycleApplication | None = None
     try:
-        reader = build_log_reader(settings)
+        reader = wiring.log_reader()
         outcome = _rebuild_part(
-            settings, names, part, head, lambda n: messages.put(("read", index, n)), reader
+            wiring, names, part, head, lambda n: messages.put(("read", index, n)), reader
         )
     except BaseException as error:
         log.exception("projection_rebuild_failed", part=index, projections=names)

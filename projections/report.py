@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from lifecycle.settings import Settings
-from lifecycle.vocabulary import Stage
-from projections.bootstrap import close_view, open_view
+from lifecycle.domain.vocabulary import Stage
 from projections.funnel import STARTED, Funnel, FunnelFigures, FunnelView
 from projections.summary import CohortRow, Summary, SummaryView
+from projections.wiring import Wiring, close_view
 
 FUNNEL_COLOUR = "#2b6cb0"
 FUNNEL_NOW_COLOUR = "#90cdf4"
@@ -41,10 +40,10 @@ class ReportData:
     generated_at: datetime
 
 
-def gather(settings: Settings, generated_at: datetime) -> ReportData:
+def gather(wiring: Wiring, generated_at: datetime) -> ReportData:
     """Read what the report shows from the funnel and summary views."""
-    funnel_view: FunnelView = open_view(settings, Funnel)  # type: ignore[assignment]
-    summary_view: SummaryView = open_view(settings, Summary)  # type: ignore[assignment]
+    funnel_view: FunnelView = wiring.open_view(Funnel)  # type: ignore[assignment]
+    summary_view: SummaryView = wiring.open_view(Summary)  # type: ignore[assignment]
     try:
         figures, funnel_position = funnel_view.figures()
         cohorts, summary_position = summary_view.cohorts()
@@ -56,8 +55,8 @@ def gather(settings: Settings, generated_at: datetime) -> ReportData:
     )
 
 
-def write_report(settings: Settings, out: Path, generated_at: datetime) -> ReportData:
-    data = gather(settings, generated_at)
+def write_report(wiring: Wiring, out: Path, generated_at: datetime) -> ReportData:
+    data = gather(wiring, generated_at)
     out.write_text(render(data), encoding="utf-8")
     return data
 

@@ -45,9 +45,10 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic
 
-from lifecycle.recorders import BulkSQLiteProcessRecorder
-from lifecycle.transcoding import stored_kinds
-from lifecycle.vocabulary import Kind
+from lifecycle.domain.vocabulary import Kind
+from lifecycle.persistence.recorders import BulkSQLiteProcessRecorder
+from lifecycle.persistence.topics import current_topic, stored_topics
+from lifecycle.persistence.transcoding import stored_kinds
 from projections import metrics
 from projections.readmodel import ReadModel, TouchpointRecorded
 from projections.views import PositionMoved
@@ -55,6 +56,7 @@ from projections.views import PositionMoved
 log = structlog.get_logger(__name__)
 
 TOUCHPOINT_TOPIC = get_topic(TouchpointRecorded)
+TOUCHPOINT_TOPICS = frozenset(stored_topics(TouchpointRecorded))
 ALL_KINDS = frozenset(kind.value for kind in Kind)
 
 DEFAULT_PAGE_SIZE = 2_000
@@ -91,8 +93,9 @@ class Lane:
         if not self.topics:
             self.accepts = None
         else:
-            self.accepts = self.topics - {TOUCHPOINT_TOPIC}
-            if TOUCHPOINT_TOPIC in self.topics:
+            current = frozenset(current_topic(topic) for topic in self.topics)
+            self.accepts = current - {TOUCHPOINT_TOPIC}
+            if TOUCHPOINT_TOPIC in current:
                 self.accepts |= ALL_KINDS if kinds is None else kinds
 
     @property
@@ -227,7 +230,7 @@ class Runner:
         to_domain_event: Callable[[Any], Any] = self.mapper.to_domain_event
         app = self.application_name
         wanted = self._topics()
-        touchpoint = TOUCHPOINT_TOPIC
+        touchpoints = TOUCHPOINT_TOPICS
         needed_kinds = self._needed_kinds
         index, parts = (0, 1) if self._part_in_sql else self.partition or (0, 1)
         keyed = []
@@ -237,14 +240,15 @@ class Runner:
             topic = n.topic
             if wanted and topic not in wanted:
                 continue
-            if topic == touchpoint and needed_kinds is not None:
+            if topic in touchpoints and needed_kinds is not None:
                 # Decoding is most of a read: a touchpoint no read model here folds is
                 # passed over on what its bytes say its kind is.
                 kinds = stored_kinds(n.state)
                 if kinds and not any(kind in needed_kinds for kind in kinds):
                     continue
             event = to_domain_event(n)
-            keyed.append((event.kind if topic == touchpoint else topic, event, Tracking(app, n.id)))
+            key = event.kind if topic in touchpoints else current_topic(topic)
+            keyed.append((key, event, Tracking(app, n.id)))
         first = keyed[0][2].notification_id if keyed else end
         for lane in self.lanes:
             if lane.read >= end:

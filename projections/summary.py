@@ -25,7 +25,7 @@ import orjson
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import Tracking
 
-from lifecycle.vocabulary import PHASE_OF_KIND, Channel, Kind, Phase, Stage
+from lifecycle.domain.vocabulary import PHASE_OF_KIND, Channel, Kind, Phase, Stage
 from projections.readmodel import (
     ReadModel,
     RelationshipStarted,

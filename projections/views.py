@@ -41,7 +41,7 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 
-from lifecycle.errors import LifecycleError
+from lifecycle.domain.errors import LifecycleError
 
 T = TypeVar("T")
 

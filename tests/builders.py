@@ -7,8 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lifecycle.touchpoints import Touchpoint
-from lifecycle.vocabulary import Channel, Kind
+from lifecycle.domain.touchpoints import Touchpoint
+from lifecycle.domain.vocabulary import Channel, Kind
 
 DAY_ZERO = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 _ids = itertools.count(1)

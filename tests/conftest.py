@@ -17,8 +17,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from lifecycle.application import LifecycleApplication
-from lifecycle.bootstrap import build_application
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,7 +68,7 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings) -> Iterator[LifecycleApplication]:
-    application = build_application(settings)
+    application = Components(settings).application()
     yield application
     application.close()
 

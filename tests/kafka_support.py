@@ -22,9 +22,9 @@ from kafka import KafkaConsumer, TopicPartition
 from consumers.broker import EmbeddedBroker, Topics, ensure_topics, free_port
 from consumers.clients import new_producer
 from consumers.ingest import TouchpointIngest
-from lifecycle.application import LifecycleApplication
-from lifecycle.bootstrap import build_ingest
-from lifecycle.relationship import Relationship
+from lifecycle.domain.relationship import Relationship
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
 
 TOUCHPOINT_RECORDED_TOPIC = get_topic(Relationship.TouchpointRecorded)
@@ -163,8 +163,7 @@ def ingest_for(
     topics: Topics,
     group_id: str | None = None,
 ) -> TouchpointIngest:
-    return build_ingest(
-        settings,
+    return Components(settings).ingest(
         app,
         bootstrap=bootstrap,
         topics=topics,

@@ -1,6 +1,6 @@
 """Hash-chain links checked from stored bytes, without reviving domain types.
 
-``lifecycle.hashchain`` defines what an event's hash covers: a header (previous hash,
+``lifecycle.domain.hashchain`` defines what an event's hash covers: a header (previous hash,
 relationship id, version, event type) and the canonical body of the event's other
 fields. The application stores an event as ``{"hash":"…","previous_hash":"…",``
 followed by that body, so the check is one SHA-256 over the stored bytes. A stored
@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from lifecycle.hashchain import HASH, PREVIOUS_HASH, canonical_body, header
+from lifecycle.domain.hashchain import HASH, PREVIOUS_HASH, canonical_body, header
 
 GLOBAL_GENESIS = bytes(32)
 
@@ -39,7 +39,8 @@ _EVENT_TYPES: dict[str, str] = {}
 
 
 def event_type_of(topic: str) -> str:
-    """``lifecycle.relationship:Relationship.TouchpointRecorded`` -> ``TouchpointRecorded``"""
+    """The event's class name: ``module:Relationship.TouchpointRecorded`` ->
+    ``TouchpointRecorded`` (whichever module it was stored under)."""
     event_type = _EVENT_TYPES.get(topic)
     if event_type is None:
         event_type = _EVENT_TYPES[topic] = topic.rpartition(":")[2].rpartition(".")[2]

@@ -10,12 +10,12 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 
-from lifecycle.application import LifecycleApplication
-from lifecycle.errors import RelationshipNotFound
-from lifecycle.outbound import RelationshipEvent, to_relationship_event
-from lifecycle.personal import PersonalDataVault, Revealer
-from lifecycle.recorders import LogRow, stream_log
-from lifecycle.relationship import relationship_id
+from lifecycle.domain.errors import RelationshipNotFound
+from lifecycle.domain.outbound import RelationshipEvent, to_relationship_event
+from lifecycle.domain.relationship import relationship_id
+from lifecycle.persistence.personal import PersonalDataVault, Revealer
+from lifecycle.persistence.recorders import LogRow, stream_log
+from lifecycle.service.application import LifecycleApplication
 
 
 def audited_history(

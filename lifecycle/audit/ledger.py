@@ -31,7 +31,7 @@ from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from pydantic import BaseModel, ConfigDict, Field
 
-from lifecycle.errors import LifecycleError
+from lifecycle.domain.errors import LifecycleError
 
 ENTRY = struct.Struct(">q32s16sq")
 """One sealed event: position, event hash, relationship id, version. The first 40 bytes

@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 import structlog
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from lifecycle.application import LifecycleApplication
 from lifecycle.audit.chain import GLOBAL_GENESIS, advance, stored_chain_fields
 from lifecycle.audit.ledger import (
     ENTRY,
@@ -34,8 +33,9 @@ from lifecycle.audit.ledger import (
     block_payload,
     checkpoint_payload,
 )
-from lifecycle.errors import LifecycleError
-from lifecycle.recorders import read_log
+from lifecycle.domain.errors import LifecycleError
+from lifecycle.persistence.recorders import read_log
+from lifecycle.service.application import LifecycleApplication
 
 log = structlog.get_logger(__name__)
 

@@ -31,14 +31,14 @@ from uuid import UUID
 
 import orjson
 
-from lifecycle.application import LifecycleApplication
 from lifecycle.audit.chain import GLOBAL_GENESIS, HEAD_INPUT, Checked, check_rows
 from lifecycle.audit.ledger import AuditKey, AuditKeyMissing, AuditLedger, Block, Checkpoint
 from lifecycle.audit.sealing import BLOCK_PURPOSE, CHECKPOINT_PURPOSE
-from lifecycle.errors import RelationshipNotFound
-from lifecycle.hashchain import GENESIS_HASH
-from lifecycle.recorders import LogRow, read_log, stream_log
-from lifecycle.relationship import relationship_id
+from lifecycle.domain.errors import RelationshipNotFound
+from lifecycle.domain.hashchain import GENESIS_HASH
+from lifecycle.domain.relationship import relationship_id
+from lifecycle.persistence.recorders import LogRow, read_log, stream_log
+from lifecycle.service.application import LifecycleApplication
 
 PAGE = 20_000
 

@@ -16,7 +16,7 @@ import binascii
 import hmac
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -32,12 +32,11 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from pydantic import AfterValidator, AwareDatetime
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from consumers.metrics import REGISTRY as KAFKA_EDGE_REGISTRY
-from lifecycle.application import LifecycleApplication
 from lifecycle.audit.history import audited_history
-from lifecycle.errors import RelationshipNotFound
+from lifecycle.domain.errors import RelationshipNotFound
+from lifecycle.domain.vocabulary import Stage
+from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
-from lifecycle.vocabulary import Stage
 from projections import metrics
 from projections.api import models
 from projections.api.paths import KeepEncodedSlashes, register_segment_convertor
@@ -118,6 +117,9 @@ class ReadSide:
     views: dict[str, SqlView]
     application: LifecycleApplication
     close: Callable[[], None] = field(default=lambda: None)
+    metrics_registries: Sequence[CollectorRegistry] = ()
+    """Registries of other parts of this process (the Kafka edge's) that /metrics
+    serves beside the read side's."""
 
     def head(self) -> int:
         head = self.application.recorder.max_notification_id() or 0
@@ -183,7 +185,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         return Depends(dependency)
 
     reader, auditor, admin = authorize(READERS), authorize(AUDITORS), authorize(ADMINS)
-    scrape = _metrics_scraper()
+    scrape = _metrics_scraper(read_side.metrics_registries)
 
     def at_least(view: SqlView, min_position: int | None) -> None:
         if min_position is None:
@@ -748,14 +750,13 @@ def _decode_cursor(cursor: str | None, size: int) -> list[str] | None:
     return values
 
 
-def _metrics_scraper() -> Callable[[], bytes]:
+def _metrics_scraper(others: Sequence[CollectorRegistry]) -> Callable[[], bytes]:
     """What /metrics serves: this process's registries, or, in prometheus_client's
-    multiprocess mode (several workers, see ``projections.api.server``), the values every
-    process of the server wrote to the shared directory, whichever registry they belong
-    to (so the Kafka edge's registry is not added again)."""
+    multiprocess mode (several workers, see ``lifecycle.entrypoints.serve``), the values
+    every process of the server wrote to the shared directory, whichever registry they
+    belong to (so the other registries are not added again)."""
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # The Kafka edge keeps its counters in a registry of its own (consumers.metrics).
-        return lambda: generate_latest(REGISTRY) + generate_latest(KAFKA_EDGE_REGISTRY)
+        return lambda: b"".join(generate_latest(r) for r in (REGISTRY, *others))
     shared = CollectorRegistry()
     MultiProcessCollector(shared)  # type: ignore[no-untyped-call]
     return lambda: generate_latest(shared)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lifecycle.outbound import RelationshipEvent
+from lifecycle.domain.outbound import RelationshipEvent
 
 Position = Annotated[
     int,

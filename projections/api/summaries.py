@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from lifecycle.vocabulary import PHASE_OF_KIND, Phase, Stage
+from lifecycle.domain.vocabulary import PHASE_OF_KIND, Phase, Stage
 from projections.summary import (
     COMPLAINT_OPEN_TOO_LONG,
     FLAG_COMPLAINT,

@@ -14,7 +14,7 @@ import pytest
 from kafka import KafkaConsumer
 
 from consumers.broker import EmbeddedBroker, Topics, ensure_topics, free_port, port_is_open
-from lifecycle.bootstrap import build_application
+from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.settings import Settings
 from tests.conftest import run_cli
 from tests.kafka_support import (
@@ -129,7 +129,7 @@ def test_run_records_published_touchpoints_and_relays_the_resulting_events(
     source = tmp_path / "touchpoints.jsonl"
     source.write_bytes(b"\n".join(encode(m) for m in messages) + b"\n")
     engine = start("run", env=env, log=service_log)
-    reader = build_application(Settings(database_url=database_url))
+    reader = Components(Settings(database_url=database_url)).application()
     try:
         wait_until(lambda: port_is_open(port), timeout=15, what="the embedded broker")
         published = run_cli("publish", str(source), env=env)

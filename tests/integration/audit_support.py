@@ -14,19 +14,18 @@ from uuid import UUID
 import orjson
 import psycopg
 
-from lifecycle.application import LifecycleApplication
-from lifecycle.audit import audit_key, build_ledger
 from lifecycle.audit.ledger import ENTRY
 from lifecycle.audit.sealing import SealOutcome, seal
 from lifecycle.audit.verify import TamperingDetected, VerifyReport, verify_store
-from lifecycle.bootstrap import build_application
-from lifecycle.hashchain import GENESIS_HASH, HASH, PREVIOUS_HASH, reference_hasher
-from lifecycle.hashchain import header as chain_header
-from lifecycle.relationship import relationship_id
+from lifecycle.domain.hashchain import GENESIS_HASH, HASH, PREVIOUS_HASH, reference_hasher
+from lifecycle.domain.hashchain import header as chain_header
+from lifecycle.domain.relationship import relationship_id
+from lifecycle.domain.touchpoints import Touchpoint
+from lifecycle.domain.vocabulary import Channel, Kind
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.persistence.store import Store
+from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
-from lifecycle.store import Store
-from lifecycle.touchpoints import Touchpoint
-from lifecycle.vocabulary import Channel, Kind
 
 AUDIT_KEY = "test-audit-key-0123456789abcdef"
 DAY_ZERO = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
@@ -281,9 +280,9 @@ class AuditedStore:
 
     def __init__(self, database_url: str) -> None:
         self.settings = audited_settings(database_url)
-        self.app = build_application(self.settings)
-        self.ledger = build_ledger(self.settings)
-        key = audit_key(self.settings)
+        self.app = Components(self.settings).application()
+        self.ledger = Components(self.settings).ledger()
+        key = Components(self.settings).audit_key()
         assert key is not None
         self.key = key
         self.tamperer = Tamperer(self.settings)

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from eventsourcing.persistence import Tracking
 
-from lifecycle.application import LifecycleApplication
-from lifecycle.bootstrap import build_application
-from lifecycle.errors import RelationshipNotFound
-from lifecycle.recorders import BulkSQLiteProcessRecorder
-from lifecycle.relationship import Relationship
+from lifecycle.domain.errors import RelationshipNotFound
+from lifecycle.domain.relationship import Relationship
+from lifecycle.domain.vocabulary import Stage
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.persistence.recorders import BulkSQLiteProcessRecorder
+from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
-from lifecycle.vocabulary import Stage
 from tests.builders import DAY_ZERO, touchpoint
 
 
@@ -45,7 +45,7 @@ def test_a_fresh_process_sees_the_duplicates_too(
 ) -> None:
     batch = [touchpoint("purchase", 0, customer="a")]
     app.record_batch(batch)
-    other = build_application(settings)
+    other = Components(settings).application()
     try:
         assert other.record_batch(batch).duplicates == 1
     finally:
@@ -71,14 +71,14 @@ def test_a_concurrent_writer_is_caught_and_the_batch_retried(
     app: LifecycleApplication, settings: Settings
 ) -> None:
     app.record_batch([touchpoint("purchase", 0, customer="a")])  # now cached in `app`
-    other = build_application(settings)
+    other = Components(settings).application()
     try:
         other.record_batch([touchpoint("purchase", 1, customer="a")])
     finally:
         other.close()
     outcome = app.record_batch([touchpoint("renewal", 2, customer="a")])
     assert outcome.recorded == 1
-    reloaded = build_application(settings)
+    reloaded = Components(settings).application()
     try:
         relationship = reloaded.relationship("a")
         assert relationship.touchpoint_count == 3
@@ -88,7 +88,7 @@ def test_a_concurrent_writer_is_caught_and_the_batch_retried(
 
 
 def test_a_long_history_loads_from_a_snapshot(settings: Settings) -> None:
-    app = build_application(settings.model_copy(update={"snapshot_interval": 10}))
+    app = Components(settings.model_copy(update={"snapshot_interval": 10})).application()
     try:
         for day in range(0, 45, 5):
             app.record_batch(
@@ -191,9 +191,9 @@ def test_a_large_batch_is_recorded_in_one_transaction(app: LifecycleApplication)
 def test_the_log_reads_as_the_librarys_recorder_reads_it(sqlite_url: str) -> None:
     from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-    from lifecycle.application import RELATIONSHIP_STARTED_TOPIC
+    from lifecycle.service.application import RELATIONSHIP_STARTED_TOPICS
 
-    application = build_application(Settings(database_url=sqlite_url))
+    application = Components(Settings(database_url=sqlite_url)).application()
     try:
         application.record_batch(
             [touchpoint("purchase", n, customer=f"c{n % 3}", amount="5") for n in range(9)]
@@ -205,7 +205,7 @@ def test_the_log_reads_as_the_librarys_recorder_reads_it(sqlite_url: str) -> Non
             {"start": 1, "limit": 100},
             {"start": 3, "limit": 4},
             {"start": 3, "limit": 100, "stop": 7, "inclusive_of_start": False},
-            {"start": None, "limit": 100, "topics": [RELATIONSHIP_STARTED_TOPIC]},
+            {"start": None, "limit": 100, "topics": RELATIONSHIP_STARTED_TOPICS},
         ):
             assert recorder.select_notifications(**query) == library(recorder, **query)
     finally:
@@ -215,7 +215,7 @@ def test_the_log_reads_as_the_librarys_recorder_reads_it(sqlite_url: str) -> Non
 def test_a_part_of_the_log_holds_the_events_of_its_customers_only(sqlite_url: str) -> None:
     from projections.runner import partition_of
 
-    application = build_application(Settings(database_url=sqlite_url))
+    application = Components(Settings(database_url=sqlite_url)).application()
     try:
         application.record_batch(
             [touchpoint("purchase", n, customer=f"c{n}", amount="5") for n in range(40)]

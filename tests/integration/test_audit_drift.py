@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from lifecycle.application import LifecycleApplication
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
 from projections.drift import find_drift
 from projections.service import catch_up
@@ -26,8 +27,8 @@ def record_some(app: LifecycleApplication) -> None:
 
 def test_live_read_models_equal_a_rebuild(app: LifecycleApplication, settings: Settings) -> None:
     record_some(app)
-    catch_up(settings, app=app)
-    report = find_drift(settings)
+    catch_up(Components(settings), app=app)
+    report = find_drift(Components(settings))
     assert report.differences == []
     assert report.rows_compared > 0
 
@@ -36,7 +37,7 @@ def test_drift_catches_the_live_tables_up_before_comparing(
     app: LifecycleApplication, settings: Settings
 ) -> None:
     record_some(app)
-    assert find_drift(settings).differences == []
+    assert find_drift(Components(settings)).differences == []
 
 
 def test_an_edited_live_row_is_named_by_its_key(tmp_path: Path) -> None:

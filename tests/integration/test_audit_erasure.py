@@ -14,11 +14,11 @@ import structlog
 from lifecycle.audit.export import export_events
 from lifecycle.audit.history import audited_history
 from lifecycle.audit.sealing import PeriodicSealer
-from lifecycle.bootstrap import build_application
-from lifecycle.cli.records import describe_state
-from lifecycle.errors import RelationshipNotFound
-from lifecycle.personal import ERASED_MARKER
-from lifecycle.store import Store
+from lifecycle.domain.errors import RelationshipNotFound
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.entrypoints.cli.records import describe_state
+from lifecycle.persistence.personal import ERASED_MARKER
+from lifecycle.persistence.store import Store
 from tests.integration.audit_support import (
     DAY_ZERO,
     PLAINTEXT_EMAIL,
@@ -125,7 +125,7 @@ def test_forgetting_twice_records_one_erasure(store: AuditedStore) -> None:
 
 
 def test_another_process_reads_the_same_customer_key(store: AuditedStore) -> None:
-    other = build_application(store.settings)
+    other = Components(store.settings).application()
     try:
         views = [e.personal for e in audited_history(other, "ann") if e.personal]
     finally:

@@ -12,7 +12,7 @@ import pytest
 
 from lifecycle.audit.export import EVENTS_FILE, MANIFEST_FILE, export_events, verify_export
 from lifecycle.audit.verify import TamperingDetected
-from lifecycle.outbound import RelationshipEvent
+from lifecycle.domain.outbound import RelationshipEvent
 from tests.integration.audit_support import (
     DAY_ZERO,
     AuditedStore,

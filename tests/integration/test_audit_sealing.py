@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from lifecycle.audit import build_sealer
 from lifecycle.audit.ledger import AuditKey
 from lifecycle.audit.sealing import (
     CHECKPOINT_PURPOSE,
@@ -15,6 +14,7 @@ from lifecycle.audit.sealing import (
     PeriodicSealer,
     seal,
 )
+from lifecycle.entrypoints.bootstrap import Components
 from tests.integration.audit_support import (
     DAY_ZERO,
     AuditedStore,
@@ -90,7 +90,7 @@ def test_the_periodic_sealer_seals_what_arrives(store: AuditedStore) -> None:
 
 def test_the_sealer_for_lifecycle_run_is_built_from_settings(store: AuditedStore) -> None:
     settings = store.settings.model_copy(update={"audit_seal_interval_seconds": 42.0})
-    sealer = build_sealer(settings, store.app)
+    sealer = Components(settings).sealer(store.app)
     try:
         outcome = sealer.seal_once()
     finally:

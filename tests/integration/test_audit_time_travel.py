@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lifecycle.audit.history import audited_history
-from lifecycle.cli.records import describe_state
-from lifecycle.errors import RelationshipNotFound
-from lifecycle.relationship import Relationship
-from lifecycle.touchpoints import Touchpoint
-from lifecycle.vocabulary import Channel, Kind
+from lifecycle.domain.errors import RelationshipNotFound
+from lifecycle.domain.relationship import Relationship
+from lifecycle.domain.touchpoints import Touchpoint
+from lifecycle.domain.vocabulary import Channel, Kind
+from lifecycle.entrypoints.cli.records import describe_state
 from tests.integration.audit_support import DAY_ZERO, AuditedStore, audited_store
 
 _customers = itertools.count()

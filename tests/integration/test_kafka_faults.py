@@ -11,10 +11,10 @@ import pytest
 import structlog
 
 from consumers.broker import EmbeddedBroker, ensure_topics, free_port
-from lifecycle.application import LifecycleApplication
-from lifecycle.bootstrap import build_application
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.persistence.store import Store
+from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
-from lifecycle.store import Store
 from tests.kafka_support import (
     RunningIngest,
     ingest_for,
@@ -41,7 +41,7 @@ def test_the_consumer_resumes_after_the_broker_is_stopped_and_started_again(
     topics = own_broker.topics
     before = population(customers=10, per_customer=3, prefix="before")
     after = population(customers=10, per_customer=3, prefix="after")
-    reader = build_application(settings)
+    reader = Components(settings).application()
     ingest = ingest_for(settings, app, own_broker.bootstrap, topics)
 
     with structlog.testing.capture_logs() as logs, RunningIngest(ingest):
@@ -70,8 +70,8 @@ def test_the_consumer_waits_for_an_unavailable_database_and_records_everything_o
     settings = Settings(database_url=postgres_url, log_format="json")
     topics = unique_topics(partitions=1)
     ensure_topics(kafka_broker.bootstrap, topics)
-    app = build_application(settings)
-    reader = build_application(settings)
+    app = Components(settings).application()
+    reader = Components(settings).application()
     ingest = ingest_for(settings, app, kafka_broker.bootstrap, topics)
     before = population(customers=5, per_customer=4, prefix="before")
     during = population(customers=5, per_customer=4, prefix="during")
@@ -86,7 +86,7 @@ def test_the_consumer_waits_for_an_unavailable_database_and_records_everything_o
         time.sleep(1)  # the consumer keeps retrying the same chunk meanwhile
         _allow_connections(postgres_server, database)
         reader.close()  # its connections were cut; a new reader connects afresh
-        reader = build_application(settings)
+        reader = Components(settings).application()
         wait_until(lambda: sum(recorded_event_ids(reader).values()) == len(before + during))
 
     assert recorded_event_ids(reader) == {m["event_id"]: 1 for m in before + during}

@@ -11,9 +11,9 @@ import pytest
 from consumers.broker import EmbeddedBroker, Topics
 from consumers.ingest import IngestStats
 from consumers.metrics import REGISTRY
-from lifecycle.application import LifecycleApplication
-from lifecycle.bootstrap import build_application
-from lifecycle.messages import MAX_MESSAGE_BYTES
+from lifecycle.domain.messages import MAX_MESSAGE_BYTES
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
 from tests.kafka_support import (
     encode,
@@ -167,7 +167,7 @@ def test_a_consumer_resumes_from_the_positions_stored_in_the_database_not_from_k
     targets = publish(kafka_broker.bootstrap, kafka_topics.touchpoints, keyed(later))
 
     # A group with no committed offsets at all: only the database knows where to resume.
-    restarted = build_application(settings)
+    restarted = Components(settings).application()
     try:
         consumed = consume(settings, restarted, kafka_broker, kafka_topics, targets, "new-group")
     finally:

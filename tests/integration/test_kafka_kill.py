@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from consumers.broker import EmbeddedBroker, ensure_topics
-from lifecycle.bootstrap import build_application
+from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.settings import Settings
 from tests.kafka_support import (
     keyed,
@@ -54,7 +54,7 @@ def test_a_consumer_killed_mid_stream_and_restarted_records_each_message_exactly
     for n, letter in enumerate(poison):
         sendables.insert(n * 400, letter)
     publish(kafka_broker.bootstrap, topics.touchpoints, sendables)
-    reader = build_application(Settings(database_url=database_url))
+    reader = Components(Settings(database_url=database_url)).application()
     log = tmp_path / "consumer.log"
 
     first = start_consumer(env, log)

@@ -11,17 +11,17 @@ from eventsourcing.persistence import InfrastructureFactory, TrackingRecorder
 
 from consumers.broker import EmbeddedBroker, Topics
 from consumers.relay import Relay
-from lifecycle.application import LifecycleApplication
-from lifecycle.bootstrap import build_relay, build_relay_tracking
-from lifecycle.messages import MessageRules, parse_touchpoint, utc_now
-from lifecycle.outbound import RelationshipEvent, to_relationship_event
+from lifecycle.domain.messages import MessageRules, parse_touchpoint, utc_now
+from lifecycle.domain.outbound import RelationshipEvent, to_relationship_event
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
 from tests.kafka_support import encode, population, read_topic
 
 
 @pytest.fixture
 def relay_tracking(settings: Settings) -> Iterator[InfrastructureFactory[TrackingRecorder]]:
-    factory = build_relay_tracking(settings)
+    factory = Components(settings).relay_tracking()
     yield factory
     factory.close()
 
@@ -39,7 +39,9 @@ def relay_everything(
     topics: Topics,
 ) -> int:
     stop = threading.Event()
-    relay: Relay = build_relay(settings, app, tracking, bootstrap=broker.bootstrap, topics=topics)
+    relay: Relay = Components(settings).relay(
+        app, tracking, bootstrap=broker.bootstrap, topics=topics
+    )
     with relay.open(stop):
         return relay.relay_available(stop)
 
@@ -63,7 +65,7 @@ def test_the_relay_output_matches_the_event_log_one_to_one_after_a_restart(
     record(app, population(customers=25, per_customer=3, prefix="late"))
 
     # A new relay with a new connection to its tracking store: a restarted process.
-    restarted = build_relay_tracking(settings)
+    restarted = Components(settings).relay_tracking()
     try:
         second_run = relay_everything(
             settings, app, restarted.tracking_recorder(), kafka_broker, kafka_topics

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from consumers.broker import EmbeddedBroker, ensure_topics
-from lifecycle.application import LifecycleApplication
-from lifecycle.bootstrap import build_application
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
 from tests.kafka_support import (
     RunningIngest,
@@ -32,7 +32,7 @@ def postgres_settings(postgres_url: str) -> Settings:
 
 @pytest.fixture
 def apps(postgres_settings: Settings) -> Iterator[list[LifecycleApplication]]:
-    applications = [build_application(postgres_settings) for _ in range(3)]
+    applications = [Components(postgres_settings).application() for _ in range(3)]
     yield applications
     for application in applications:
         application.close()

@@ -8,10 +8,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lifecycle.bootstrap import build_application
-from lifecycle.relationship import relationship_id
+from lifecycle.domain.relationship import relationship_id
+from lifecycle.domain.touchpoints import Touchpoint
+from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.settings import Settings
-from lifecycle.touchpoints import Touchpoint
 from tests.unit.test_policy_properties import touchpoints
 
 
@@ -29,11 +29,11 @@ def test_reloading_from_sqlite_reproduces_the_recorded_state(
         settings_ = Settings(
             database_url=f"sqlite:///{Path(directory) / 'l.db'}", snapshot_interval=3
         )
-        writer = build_application(settings_)
+        writer = Components(settings_).application()
         for batch in batches:
             writer.record_batch(batch)
         recorded = writer.repository.get(relationship_id("cust-1"))  # the writer's own copy
-        reader = build_application(settings_)
+        reader = Components(settings_).application()
         reloaded = reader.relationship("cust-1")
         assert state_of(reloaded) == state_of(recorded)
         writer.close()

@@ -9,18 +9,18 @@ from typing import Any
 import pytest
 from eventsourcing.domain import Snapshot
 
-from lifecycle.errors import PersonalDataAlreadyErased
-from lifecycle.hashchain import (
+from lifecycle.domain.errors import PersonalDataAlreadyErased
+from lifecycle.domain.hashchain import (
     GENESIS_HASH,
     install_hasher,
     reference_event_hash,
     reference_hasher,
 )
-from lifecycle.policy import Policy
-from lifecycle.relationship import Relationship
-from lifecycle.touchpoints import Touchpoint
-from lifecycle.transcoding import orjson_hasher
-from lifecycle.vocabulary import Channel, Kind, Stage
+from lifecycle.domain.policy import Policy
+from lifecycle.domain.relationship import Relationship
+from lifecycle.domain.touchpoints import Touchpoint
+from lifecycle.domain.vocabulary import Channel, Kind, Stage
+from lifecycle.persistence.transcoding import orjson_hasher
 
 DAY_ZERO = datetime(2024, 1, 1, 9, 30, tzinfo=UTC)
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from lifecycle.errors import RejectedTouchpoint
-from lifecycle.messages import MAX_MESSAGE_BYTES, MessageRules, parse_touchpoint
-from lifecycle.vocabulary import Kind
+from lifecycle.domain.errors import RejectedTouchpoint
+from lifecycle.domain.messages import MAX_MESSAGE_BYTES, MessageRules, parse_touchpoint
+from lifecycle.domain.vocabulary import Kind
 from tests.builders import message
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)

@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from lifecycle.errors import InvalidPolicy, InvalidStageChange
-from lifecycle.policy import Policy
-from lifecycle.relationship import Relationship
-from lifecycle.touchpoints import Touchpoint
-from lifecycle.vocabulary import Stage
+from lifecycle.domain.errors import InvalidPolicy, InvalidStageChange
+from lifecycle.domain.policy import Policy
+from lifecycle.domain.relationship import Relationship
+from lifecycle.domain.touchpoints import Touchpoint
+from lifecycle.domain.vocabulary import Stage
 from tests.builders import DAY_ZERO, touchpoint
 
 POLICY = Policy.default()

@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lifecycle.policy import Policy
-from lifecycle.relationship import Relationship
-from lifecycle.touchpoints import Touchpoint
-from lifecycle.vocabulary import Kind, Stage
+from lifecycle.domain.policy import Policy
+from lifecycle.domain.relationship import Relationship
+from lifecycle.domain.touchpoints import Touchpoint
+from lifecycle.domain.vocabulary import Kind, Stage
 from tests.builders import touchpoint
 
 POLICY = Policy.default()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lifecycle.cli.schemas import render
-from lifecycle.outbound import relationship_event_json_schema
+from lifecycle.domain.outbound import relationship_event_json_schema
+from lifecycle.entrypoints.cli.schemas import render
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "relationship-event.v1.schema.json"
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lifecycle.cli.schemas import SCHEMAS, render
+from lifecycle.entrypoints.cli.schemas import SCHEMAS, render
 from tests.conftest import REPO
 
 

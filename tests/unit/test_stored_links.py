@@ -10,11 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lifecycle.audit.chain import check_rows, stored_chain_fields
-from lifecycle.hashchain import canonical_body, event_hash, install_hasher
-from lifecycle.transcoding import OrjsonTranscoder, orjson_canonical_body, orjson_hasher
+from lifecycle.domain.hashchain import canonical_body, event_hash, install_hasher
+from lifecycle.persistence.transcoding import OrjsonTranscoder, orjson_canonical_body, orjson_hasher
 
 RELATIONSHIP = "5b0b8f523c554a7e9d6a2f1f6c9e1a7d"
-TOPIC = "lifecycle.relationship:Relationship.TouchpointRecorded"
+TOPIC = "lifecycle.domain.relationship:Relationship.TouchpointRecorded"
 
 
 def json_values(integers: st.SearchStrategy[int]) -> st.SearchStrategy[Any]:

@@ -9,7 +9,7 @@ from decimal import Decimal
 import orjson
 from eventsourcing.persistence import JSONTranscoder
 
-from lifecycle.transcoding import OrjsonTranscoder, stored_kinds
+from lifecycle.persistence.transcoding import OrjsonTranscoder, stored_kinds
 
 STATE = {
     "customer_id": "c1",

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from lifecycle.application import LifecycleApplication
-from lifecycle.bootstrap import build_application
+from lifecycle.domain.vocabulary import Stage
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
-from lifecycle.vocabulary import Stage
-from projections.api import build_read_side, create_app
+from projections.api import create_app
 from projections.service import catch_up
 from tests.integration.projections.conftest import History, day
 
@@ -36,7 +36,7 @@ def api_settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def recorded(api_settings: Settings) -> Iterator[LifecycleApplication]:
-    app = build_application(api_settings)
+    app = Components(api_settings).application()
     history = History(app)
     history("alice", "inquiry", 0, event_id="q1")
     history("alice", "response", 0.5, in_reply_to="q1")
@@ -47,12 +47,12 @@ def recorded(api_settings: Settings) -> Iterator[LifecycleApplication]:
     history("bob", "cancellation", 3, reason="price")
     history("carol", "survey", 4, score=3)
     app.change_stage("carol", Stage.AWARENESS, actor="ana", reason="met at fair", at=day(5))
-    catch_up(api_settings, app=app)
+    catch_up(Components(api_settings), app=app)
     yield app
     app.close()
 
 
 @pytest.fixture
 def client(api_settings: Settings, recorded: LifecycleApplication) -> Iterator[TestClient]:
-    with TestClient(create_app(build_read_side(api_settings))) as test_client:
+    with TestClient(create_app(Components(api_settings).read_side())) as test_client:
         yield test_client

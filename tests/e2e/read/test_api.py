@@ -7,7 +7,8 @@ import threading
 import pytest
 from fastapi.testclient import TestClient
 
-from lifecycle.application import LifecycleApplication
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
 from projections.service import catch_up
 from tests.e2e.read.conftest import ADMIN, AUDITOR, READER
@@ -192,7 +193,7 @@ def test_a_request_waits_briefly_for_the_position_it_asks_for(
 ) -> None:
     History(recorded)("alice", "inquiry", 20, event_id="late-inquiry")
     wanted = recorded.recorder.max_notification_id()
-    projector = threading.Timer(0.05, catch_up, args=(api_settings,))
+    projector = threading.Timer(0.05, catch_up, args=(Components(api_settings),))
     projector.start()
 
     response = client.get(f"/v1/customers/alice?min_position={wanted}", headers=READER)
@@ -211,7 +212,7 @@ def test_readiness_follows_the_lag_of_the_read_models(
         history("dave", "inquiry", n)
 
     lagging = client.get("/readyz")
-    catch_up(api_settings)
+    catch_up(Components(api_settings))
 
     assert (lagging.status_code, lagging.json()["ready"]) == (503, False)
     assert client.get("/readyz").status_code == 200

@@ -10,9 +10,9 @@ from urllib.parse import quote
 import pytest
 from fastapi.testclient import TestClient
 
-from lifecycle.bootstrap import build_application
+from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.settings import Settings
-from projections.api import build_read_side, create_app
+from projections.api import create_app
 from projections.service import catch_up
 from tests.e2e.read.conftest import AUDITOR, READER
 from tests.integration.projections.conftest import History
@@ -28,14 +28,14 @@ ROUTES = {
 
 @pytest.fixture
 def client(api_settings: Settings) -> Iterator[TestClient]:
-    app = build_application(api_settings)
+    app = Components(api_settings).application()
     history = History(app)
     for customer in ODD_IDS:
         history(customer, "purchase", 1, amount="10", category="books")
     history("a/b", "inquiry", 2)  # its id is where another one's begins
-    catch_up(api_settings, app=app)
+    catch_up(Components(api_settings), app=app)
     app.close()
-    with TestClient(create_app(build_read_side(api_settings))) as test_client:
+    with TestClient(create_app(Components(api_settings).read_side())) as test_client:
         yield test_client
 
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from lifecycle.application import LifecycleApplication
-from lifecycle.bootstrap import build_application
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
-from projections.bootstrap import READ_MODEL_NAMES, close_view, open_views
 from projections.rebuild import rebuild
+from projections.wiring import READ_MODEL_NAMES, close_view, open_views
 from tests.conftest import run_cli
 
 
@@ -58,7 +58,7 @@ def _position(database: Path) -> int:
 
 
 def _dumps(settings: Settings) -> dict[str, object]:
-    views = open_views(settings)
+    views = open_views(Components(settings))
     try:
         return {name: view.dump() for name, view in views.items()}
     finally:
@@ -110,11 +110,11 @@ def test_a_projection_killed_mid_batch_resumes_without_counting_twice(store: str
     finished = run_cli("project", "--once", "--database-url", store)
 
     settings = Settings(database_url=store)
-    app: LifecycleApplication = build_application(settings)
+    app: LifecycleApplication = Components(settings).application()
     head = app.recorder.max_notification_id()
     app.close()
     projected = _dumps(settings)
-    rebuild(settings)
+    rebuild(Components(settings))
     assert finished.returncode == 0, finished.stderr
     assert 0 < killed_at[0] < killed_at[1] < head
     assert _dumps(settings) == projected

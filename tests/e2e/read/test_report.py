@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from lifecycle.bootstrap import build_application
+from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.settings import Settings
 from projections.report import (
     DISSOLUTION_COLOUR,
@@ -34,7 +34,7 @@ CHROMIUM_FLAGS = (
 
 
 def _record(url: str) -> None:
-    app = build_application(Settings(database_url=url))
+    app = Components(Settings(database_url=url)).application()
     history = History(app)
     for n in range(4):
         history(f"c{n}", "purchase", 0, amount="10")

@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from lifecycle.application import LifecycleApplication
+from lifecycle.domain.touchpoints import Touchpoint
+from lifecycle.domain.vocabulary import Channel, Kind
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
-from lifecycle.touchpoints import Touchpoint
-from lifecycle.vocabulary import Channel, Kind
-from projections.bootstrap import close_view, open_views
 from projections.service import catch_up
 from projections.views import SqlView
+from projections.wiring import close_view, open_views
 
 DAY_ZERO = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -78,8 +79,8 @@ def project(settings: Settings, app: LifecycleApplication) -> Iterator[Project]:
     opened: list[SqlView] = []
 
     def run(names: Sequence[str] | None = None) -> dict[str, Any]:
-        catch_up(settings, names, app=app)
-        views = open_views(settings, names)
+        catch_up(Components(settings), names, app=app)
+        views = open_views(Components(settings), names)
         opened.extend(views.values())
         return views
 

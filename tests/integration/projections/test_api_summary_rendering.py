@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lifecycle.application import LifecycleApplication
-from lifecycle.importer import import_lines
+from lifecycle.service.application import LifecycleApplication
+from lifecycle.service.importer import import_lines
 from lifecycle.settings import Settings
 from lifecycle.simulation import as_json_lines, simulate_population
 from projections.api import models

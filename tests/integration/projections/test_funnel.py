@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from lifecycle.application import LifecycleApplication
-from lifecycle.vocabulary import Stage
+from lifecycle.domain.vocabulary import Stage
+from lifecycle.service.application import LifecycleApplication
 from tests.integration.projections.conftest import History, Project, day
 
 

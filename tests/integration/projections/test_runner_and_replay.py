@@ -12,21 +12,21 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import OperationalError
 
-from lifecycle.application import LifecycleApplication
-from lifecycle.bootstrap import build_application
+from lifecycle.domain.vocabulary import Stage
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
-from lifecycle.vocabulary import Stage
 from projections import follow_ups, pairs, readmodel
-from projections.bootstrap import (
+from projections.rebuild import RebuildFailed, rebuild
+from projections.service import catch_up
+from projections.views import RebuildInProgress
+from projections.wiring import (
     READ_MODEL_NAMES,
     build_runner,
     close_runner,
     close_view,
     open_views,
 )
-from projections.rebuild import RebuildFailed, rebuild
-from projections.service import catch_up
-from projections.views import RebuildInProgress
 from tests.integration.projections.conftest import History, Project, day
 
 
@@ -48,7 +48,7 @@ def _eventful(history: History, app: LifecycleApplication, customers: int = 6) -
 
 
 def _dumps(settings: Settings) -> dict[str, Any]:
-    views = open_views(settings)
+    views = open_views(Components(settings))
     try:
         return {name: view.dump() for name, view in views.items()}
     finally:
@@ -74,11 +74,11 @@ def test_rows_do_not_depend_on_how_the_log_is_cut_into_batches(
     history: History, app: LifecycleApplication, settings: Settings
 ) -> None:
     _eventful(history, app)
-    catch_up(settings, app=app)
+    catch_up(Components(settings), app=app)
     whole = _dumps(settings)
     tiny = settings.model_copy(update={"projection_page_size": 1, "projection_batch_size": 1})
 
-    rebuild(tiny, app=app)
+    rebuild(Components(tiny), app=app)
 
     assert _dumps(settings) == whole
 
@@ -87,10 +87,10 @@ def test_rebuilt_read_models_equal_the_live_ones(
     history: History, app: LifecycleApplication, settings: Settings
 ) -> None:
     _eventful(history, app)
-    catch_up(settings, app=app)
+    catch_up(Components(settings), app=app)
     live = _dumps(settings)
 
-    outcome = rebuild(settings, app=app)
+    outcome = rebuild(Components(settings), app=app)
 
     assert _dumps(settings) == live
     assert set(outcome.positions.values()) == {app.recorder.max_notification_id()}
@@ -106,7 +106,10 @@ def test_the_old_tables_serve_while_a_rebuild_runs(
     seen_during: list[Any] = []
 
     rebuild(
-        settings, ["summary"], app=app, advance=lambda _: seen_during.append(summary.summary("c1"))
+        Components(settings),
+        ["summary"],
+        app=app,
+        advance=lambda _: seen_during.append(summary.summary("c1")),
     )
 
     assert [(row.touchpoints, pos) for row, pos in seen_during] == [
@@ -119,11 +122,11 @@ def test_a_runner_whose_tables_were_swapped_resumes_from_the_rebuilt_position(
     history: History, app: LifecycleApplication, settings: Settings
 ) -> None:
     history("c1", "inquiry", 0)
-    runner = build_runner(settings, app, ["summary"])
+    runner = build_runner(Components(settings), app, ["summary"])
     try:
         runner.catch_up()
         history("c1", "inquiry", 1)
-        rebuild(settings, ["summary"], app=app)
+        rebuild(Components(settings), ["summary"], app=app)
         history("c1", "inquiry", 2)
         runner.catch_up()
         row, position = runner.lanes[0].model.view.summary("c1")
@@ -138,8 +141,8 @@ def test_two_runners_of_one_read_model_never_count_an_event_twice(
     history: History, app: LifecycleApplication, settings: Settings
 ) -> None:
     _eventful(history, app, customers=3)
-    first = build_runner(settings, app, READ_MODEL_NAMES)
-    second = build_runner(settings, app, READ_MODEL_NAMES)
+    first = build_runner(Components(settings), app, READ_MODEL_NAMES)
+    second = build_runner(Components(settings), app, READ_MODEL_NAMES)
     try:
         first.catch_up()
         second.catch_up()
@@ -151,7 +154,7 @@ def test_two_runners_of_one_read_model_never_count_an_event_twice(
         close_runner(first)
         close_runner(second)
 
-    rebuild(settings, app=app)
+    rebuild(Components(settings), app=app)
     assert _dumps(settings) == both
 
 
@@ -159,9 +162,9 @@ def test_lag_is_what_the_log_holds_beyond_a_read_models_position(
     history: History, app: LifecycleApplication, settings: Settings
 ) -> None:
     history("c1", "inquiry", 0)
-    catch_up(settings, ["funnel"], app=app)
+    catch_up(Components(settings), ["funnel"], app=app)
     history("c1", "inquiry", 1)
-    runner = build_runner(settings, app, ["funnel"])
+    runner = build_runner(Components(settings), app, ["funnel"])
     try:
         before = runner.status()[0]
         runner.catch_up()
@@ -176,10 +179,10 @@ def test_a_rebuild_shared_between_worker_processes_equals_the_live_read_models(
     history: History, app: LifecycleApplication, settings: Settings
 ) -> None:
     _eventful(history, app)
-    catch_up(settings, app=app)
+    catch_up(Components(settings), app=app)
     live = _dumps(settings)
 
-    outcome = rebuild(settings, workers=3)
+    outcome = rebuild(Components(settings), workers=3)
 
     assert _dumps(settings) == live
     assert [part.part for part in outcome.parts] == [0, 1, 2]
@@ -198,9 +201,11 @@ def test_a_rebuild_stops_where_the_log_was_when_it_began(
         if not recorded:
             recorded.append(history("c2", "inquiry", 1))
 
-    outcome = rebuild(settings, ["summary"], app=app, workers=1, advance=record_meanwhile)
+    outcome = rebuild(
+        Components(settings), ["summary"], app=app, workers=1, advance=record_meanwhile
+    )
     rows_after_rebuild = _dumps(settings)["summary"]["relationships"]
-    catch_up(settings, ["summary"], app=app)
+    catch_up(Components(settings), ["summary"], app=app)
 
     assert outcome.positions == {"summary": began_at}
     assert [row[0] for row in rows_after_rebuild] == ["c1"]
@@ -211,7 +216,7 @@ def test_a_worker_killed_mid_rebuild_fails_it_and_nothing_is_swapped_in(
     history: History, app: LifecycleApplication, settings: Settings
 ) -> None:
     _eventful(history, app)
-    catch_up(settings, app=app)
+    catch_up(Components(settings), app=app)
     live = _dumps(settings)
     history("c1", "inquiry", 99)  # only a rebuild that got swapped in would show it
     one_event_a_page = settings.model_copy(update={"projection_page_size": 1})
@@ -221,7 +226,7 @@ def test_a_worker_killed_mid_rebuild_fails_it_and_nothing_is_swapped_in(
             os.kill(worker.pid or 0, signal.SIGKILL)
 
     with pytest.raises(RebuildFailed, match="exited with code -9"):
-        rebuild(one_event_a_page, workers=2, advance=kill_a_worker)
+        rebuild(Components(one_event_a_page), workers=2, advance=kill_a_worker)
 
     assert _dumps(settings) == live
 
@@ -230,14 +235,14 @@ def test_what_a_read_model_holds_is_bounded_without_changing_its_rows(
     history: History, app: LifecycleApplication, settings: Settings, monkeypatch: Any
 ) -> None:
     _eventful(history, app)
-    catch_up(settings, app=app)
+    catch_up(Components(settings), app=app)
     live = _dumps(settings)
     monkeypatch.setattr(follow_ups, "TASKS_HELD", 1)
     monkeypatch.setattr(pairs, "CASES_HELD", 1)
     monkeypatch.setattr(readmodel, "DEFAULT_CACHE_ROWS", 2)
     one_event_a_page = settings.model_copy(update={"projection_page_size": 1})
 
-    rebuild(one_event_a_page, app=app, workers=1)
+    rebuild(Components(one_event_a_page), app=app, workers=1)
 
     assert _dumps(settings) == live
 
@@ -248,7 +253,7 @@ def test_a_read_model_that_holds_enough_commits_alone(
     history("c1", "complaint", 0, complaint_id="k1")
     history("c1", "complaint", 1, complaint_id="k2")
     monkeypatch.setattr(pairs, "CASES_HELD", 1)
-    runner = build_runner(settings, app, ["summary", "complaints"])
+    runner = build_runner(Components(settings), app, ["summary", "complaints"])
     runner.page_size, runner.batch_size, runner.commit_seconds = 1, None, None
     try:
         runner.step()  # the relationship starts
@@ -269,10 +274,12 @@ def test_a_second_rebuild_of_a_read_model_is_refused_while_the_first_runs(
     def rebuild_again(_: int) -> None:
         if not refusals:
             with pytest.raises(RebuildInProgress) as refused:
-                rebuild(settings, ["summary"], app=app, workers=1)
+                rebuild(Components(settings), ["summary"], app=app, workers=1)
             refusals.append(str(refused.value))
 
-    outcome = rebuild(settings, ["summary", "funnel"], app=app, workers=1, advance=rebuild_again)
+    outcome = rebuild(
+        Components(settings), ["summary", "funnel"], app=app, workers=1, advance=rebuild_again
+    )
 
     assert refusals == ["summary is being rebuilt by another process"]
     assert outcome.positions["summary"] == app.recorder.max_notification_id()
@@ -280,8 +287,8 @@ def test_a_second_rebuild_of_a_read_model_is_refused_while_the_first_runs(
 
 def test_a_runner_whose_table_is_gone_stops_instead_of_retrying(sqlite_url: str) -> None:
     settings = Settings(database_url=sqlite_url)
-    application = build_application(settings)
-    runner = build_runner(settings, application, ["summary"])
+    application = Components(settings).application()
+    runner = build_runner(Components(settings), application, ["summary"])
     try:
         History(application)("c1", "inquiry", 0)
         with sqlite3.connect(

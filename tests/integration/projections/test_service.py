@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 
-from lifecycle.application import LifecycleApplication
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.entrypoints.read_side import read_side_for_demo
+from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
-from projections.service import read_side_for_demo, start_projections
+from projections.service import start_projections
 from tests.integration.projections.conftest import History
 
 
@@ -14,7 +16,9 @@ def test_background_runners_follow_new_events_until_stopped(
     history: History, app: LifecycleApplication, settings: Settings
 ) -> None:
     history("c1", "inquiry", 0)
-    running = start_projections(settings.model_copy(update={"projection_poll_seconds": 0.05}))
+    running = start_projections(
+        Components(settings.model_copy(update={"projection_poll_seconds": 0.05}))
+    )
     try:
         caught_up = running.wait_until_caught_up(timeout=30)
         history("c1", "purchase", 1, amount="3")

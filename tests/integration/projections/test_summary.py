@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from lifecycle.application import LifecycleApplication
+from lifecycle.service.application import LifecycleApplication
 from tests.integration.projections.conftest import History, Project, day
 
 

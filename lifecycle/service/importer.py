@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO
 
-from lifecycle.application import LifecycleApplication
-from lifecycle.errors import RejectedTouchpoint
-from lifecycle.messages import MessageRules, parse_touchpoint, utc_now
-from lifecycle.touchpoints import Touchpoint
+from lifecycle.domain.errors import RejectedTouchpoint
+from lifecycle.domain.messages import MessageRules, parse_touchpoint, utc_now
+from lifecycle.domain.touchpoints import Touchpoint
+from lifecycle.service.application import LifecycleApplication
 
 
 @dataclass

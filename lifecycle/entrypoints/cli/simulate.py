@@ -22,16 +22,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from lifecycle.application import STAGE_CHANGED_TOPIC, LifecycleApplication
-from lifecycle.bootstrap import build_application, build_ingest, kafka_topics
-from lifecycle.cli.common import add_common_options, positive_int, progress, settings_from
-from lifecycle.importer import ImportReport, import_lines
+from lifecycle.domain.messages import utc_now
+from lifecycle.domain.policy import RULE_IDS
+from lifecycle.domain.vocabulary import Stage
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.entrypoints.cli.common import (
+    add_common_options,
+    positive_int,
+    progress,
+    settings_from,
+)
 from lifecycle.logs import configure_logging
-from lifecycle.messages import utc_now
-from lifecycle.policy import RULE_IDS
+from lifecycle.service.application import STAGE_CHANGED_TOPICS, LifecycleApplication
+from lifecycle.service.importer import ImportReport, import_lines
 from lifecycle.settings import Settings
 from lifecycle.simulation import BROKEN_MESSAGES, as_json_lines, simulate_population
-from lifecycle.vocabulary import Stage
 
 DEMO_DIRECTORY = Path("lifecycle-demo")
 
@@ -94,7 +99,7 @@ def demo_command(args: argparse.Namespace) -> int:
         f"simulated {args.customers} customers over {args.years:g} years: {len(messages)} messages "
         f"(+{len(BROKEN_MESSAGES)} broken ones), recording into {settings.database_url}"
     )
-    app = build_application(settings)
+    app = Components(settings).application()
     try:
         started = datetime.now(UTC)
         if args.direct:
@@ -111,7 +116,7 @@ def demo_command(args: argparse.Namespace) -> int:
         print_lifecycle_summary(app)
     finally:
         app.close()
-    from projections.service import read_side_for_demo
+    from lifecycle.entrypoints.read_side import read_side_for_demo
 
     read_side_for_demo(settings, serve=not args.no_serve)
     return 0
@@ -153,7 +158,7 @@ def consume_month_by_month(
     swept = 0
     with ExitStack() as stack:
         if settings.kafka_bootstrap is None:
-            topics = kafka_topics(settings)
+            topics = Components(settings).topics()
             bootstrap = stack.enter_context(EmbeddedBroker(free_port(), topics)).bootstrap
             where = f"the embedded broker at {bootstrap}"
         else:
@@ -174,8 +179,8 @@ def consume_month_by_month(
         )
         producer = new_producer(bootstrap, "lifecycle-demo")
         stack.callback(producer.close)
-        ingest = build_ingest(
-            settings, app, bootstrap=bootstrap, topics=topics, group_id=f"{topics.touchpoints}.demo"
+        ingest = Components(settings).ingest(
+            app, bootstrap=bootstrap, topics=topics, group_id=f"{topics.touchpoints}.demo"
         )
         stack.enter_context(ingest.open(stop))
         months: dict[str, list[dict[str, Any]]] = {}
@@ -236,7 +241,7 @@ def print_lifecycle_summary(app: LifecycleApplication) -> None:
         stage_of[relationship_id] = Stage.EXPLORATION.value
     start = 1
     while True:
-        page = app.recorder.select_notifications(start, 5000, topics=[STAGE_CHANGED_TOPIC])
+        page = app.recorder.select_notifications(start, 5000, topics=STAGE_CHANGED_TOPICS)
         for notification in page:
             change: Any = app.mapper.to_domain_event(notification)
             stage_of[change.originator_id] = change.to_stage

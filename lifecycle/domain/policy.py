@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lifecycle.errors import InvalidPolicy
-from lifecycle.vocabulary import Kind, Stage
+from lifecycle.domain.errors import InvalidPolicy
+from lifecycle.domain.vocabulary import Kind, Stage
 
 FIRST_PURCHASE = "first-purchase"
 ENGAGED = "engaged"
@@ -151,7 +151,9 @@ class Policy(BaseModel):
 
     @classmethod
     def default(cls) -> Policy:
-        text = resources.files("lifecycle.policies").joinpath("default.toml").read_text("utf-8")
+        text = (
+            resources.files("lifecycle.domain.policies").joinpath("default.toml").read_text("utf-8")
+        )
         return cls.from_toml(text, origin="default policy")
 
     def decide(self, facts: CycleFacts) -> Decision | None:

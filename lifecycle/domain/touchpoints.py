@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from lifecycle.vocabulary import Channel, Kind
+from lifecycle.domain.vocabulary import Channel, Kind
 
 
 @dataclass(frozen=True, slots=True)

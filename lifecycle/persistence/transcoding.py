@@ -6,7 +6,7 @@ either transcoder; orjson only makes the ingest path faster. (orjson writes a UU
 itself, as a plain string, which then reads back as a string: the engine's events hold
 no UUIDs.)
 
-A chained event (one with ``hash`` and ``previous_hash``, see ``lifecycle.hashchain``)
+A chained event (one with ``hash`` and ``previous_hash``, see ``lifecycle.domain.hashchain``)
 is written as ``{"hash":…,"previous_hash":…,`` followed by its canonical body (the other
 fields, keys sorted), so the stored bytes after that prefix are exactly what its hash
 covers and verification needs no parsing. ``orjson_hasher`` is the fast hasher the
@@ -32,7 +32,7 @@ from eventsourcing.persistence import (
     UUIDAsHex,
 )
 
-from lifecycle.hashchain import CHAIN_FIELDS, HASH, PREVIOUS_HASH, canonical_body
+from lifecycle.domain.hashchain import CHAIN_FIELDS, HASH, PREVIOUS_HASH, canonical_body
 
 _SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
 
@@ -168,7 +168,7 @@ _MAX_HASHED_BODIES = 200_000
 
 
 def orjson_hasher(event_header: bytes, state: Mapping[str, Any]) -> str:
-    """``lifecycle.hashchain.reference_hasher``, several times faster."""
+    """``lifecycle.domain.hashchain.reference_hasher``, several times faster."""
     body = _orjson_body(state)
     digest = hashlib.sha256(event_header)
     if body is None:
@@ -185,7 +185,7 @@ def orjson_hasher(event_header: bytes, state: Mapping[str, Any]) -> str:
 
 
 def orjson_canonical_body(state: Mapping[str, Any]) -> bytes:
-    """``lifecycle.hashchain.canonical_body`` of the state without its chain fields,
+    """``lifecycle.domain.hashchain.canonical_body`` of the state without its chain fields,
     byte for byte, several times faster.
 
     orjson writes the reference encoder's bytes for strings, integers, booleans, null,

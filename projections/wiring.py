@@ -1,19 +1,20 @@
-"""The read side's part of the composition root: read models, their views and runners,
-built from settings. Every command and service of the read side starts here."""
+"""What the read side needs wired, and the read models it knows.
+
+The composition root (``lifecycle.entrypoints.bootstrap.Components``) builds the
+infrastructure: the application reading the log and the views of the read models, on
+the configured store. The read side asks for them through ``Wiring``, so that it never
+builds a store itself and the same wiring reaches a rebuild's worker processes (it
+pickles: it is the settings and nothing open).
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from typing import Any, Protocol
 
-from eventsourcing.persistence import InfrastructureFactory
-from eventsourcing.utils import Environment
-
-from lifecycle.application import LifecycleApplication
-from lifecycle.errors import LifecycleError
+from lifecycle.domain.errors import LifecycleError
+from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
-from lifecycle.store import Store
 from projections.complaints import Complaints
 from projections.follow_ups import FollowUps
 from projections.funnel import Funnel
@@ -34,9 +35,6 @@ READ_MODELS: tuple[type[ReadModel[Any]], ...] = (
 )
 READ_MODEL_NAMES = tuple(model.name for model in READ_MODELS)
 
-PARTS_WAIT_SECONDS = 600
-"""How long a part of a rebuild waits for another part's write transaction (SQLite)."""
-
 
 class UnknownProjection(LifecycleError):
     code = "unknown_projection"
@@ -53,36 +51,31 @@ def read_model_classes(names: Iterable[str] | None = None) -> list[type[ReadMode
     return [model for model in READ_MODELS if not wanted or model.name in wanted]
 
 
-def view_env(settings: Settings, name: str) -> dict[str, str]:
-    """eventsourcing's environment for the view of read model ``name``: on SQLite its own
-    file beside the main one (``lifecycle.<name>.db``), on PostgreSQL the shared database."""
-    store = Store.from_url(settings.database_url)
-    return {
-        **store.persistence_env(name),
-        # Tables are created by the view once its generation is chosen.
-        "CREATE_TABLE": "n",
-        "POSTGRES_POOL_SIZE": str(settings.projection_pool_size),
-    }
+class Wiring(Protocol):
+    """What the read side asks the composition root for."""
+
+    @property
+    def settings(self) -> Settings:
+        """Sizes and intervals of the read side, and logging of its worker processes."""
+        ...
+
+    def application(self) -> LifecycleApplication:
+        """The application, to read its log and, for auditors, its aggregates."""
+        ...
+
+    def log_reader(self) -> LifecycleApplication:
+        """The application, to read its log only (no tables created, no key store)."""
+        ...
+
+    def open_view(
+        self, model: type[ReadModel[Any]], generation: str = LIVE, shard: str = ""
+    ) -> SqlView:
+        """The view of ``model`` (its tables created if missing)."""
+        ...
 
 
-def open_view(
-    settings: Settings, model: type[ReadModel[Any]], generation: str = LIVE, partition: str = ""
-) -> SqlView:
-    """The view of ``model`` (its tables created if missing), on the configured backend."""
-    env = {**os.environ, **view_env(settings, model.name)}
-    if partition:
-        # The parts of a rebuild take turns writing the same tables: wait for each other.
-        env["SQLITE_LOCK_TIMEOUT"] = str(PARTS_WAIT_SECONDS)
-    factory = InfrastructureFactory.construct(Environment(model.name, env))
-    backend = "sqlite" if Store.from_url(settings.database_url).is_sqlite else "postgres"
-    view = cast(SqlView, factory.tracking_recorder(model.view_classes[backend]))
-    view.use_generation(generation, partition)
-    view.create_table()
-    return view
-
-
-def open_views(settings: Settings, names: Iterable[str] | None = None) -> dict[str, SqlView]:
-    return {model.name: open_view(settings, model) for model in read_model_classes(names)}
+def open_views(wiring: Wiring, names: Iterable[str] | None = None) -> dict[str, SqlView]:
+    return {model.name: wiring.open_view(model) for model in read_model_classes(names)}
 
 
 def close_view(view: SqlView) -> None:
@@ -90,7 +83,7 @@ def close_view(view: SqlView) -> None:
 
 
 def build_runner(
-    settings: Settings,
+    wiring: Wiring,
     app: LifecycleApplication,
     names: Sequence[str] | None = None,
     *,
@@ -104,10 +97,10 @@ def build_runner(
     A rebuild (generation NEXT) starts from zero whatever happens, so committing on the
     way would buy nothing: it commits when the rows held reach their bound, or at the end.
     """
+    settings = wiring.settings
     part = f":{partition[0]}/{partition[1]}" if partition and partition[1] > 1 else ""
     models = [
-        model(view=open_view(settings, model, generation, part))
-        for model in read_model_classes(names)
+        model(view=wiring.open_view(model, generation, part)) for model in read_model_classes(names)
     ]
     return Runner(
         app.recorder,

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from lifecycle.touchpoints import Touchpoint
+from lifecycle.domain.touchpoints import Touchpoint
 
 if TYPE_CHECKING:  # psycopg is imported only where PostgreSQL is used
     from eventsourcing.postgres import PostgresDatastore

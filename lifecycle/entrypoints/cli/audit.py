@@ -15,14 +15,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from lifecycle.application import LifecycleApplication
-from lifecycle.audit import audit_key, build_ledger
 from lifecycle.audit.export import export_events, verify_export
 from lifecycle.audit.ledger import AuditLedger, Checkpoint
 from lifecycle.audit.sealing import seal
 from lifecycle.audit.verify import TamperingDetected, verify_customer, verify_store
-from lifecycle.bootstrap import build_application
-from lifecycle.cli.common import (
+from lifecycle.domain.messages import utc_now
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.entrypoints.cli.common import (
     CheckFailed,
     UsageError,
     add_common_options,
@@ -31,7 +30,7 @@ from lifecycle.cli.common import (
     progress,
     settings_from,
 )
-from lifecycle.messages import utc_now
+from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
 
 
@@ -126,16 +125,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _open(settings: Settings, stack: ExitStack) -> tuple[LifecycleApplication, AuditLedger]:
-    app = build_application(settings)
+    app = Components(settings).application()
     stack.callback(app.close)
-    ledger = build_ledger(settings)
+    ledger = Components(settings).ledger()
     stack.callback(ledger.close)
     return app, ledger
 
 
 def seal_command(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    key = audit_key(settings)
+    key = Components(settings).audit_key()
     assert key is not None
     with ExitStack() as stack:
         app, ledger = _open(settings, stack)
@@ -156,7 +155,9 @@ def verify_command(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     try:
         if args.export is not None:
-            report = verify_export(args.export, audit_key(settings, required=False)).as_dict()
+            report = verify_export(
+                args.export, Components(settings).audit_key(required=False)
+            ).as_dict()
         else:
             report = _verify_store(args, settings)
     except TamperingDetected as tampering:
@@ -174,7 +175,7 @@ MAX_DIFFERENCES_SHOWN = 20
 def drift_command(args: argparse.Namespace) -> int:
     from projections.drift import find_drift
 
-    report = find_drift(settings_from(args), args.projection)
+    report = find_drift(Components(settings_from(args)), args.projection)
     positions = ", ".join(f"{name} @{position or 0}" for name, position in report.positions.items())
     if report.differences:
         for difference in report.differences[:MAX_DIFFERENCES_SHOWN]:
@@ -190,7 +191,7 @@ def drift_command(args: argparse.Namespace) -> int:
 
 
 def _verify_store(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
-    key = audit_key(settings, required=False)
+    key = Components(settings).audit_key(required=False)
     with ExitStack() as stack:
         app, ledger = _open(settings, stack)
         if args.customer is not None:
@@ -216,7 +217,7 @@ def _read_checkpoints(path: Path) -> list[Checkpoint]:
 
 def export_command(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    key = audit_key(settings)
+    key = Components(settings).audit_key()
     assert key is not None
     with ExitStack() as stack:
         app, ledger = _open(settings, stack)
@@ -242,7 +243,7 @@ def export_command(args: argparse.Namespace) -> int:
 
 def forget_command(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    app = build_application(settings)
+    app = Components(settings).application()
     try:
         relationship, erased_now = app.forget(
             args.customer, reason=args.reason, actor=args.actor, at=utc_now()

@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from lifecycle.cli.common import add_common_options, positive_int, settings_from
-from lifecycle.messages import utc_now
+from lifecycle.domain.messages import utc_now
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.entrypoints.cli.common import add_common_options, positive_int, settings_from
 from lifecycle.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from projections.bootstrap import READ_MODEL_NAMES
+    from projections.wiring import READ_MODEL_NAMES
 
     names = ", ".join(READ_MODEL_NAMES)
     p = subparsers.add_parser(
@@ -98,12 +99,11 @@ def _projection_option(p: argparse.ArgumentParser, names: str) -> None:
 
 
 def project_command(args: argparse.Namespace) -> int:
-    from lifecycle.bootstrap import build_application
-    from projections.bootstrap import build_runner, close_runner
+    from projections.wiring import build_runner, close_runner
 
     settings = settings_from(args)
-    app = build_application(settings)
-    runner = build_runner(settings, app, args.projection, batch_size=args.batch_size)
+    app = Components(settings).application()
+    runner = build_runner(Components(settings), app, args.projection, batch_size=args.batch_size)
     try:
         if args.once:
             runner.catch_up()
@@ -123,7 +123,9 @@ def replay_command(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     with _rate_progress("rebuilding", _head(settings)) as advance:
-        outcome = rebuild(settings, args.projection, advance=advance, workers=args.workers)
+        outcome = rebuild(
+            Components(settings), args.projection, advance=advance, workers=args.workers
+        )
     print(
         f"rebuilt {', '.join(outcome.positions)} from {outcome.events} events in "
         f"{outcome.seconds:.1f} s ({outcome.events_per_second:,.0f} events/s); "
@@ -134,7 +136,7 @@ def replay_command(args: argparse.Namespace) -> int:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    from projections.api import serve_api
+    from lifecycle.entrypoints.serve import serve_api
 
     settings = settings_from(args, api_host=args.host, api_port=args.port, api_workers=args.workers)
     if not settings.api_keys:
@@ -151,17 +153,16 @@ def report_command(args: argparse.Namespace) -> int:
     from projections.service import catch_up
 
     settings = settings_from(args)
-    catch_up(settings, ["funnel", "summary"])
+    catch_up(Components(settings), ["funnel", "summary"])
     out = Path(args.out)
-    data = write_report(settings, out, utc_now())
+    data = write_report(Components(settings), out, utc_now())
     print(f"wrote {out} ({data.funnel.relationships} relationships, position {data.position})")
     return 0
 
 
 def _head(settings: Settings) -> int:
-    from lifecycle.bootstrap import build_application
 
-    app = build_application(settings)
+    app = Components(settings).application()
     try:
         return app.recorder.max_notification_id() or 0
     finally:

@@ -7,7 +7,7 @@ relationship is loaded once, and all new events are saved together, optionally w
 between batches; a concurrent writer shows up as a version conflict, after which the
 batch is retried from freshly loaded aggregates, so a stale cache never writes wrongly.
 
-Personal data is encrypted by the vault (``lifecycle.personal``) before a batch reaches
+Personal data is encrypted by the vault (``lifecycle.persistence.personal``) before a batch reaches
 the aggregates, so events hold only ciphertext; ``forget`` destroys a customer's key and
 records ``PersonalDataErased``.
 """
@@ -31,24 +31,25 @@ from eventsourcing.application import (
 )
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking, Transcoder
-from eventsourcing.utils import EnvType, get_topic
+from eventsourcing.utils import EnvType
 
-from lifecycle.errors import LifecycleError, RelationshipNotFound
-from lifecycle.hashchain import install_hasher
-from lifecycle.messages import utc_now
-from lifecycle.personal import PersonalDataVault
-from lifecycle.policy import Policy
-from lifecycle.recorders import existing_originator_ids
-from lifecycle.relationship import Relationship, relationship_id
-from lifecycle.touchpoints import Touchpoint
-from lifecycle.transcoding import OrjsonTranscoder, orjson_hasher
-from lifecycle.vocabulary import Stage
+from lifecycle.domain.errors import LifecycleError, RelationshipNotFound
+from lifecycle.domain.hashchain import install_hasher
+from lifecycle.domain.messages import utc_now
+from lifecycle.domain.policy import Policy
+from lifecycle.domain.relationship import Relationship, relationship_id
+from lifecycle.domain.touchpoints import Touchpoint
+from lifecycle.domain.vocabulary import Stage
+from lifecycle.persistence.personal import PersonalDataVault
+from lifecycle.persistence.recorders import existing_originator_ids
+from lifecycle.persistence.topics import stored_topics
+from lifecycle.persistence.transcoding import OrjsonTranscoder, orjson_hasher
 
 MAX_ATTEMPTS = 5
 LATEST = sys.maxsize  # a version beyond any: reads it bypass the write-side cache
 
-RELATIONSHIP_STARTED_TOPIC = get_topic(Relationship.RelationshipStarted)
-STAGE_CHANGED_TOPIC = get_topic(Relationship.StageChanged)
+RELATIONSHIP_STARTED_TOPICS = stored_topics(Relationship.RelationshipStarted)
+STAGE_CHANGED_TOPICS = stored_topics(Relationship.StageChanged)
 
 
 @dataclass
@@ -95,7 +96,7 @@ class LifecycleApplication(Application[UUID]):
 
     def construct_transcoder(self) -> Transcoder:
         # The domain hashes each event's body with a fast encoder (byte for byte the
-        # reference encoding: see lifecycle.hashchain) and the transcoder stores the
+        # reference encoding: see lifecycle.domain.hashchain) and the transcoder stores the
         # very bytes it hashed.
         install_hasher(orjson_hasher)
         return OrjsonTranscoder()
@@ -240,7 +241,7 @@ class LifecycleApplication(Application[UUID]):
         start = 1
         while True:
             notifications = self.recorder.select_notifications(
-                start, page, topics=[RELATIONSHIP_STARTED_TOPIC]
+                start, page, topics=RELATIONSHIP_STARTED_TOPICS
             )
             for notification in notifications:
                 yield cast(UUID, notification.originator_id)

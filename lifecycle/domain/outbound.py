@@ -14,7 +14,7 @@ from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lifecycle.relationship import Relationship
+from lifecycle.domain.relationship import Relationship
 
 # Fixed forever: outbound event ids are uuid5(OUTBOUND_NAMESPACE, f"{relationship_id}:{version}").
 OUTBOUND_NAMESPACE = UUID("0d4f3a56-8f3e-4f0e-9a43-7c1b1e6f5d20")
@@ -51,7 +51,7 @@ class RelationshipEvent(BaseModel):
     hash: str | None = Field(
         default=None,
         pattern="^[0-9a-f]{64}$",
-        description="SHA-256 of the event's content and previous_hash (lifecycle.hashchain)",
+        description="SHA-256 of the event's content and previous_hash (the domain's hash chain)",
     )
     previous_hash: str | None = Field(
         default=None,

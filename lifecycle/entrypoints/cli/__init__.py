@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from lifecycle.cli import audit, kafka, read, records, schemas, simulate
-from lifecycle.cli.common import CheckFailed, UsageError, one_line
-from lifecycle.errors import LifecycleError
+from lifecycle.domain.errors import LifecycleError
+from lifecycle.entrypoints.cli import audit, kafka, read, records, schemas, simulate
+from lifecycle.entrypoints.cli.common import CheckFailed, UsageError, one_line
 
 COMMAND_GROUPS = (records, schemas, simulate, kafka, read, audit)
 

@@ -247,7 +247,7 @@ def stream_log(recorder: ApplicationRecorder, originator_id: UUID) -> list[LogRo
             return [(r[0], r[1], r[2], r[3], r[4]) for r in cursor.fetchall()]
     if isinstance(recorder, PostgresApplicationRecorder):
         return _postgres_stream(recorder, originator_id)
-    # The engine stores events in SQLite or PostgreSQL only (lifecycle.store).
+    # The engine stores events in SQLite or PostgreSQL only (lifecycle.persistence.store).
     raise TypeError(f"log positions of one stream are not available on {recorder!r}")
 
 

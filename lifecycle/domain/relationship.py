@@ -5,7 +5,7 @@ own ``StageChanged`` event, decided by the policy when the command runs and neve
 re-decided on replay. State holds only what the rules and auditors need; read models
 hold the rest.
 
-Every event is chained (``lifecycle.hashchain``): it carries the hash of the event before
+Every event is chained (``lifecycle.domain.hashchain``): it carries the hash of the event before
 it and its own hash, computed here as the event is triggered, so every path that records
 events (batches, manual changes, the sweep, erasure) chains them alike.
 """
@@ -18,13 +18,12 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, CanInitAggregate, event
-from eventsourcing.utils import get_topic
 
-from lifecycle.errors import InvalidStageChange, PersonalDataAlreadyErased
-from lifecycle.hashchain import GENESIS_HASH, event_hash
-from lifecycle.policy import INACTIVITY, MANUAL, REACTIVATION, CycleFacts, Policy
-from lifecycle.touchpoints import Touchpoint
-from lifecycle.vocabulary import Kind, Stage
+from lifecycle.domain.errors import InvalidStageChange, PersonalDataAlreadyErased
+from lifecycle.domain.hashchain import GENESIS_HASH, event_hash
+from lifecycle.domain.policy import INACTIVITY, MANUAL, REACTIVATION, CycleFacts, Policy
+from lifecycle.domain.touchpoints import Touchpoint
+from lifecycle.domain.vocabulary import Kind, Stage
 
 # Fixed forever: relationship ids are uuid5(RELATIONSHIP_NAMESPACE, customer_id).
 RELATIONSHIP_NAMESPACE = UUID("5b0b8f52-3c55-4a7e-9d6a-2f1f6c9e1a7d")
@@ -76,7 +75,7 @@ class Relationship(Aggregate):
         kwargs["timestamp"] = kwargs.get("timestamp") or event_class.create_timestamp()
         kwargs["previous_hash"] = GENESIS_HASH
         # The library adds originator_topic to a "created" event's state: hash it too.
-        state = {**kwargs, "originator_topic": get_topic(cls)}
+        state = {**kwargs, "originator_topic": f"{cls.__module__}:{cls.__qualname__}"}
         kwargs["hash"] = event_hash(event_class.__name__, originator_id, cls.INITIAL_VERSION, state)
         return super()._create(event_class, id=originator_id, **kwargs)
 

@@ -24,9 +24,9 @@ from pydantic import (
     field_validator,
 )
 
-from lifecycle.errors import RejectedTouchpoint
-from lifecycle.touchpoints import Touchpoint
-from lifecycle.vocabulary import Channel, Kind
+from lifecycle.domain.errors import RejectedTouchpoint
+from lifecycle.domain.touchpoints import Touchpoint
+from lifecycle.domain.vocabulary import Channel, Kind
 
 MAX_MESSAGE_BYTES = 64 * 1024
 ZERO = timedelta(0)

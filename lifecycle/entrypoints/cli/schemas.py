@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lifecycle.cli.common import CheckFailed
-from lifecycle.messages import touchpoint_json_schema
-from lifecycle.outbound import relationship_event_json_schema
+from lifecycle.domain.messages import touchpoint_json_schema
+from lifecycle.domain.outbound import relationship_event_json_schema
+from lifecycle.entrypoints.cli.common import CheckFailed
 
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "touchpoint.v1.schema.json": touchpoint_json_schema,

@@ -37,11 +37,10 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from lifecycle.bootstrap import build_application
+from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.logs import configure_logging
 from lifecycle.settings import Settings
-from projections.api.app import ReadSide, create_app
-from projections.bootstrap import close_view, open_views
+from projections.api.app import create_app
 
 MAX_DEFAULT_WORKERS = 4
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
@@ -53,21 +52,8 @@ _WORKER_SETTINGS = "LIFECYCLE_INTERNAL_WORKER_SETTINGS"
 _STOP_TIMEOUT_SECONDS = 60
 
 
-def build_read_side(settings: Settings) -> ReadSide:
-    """The views of every read model and the application, closed together."""
-    views = open_views(settings)
-    application = build_application(settings)
-
-    def close() -> None:
-        for view in views.values():
-            close_view(view)
-        application.close()
-
-    return ReadSide(settings=settings, views=views, application=application, close=close)
-
-
 def build_app(settings: Settings) -> FastAPI:
-    return create_app(build_read_side(settings))
+    return create_app(Components(settings).read_side())
 
 
 def worker_count(settings: Settings) -> int:
@@ -125,7 +111,7 @@ def serve_api(
     settings = _with_current_log_level(settings)
     # Every table exists before the processes start: the library's create_table records
     # a schema migration, which processes creating the same tables at once race on.
-    build_read_side(settings).close()
+    Components(settings).read_side().close()
     with _shared_metrics_directory():
         os.environ[_WORKER_SETTINGS] = _settings_to_json(settings)
         projecting = _start_projection_process(settings) if with_projections else None
@@ -148,7 +134,7 @@ def _serve_in_this_process(
 ) -> None:
     from projections.service import start_projections
 
-    running = start_projections(settings) if with_projections else None
+    running = start_projections(Components(settings)) if with_projections else None
     try:
         uvicorn.run(build_app(settings), **options)
     finally:
@@ -195,7 +181,7 @@ def _follow_log(settings_json: str) -> None:
         signal.signal(sig, lambda *_: stop.set())
     settings = _settings_from_json(settings_json)
     configure_logging(settings.log_format, settings.log_level)
-    running = start_projections(settings)
+    running = start_projections(Components(settings))
     try:
         while not stop.wait(1.0) and running.is_running:
             pass

@@ -20,15 +20,14 @@ from typing import IO, Any
 
 import structlog
 
-from lifecycle.bootstrap import (
-    build_application,
-    build_ingest,
-    build_relay,
-    build_relay_tracking,
-    kafka_topics,
+from lifecycle.domain.errors import LifecycleError, RejectedTouchpoint
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.entrypoints.cli.common import (
+    UsageError,
+    add_common_options,
+    positive_int,
+    settings_from,
 )
-from lifecycle.cli.common import UsageError, add_common_options, positive_int, settings_from
-from lifecycle.errors import LifecycleError, RejectedTouchpoint
 from lifecycle.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -154,7 +153,7 @@ def broker_command(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     stop = stop_on_signals()
-    topics = kafka_topics(settings)
+    topics = Components(settings).topics()
     with EmbeddedBroker(settings.kafka_broker_port, topics) as broker:
         print(
             f"broker listening on {broker.bootstrap}; topics {topics.touchpoints} "
@@ -172,9 +171,9 @@ def broker_command(args: argparse.Namespace) -> int:
 def consume_command(args: argparse.Namespace) -> int:
     settings = _settings(args)
     stop = stop_on_signals()
-    app = build_application(settings)
+    app = Components(settings).application()
     try:
-        return run_services([("consume", build_ingest(settings, app).run)], stop)
+        return run_services([("consume", Components(settings).ingest(app).run)], stop)
     finally:
         app.close()
 
@@ -183,11 +182,11 @@ def relay_command(args: argparse.Namespace) -> int:
     settings = _settings(args)
     stop = stop_on_signals()
     with ExitStack() as stack:
-        app = build_application(settings)
+        app = Components(settings).application()
         stack.callback(app.close)
-        tracking = build_relay_tracking(settings)
+        tracking = Components(settings).relay_tracking()
         stack.callback(tracking.close)
-        relay = build_relay(settings, app, tracking.tracking_recorder())
+        relay = Components(settings).relay(app, tracking.tracking_recorder())
         return run_services([("relay", relay.run)], stop)
 
 
@@ -200,22 +199,22 @@ def run_command(args: argparse.Namespace) -> int:
         broker: EmbeddedBroker | None = None
         if settings.kafka_bootstrap is None:
             broker = stack.enter_context(
-                EmbeddedBroker(settings.kafka_broker_port, kafka_topics(settings))
+                EmbeddedBroker(settings.kafka_broker_port, Components(settings).topics())
             )
         bootstrap = settings.bootstrap_servers
-        ingest_app = build_application(settings)
+        ingest_app = Components(settings).application()
         stack.callback(ingest_app.close)
-        relay_app = build_application(settings)
+        relay_app = Components(settings).application()
         stack.callback(relay_app.close)
-        tracking = build_relay_tracking(settings)
+        tracking = Components(settings).relay_tracking()
         stack.callback(tracking.close)
         services: list[Service] = [
-            ("consume", build_ingest(settings, ingest_app, bootstrap=bootstrap).run),
+            ("consume", Components(settings).ingest(ingest_app, bootstrap=bootstrap).run),
             (
                 "relay",
-                build_relay(
-                    settings, relay_app, tracking.tracking_recorder(), bootstrap=bootstrap
-                ).run,
+                Components(settings)
+                .relay(relay_app, tracking.tracking_recorder(), bootstrap=bootstrap)
+                .run,
             ),
         ]
         services += read_side_services(settings)
@@ -233,17 +232,17 @@ def run_command(args: argparse.Namespace) -> int:
 
 def read_side_services(settings: Settings) -> list[Service]:
     """The projection runners following the log, and the read API."""
-    from projections.api.server import serve_api_until
-    from projections.bootstrap import close_view, open_views
+    from lifecycle.entrypoints.serve import serve_api_until
     from projections.service import start_projections
+    from projections.wiring import close_view, open_views
 
     # Create every view's tables now: the runner and the API open the same files from two
     # threads, and the library's first-time table set-up is not safe to race.
-    for view in open_views(settings).values():
+    for view in open_views(Components(settings)).values():
         close_view(view)
 
     def project(stop: threading.Event) -> None:
-        running = start_projections(settings)
+        running = start_projections(Components(settings))
         try:
             stop.wait()
         finally:
@@ -254,14 +253,13 @@ def read_side_services(settings: Settings) -> list[Service]:
 
 def audit_services(settings: Settings, stack: ExitStack) -> list[Service]:
     """Sealing the audit ledger every LIFECYCLE_AUDIT_SEAL_INTERVAL_SECONDS, when a key is set."""
-    from lifecycle.audit import audit_key, build_sealer
 
-    if audit_key(settings, required=False) is None:
+    if Components(settings).audit_key(required=False) is None:
         log.warning("audit_sealing_off", reason="LIFECYCLE_AUDIT_HMAC_KEY is not set")
         return []
-    app = build_application(settings)
+    app = Components(settings).application()
     stack.callback(app.close)
-    sealer = build_sealer(settings, app)
+    sealer = Components(settings).sealer(app)
     stack.callback(sealer.close)
 
     def seal(stop: threading.Event) -> None:
@@ -279,7 +277,7 @@ def publish_command(args: argparse.Namespace) -> int:
     from consumers.publish import publish_lines
 
     settings = settings_from(args)
-    topics = kafka_topics(settings)
+    topics = Components(settings).topics()
     with ExitStack() as stack:
         source = _open_input(args.file, stack)
         try:

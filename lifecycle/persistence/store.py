@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from lifecycle.errors import LifecycleError
+from lifecycle.domain.errors import LifecycleError
+
+RECORDERS = "lifecycle.persistence.recorders"
+"""The module of the process recorders the library is told to construct."""
 
 
 class InvalidDatabaseUrl(LifecycleError):
@@ -92,7 +95,7 @@ class Store:
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(path),
                 "SQLITE_LOCK_TIMEOUT": "30",
-                "PROCESS_RECORDER_TOPIC": "lifecycle.recorders:BulkSQLiteProcessRecorder",
+                "PROCESS_RECORDER_TOPIC": f"{RECORDERS}:BulkSQLiteProcessRecorder",
             }
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -103,7 +106,7 @@ class Store:
             "POSTGRES_PASSWORD": self.postgres_password,
             "POSTGRES_POOL_SIZE": "5",
             "POSTGRES_LOCK_TIMEOUT": "10",
-            "PROCESS_RECORDER_TOPIC": "lifecycle.recorders:BatchPostgresProcessRecorder",
+            "PROCESS_RECORDER_TOPIC": f"{RECORDERS}:BatchPostgresProcessRecorder",
             # Check a pooled connection before use: after a database restart, the first
             # retry of a long-running service gets a fresh connection, not a dead one.
             "POSTGRES_PRE_PING": "y",

@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from lifecycle.audit.history import audited_history
-from lifecycle.bootstrap import build_application
-from lifecycle.cli.common import (
+from lifecycle.domain.messages import utc_now
+from lifecycle.domain.relationship import Relationship
+from lifecycle.domain.vocabulary import Stage
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.entrypoints.cli.common import (
     UsageError,
     add_common_options,
     parse_time,
@@ -22,10 +25,7 @@ from lifecycle.cli.common import (
     progress,
     settings_from,
 )
-from lifecycle.importer import import_lines
-from lifecycle.messages import utc_now
-from lifecycle.relationship import Relationship
-from lifecycle.vocabulary import Stage
+from lifecycle.service.importer import import_lines
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -102,7 +102,7 @@ def import_command(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"cannot write rejects file {rejects_path}: {error.strerror}"
             ) from None
-        app = build_application(settings)
+        app = Components(settings).application()
         stack.callback(app.close)
         advance = stack.enter_context(progress("importing", size, unit="bytes"))
         report = import_lines(
@@ -147,7 +147,7 @@ def _default_rejects(name: str) -> str:
 
 
 def history_command(args: argparse.Namespace) -> int:
-    app = build_application(settings_from(args))
+    app = Components(settings_from(args)).application()
     try:
         events = audited_history(app, args.customer)
     finally:
@@ -194,7 +194,7 @@ def _describe(event_type: str, data: dict[str, Any]) -> str:
 
 
 def state_command(args: argparse.Namespace) -> int:
-    app = build_application(settings_from(args))
+    app = Components(settings_from(args)).application()
     try:
         if args.as_of is not None:
             relationship = app.relationship_as_of(args.customer, args.as_of)
@@ -232,7 +232,7 @@ def describe_state(relationship: Relationship) -> dict[str, Any]:
 
 
 def stage_command(args: argparse.Namespace) -> int:
-    app = build_application(settings_from(args))
+    app = Components(settings_from(args)).application()
     try:
         relationship = app.change_stage(
             args.customer, Stage(args.to_stage), actor=args.actor, reason=args.reason, at=utc_now()
@@ -247,7 +247,7 @@ def stage_command(args: argparse.Namespace) -> int:
 
 
 def sweep_command(args: argparse.Namespace) -> int:
-    app = build_application(settings_from(args))
+    app = Components(settings_from(args)).application()
     try:
         outcome = app.sweep(args.now or utc_now())
     finally:

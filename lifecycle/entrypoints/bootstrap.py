@@ -1,0 +1,263 @@
+"""The composition root: every command and service builds its parts here, from one
+``Settings`` (whose store URL is parsed once, when the settings are made).
+
+``Components(settings)`` builds the write side (the application, the key store), the
+audit ledger, the Kafka edge (consumer, relay) and the read side (views of the read
+models, the API's read side). Nothing is opened until asked for, and whoever asks
+closes it. It is also the read side's ``projections.wiring.Wiring``: it pickles (it
+holds only the settings), so a rebuild's worker processes build their own parts from it.
+Kafka and the read side are imported when asked for, so that commands without them
+never load them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from lifecycle.domain.policy import Policy
+from lifecycle.persistence.personal import (
+    KeyStore,
+    PersonalDataVault,
+    PostgresKeyStore,
+    SQLiteKeyStore,
+)
+from lifecycle.service.application import LifecycleApplication
+from lifecycle.settings import Settings
+
+if TYPE_CHECKING:
+    from eventsourcing.persistence import InfrastructureFactory, TrackingRecorder
+
+    from consumers.broker import Topics
+    from consumers.ingest import TouchpointIngest
+    from consumers.relay import Relay
+    from lifecycle.audit.ledger import AuditKey, AuditLedger
+    from lifecycle.audit.sealing import PeriodicSealer
+    from projections.api.app import ReadSide
+    from projections.readmodel import ReadModel
+    from projections.views import SqlView
+
+LEDGER_NAME = "lifecycle_audit"
+SHARDS_WAIT_SECONDS = 600
+"""How long a shard of a rebuild waits for another shard's write transaction (SQLite)."""
+
+
+@dataclass(frozen=True)
+class Components:
+    """Builds every component from ``settings``; see the module docstring."""
+
+    settings: Settings
+
+    # Write side ---------------------------------------------------------------------
+
+    def policy(self) -> Policy:
+        if self.settings.policy_file is None:
+            return Policy.default()
+        return Policy.from_file(self.settings.policy_file)
+
+    def application_env(self) -> dict[str, str]:
+        return {
+            **self.settings.store.persistence_env(),
+            # The write side caches aggregates between batches without re-reading them
+            # (no fast-forward): a concurrent writer is caught as a version conflict and
+            # the batch retried, so the cache is an optimisation, never a source of truth.
+            "AGGREGATE_CACHE_MAXSIZE": str(self.settings.aggregate_cache_size),
+            "AGGREGATE_CACHE_FASTFORWARD": "n",
+            "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
+        }
+
+    def application(self) -> LifecycleApplication:
+        return LifecycleApplication(
+            env=self.application_env(),
+            policy=self.policy(),
+            snapshot_interval=self.settings.snapshot_interval,
+            vault=self.vault(),
+        )
+
+    def log_reader(self) -> LifecycleApplication:
+        """The application, to read its event log only (a rebuild's worker processes):
+        its tables are not created (the process that started them made sure they exist,
+        and concurrent DDL fails on PostgreSQL) and no key store is opened."""
+        return LifecycleApplication(
+            env={**self.application_env(), "CREATE_TABLE": "n"}, policy=self.policy()
+        )
+
+    def key_store(self) -> KeyStore:
+        """Per-customer keys: lifecycle.keys.db beside a SQLite database; a table on
+        PostgreSQL."""
+        store = self.settings.store
+        if store.is_sqlite:
+            return SQLiteKeyStore(store.sibling_path("keys"))
+        from eventsourcing.postgres import PostgresFactory
+        from eventsourcing.utils import Environment
+
+        env = Environment("lifecycle_keys", {**store.persistence_env(), "POSTGRES_POOL_SIZE": "2"})
+        return PostgresKeyStore(PostgresFactory(env).datastore, store.conninfo)
+
+    def vault(self) -> PersonalDataVault:
+        return PersonalDataVault(self.key_store())
+
+    # Audit ----------------------------------------------------------------------------
+
+    def ledger(self) -> AuditLedger:
+        """The audit ledger of this store: lifecycle.audit.db beside a SQLite database,
+        lifecycle_audit_* tables on PostgreSQL."""
+        from eventsourcing.utils import Environment
+
+        from lifecycle.audit.ledger import PostgresAuditLedger, SQLiteAuditLedger
+
+        store = self.settings.store
+        env = Environment(
+            LEDGER_NAME, {**store.persistence_env("audit"), "POSTGRES_POOL_SIZE": "2"}
+        )
+        if store.is_sqlite:
+            from eventsourcing.sqlite import SQLiteFactory
+
+            return cast("AuditLedger", SQLiteFactory(env).tracking_recorder(SQLiteAuditLedger))
+        from eventsourcing.postgres import PostgresFactory
+
+        return PostgresFactory(env).tracking_recorder(PostgresAuditLedger)
+
+    def audit_key(self, *, required: bool = True) -> AuditKey | None:
+        """The HMAC key from settings; ``AuditKeyMissing`` when required and unset."""
+        from lifecycle.audit.ledger import AuditKey, AuditKeyMissing
+
+        if self.settings.audit_hmac_key is None:
+            if required:
+                raise AuditKeyMissing(
+                    "LIFECYCLE_AUDIT_HMAC_KEY is not set: the audit ledger is signed with a "
+                    "key kept outside the database (at least 16 characters)"
+                )
+            return None
+        return AuditKey(self.settings.audit_hmac_key.get_secret_value().encode())
+
+    def sealer(self, app: LifecycleApplication) -> PeriodicSealer:
+        """The sealer ``lifecycle run`` runs: every ``audit_seal_interval_seconds``, with
+        its own ledger connection (closed by ``PeriodicSealer.close``)."""
+        from lifecycle.audit.sealing import PeriodicSealer
+
+        key = self.audit_key()
+        assert key is not None
+        return PeriodicSealer(
+            app, self.ledger(), key, interval=self.settings.audit_seal_interval_seconds
+        )
+
+    # Kafka edge -------------------------------------------------------------------------
+
+    def topics(self) -> Topics:
+        from consumers.broker import Topics
+
+        return Topics.from_settings(self.settings)
+
+    def ingest(
+        self,
+        app: LifecycleApplication,
+        *,
+        bootstrap: str | None = None,
+        topics: Topics | None = None,
+        group_id: str | None = None,
+    ) -> TouchpointIngest:
+        """The touchpoint consumer; ``open(stop)`` or ``run(stop)`` it."""
+        from consumers.ingest import TouchpointIngest
+
+        topics = topics or self.topics()
+        return TouchpointIngest(
+            app,
+            bootstrap=bootstrap or self.settings.bootstrap_servers,
+            topic=topics.touchpoints,
+            group_id=group_id or self.settings.kafka_consumer_group,
+            dead_letter_topic=topics.dead_letters,
+            rules=self.settings.message_rules,
+            max_records=self.settings.kafka_max_poll_records,
+        )
+
+    def relay_tracking(self) -> InfrastructureFactory[TrackingRecorder]:
+        """Where the relay stores its position: lifecycle.relay.db beside a SQLite
+        store, the ``lifecyclerelay_tracking`` table on PostgreSQL. Close it after the
+        relay."""
+        from eventsourcing.persistence import InfrastructureFactory
+        from eventsourcing.utils import Environment
+
+        env = Environment("LifecycleRelay", self.settings.store.persistence_env("relay"))
+        factory: InfrastructureFactory[TrackingRecorder] = InfrastructureFactory.construct(env)
+        return factory
+
+    def relay(
+        self,
+        app: LifecycleApplication,
+        tracking: TrackingRecorder,
+        *,
+        bootstrap: str | None = None,
+        topics: Topics | None = None,
+    ) -> Relay:
+        """The outbound relay; ``open(stop)`` or ``run(stop)`` it."""
+        from consumers.relay import Relay
+
+        topics = topics or self.topics()
+        return Relay(
+            app,
+            tracking,
+            bootstrap=bootstrap or self.settings.bootstrap_servers,
+            topic=topics.relationship_events,
+            batch_size=self.settings.relay_batch_size,
+            idle_seconds=self.settings.relay_idle_seconds,
+        )
+
+    # Read side --------------------------------------------------------------------------
+
+    def view_env(self, name: str) -> dict[str, str]:
+        """eventsourcing's environment for the view of read model ``name``: on SQLite its
+        own file beside the main one (``lifecycle.<name>.db``), on PostgreSQL the shared
+        database."""
+        return {
+            **self.settings.store.persistence_env(name),
+            # Tables are created by the view once its generation is chosen.
+            "CREATE_TABLE": "n",
+            "POSTGRES_POOL_SIZE": str(self.settings.projection_pool_size),
+        }
+
+    def open_view(
+        self, model: type[ReadModel[Any]], generation: str = "", shard: str = ""
+    ) -> SqlView:
+        """The view of ``model`` (its tables created if missing), on the configured store;
+        ``generation`` "" is the live tables (``projections.views.LIVE``)."""
+        from eventsourcing.persistence import InfrastructureFactory
+        from eventsourcing.utils import Environment
+
+        from projections.views import SqlView
+
+        env = {**os.environ, **self.view_env(model.name)}
+        if shard:
+            # The shards of a rebuild take turns writing the same tables: wait for each other.
+            env["SQLITE_LOCK_TIMEOUT"] = str(SHARDS_WAIT_SECONDS)
+        factory = InfrastructureFactory.construct(Environment(model.name, env))
+        backend = "sqlite" if self.settings.store.is_sqlite else "postgres"
+        view = cast(SqlView, factory.tracking_recorder(model.view_classes[backend]))
+        view.use_generation(generation, shard)
+        view.create_table()
+        return view
+
+    def read_side(self) -> ReadSide:
+        """What the read API serves from: the views of every read model and the
+        application, closed together."""
+        from consumers.metrics import REGISTRY as KAFKA_EDGE_REGISTRY
+        from projections.api.app import ReadSide
+        from projections.wiring import close_view, open_views
+
+        views = open_views(self, None)
+        application = self.application()
+
+        def close() -> None:
+            for view in views.values():
+                close_view(view)
+            application.close()
+
+        return ReadSide(
+            settings=self.settings,
+            views=views,
+            application=application,
+            close=close,
+            # The Kafka edge keeps its counters in a registry of its own.
+            metrics_registries=(KAFKA_EDGE_REGISTRY,),
+        )
