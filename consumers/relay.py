@@ -40,7 +40,7 @@ from consumers.clients import connect_producer
 from consumers.faults import Backoff, Stopped, is_broker_fault, is_database_fault, retry
 from lifecycle.domain.outbound import RelationshipEvent, to_relationship_event
 from lifecycle.persistence.store import Store
-from lifecycle.service.application import LifecycleApplication
+from lifecycle.service.application import RELATIONSHIP_TOPICS, LifecycleApplication
 
 log = structlog.get_logger(__name__)
 
@@ -147,7 +147,10 @@ class Relay:
             self._position = self._retry_database(self.position, stop)
         start = self._position + 1
         notifications = self._retry_database(
-            lambda: self.app.recorder.select_notifications(start, self.batch_size), stop
+            lambda: self.app.recorder.select_notifications(
+                start, self.batch_size, topics=RELATIONSHIP_TOPICS
+            ),
+            stop,
         )
         if not notifications:
             return 0
@@ -170,23 +173,26 @@ class Relay:
         self.log.info("events_relayed", count=len(events), first=notifications[0].id, position=last)
         return len(events)
 
-    def _outbound(self, notification: Notification) -> RelationshipEvent:
-        return to_relationship_event(self.app.mapper.to_domain_event(notification))
+    def _outbound(self, notification: Notification) -> tuple[bytes, RelationshipEvent]:
+        """The message's key (the customer: only relationships are relayed) and value."""
+        event = to_relationship_event(self.app.mapper.to_domain_event(notification))
+        assert event.customer_id is not None
+        return event.customer_id.encode(), event
 
-    def _publish(self, events: list[RelationshipEvent]) -> None:
+    def _publish(self, events: list[tuple[bytes, RelationshipEvent]]) -> None:
         """Send the batch and wait for every acknowledgement; raise the first failure."""
         assert self._producer is not None
         futures = [
             self._producer.send(
                 self.topic,
-                key=event.customer_id.encode(),
+                key=key,
                 value=event.model_dump_json().encode(),
                 headers=[
                     ("event_type", event.type.encode()),
                     ("event_id", str(event.event_id).encode()),
                 ],
             )
-            for event in events
+            for key, event in events
         ]
         self._producer.flush(timeout=ACK_TIMEOUT_SECONDS)
         for future in futures:

@@ -25,6 +25,7 @@ export file holds personal data that a later erasure cannot reach.
 from __future__ import annotations
 
 import json
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -46,7 +47,8 @@ from lifecycle.audit.verify import Divergence, TamperingDetected
 from lifecycle.domain.errors import LifecycleError, RelationshipNotFound
 from lifecycle.domain.hashchain import GENESIS_HASH
 from lifecycle.domain.outbound import BUSINESS_TIME_FIELDS, outbound_event_id
-from lifecycle.domain.relationship import Relationship, relationship_id
+from lifecycle.domain.relationship import RELATIONSHIP_EVENTS, relationship_id
+from lifecycle.domain.streams import CHAINED_EVENT_CLASSES
 from lifecycle.persistence.recorders import LogRow, read_log, stream_log
 from lifecycle.persistence.topics import stored_topics
 from lifecycle.service.application import LifecycleApplication
@@ -56,6 +58,7 @@ EVENTS_FILE = "events.jsonl"
 MANIFEST_FILE = "manifest.json"
 MANIFEST_PURPOSE = "export-manifest"
 PAGE = 5_000
+RELATIONSHIP_EVENT_TYPES = frozenset(cls.__name__ for cls in RELATIONSHIP_EVENTS)
 
 
 class InvalidExport(LifecycleError):
@@ -117,7 +120,9 @@ def export_events(
     last: int | None = None
     with (out / EVENTS_FILE).open("wb") as lines:
         for page in _pages(app, customer_id):
-            events = relationship_events(app, page, app.vault, reveal=include_personal)
+            events = relationship_events(
+                app, page, app.vault, reveal=include_personal, as_stored=True
+            )
             for event in events:
                 if (since is not None and event.recorded_at < since) or (
                     until is not None and event.recorded_at > until
@@ -316,7 +321,11 @@ class _ExportedLine:
         customer_id = self.data.get("customer_id")
         if self.customer_id != customer_id:
             self.fail("its customer_id differs from the one its data records")
-        if not isinstance(customer_id, str) or relationship_id(customer_id).hex != (
+        if customer_id is None:
+            # A stream that is not a relationship: its events are not a relationship's.
+            if self.event_type in RELATIONSHIP_EVENT_TYPES:
+                self.fail("a relationship's event without a customer_id")
+        elif not isinstance(customer_id, str) or relationship_id(customer_id).hex != (
             self.relationship_id
         ):
             self.fail("its relationship_id is not the customer's")
@@ -336,7 +345,7 @@ class _ExportedLine:
 
     def recompute_hash(self) -> str:
         """Rebuild the event's canonical body from its Contract 3 fields and hash it."""
-        datetimes, created = _event_shape(self.event_type)
+        datetimes, created_by = _event_shape(self.event_type)
         if datetimes is None:
             self.fail(f"unknown event type {self.event_type!r}")
         body = dict(self.data)
@@ -348,14 +357,14 @@ class _ExportedLine:
             body["timestamp"] = _wrapped(self.recorded_at)
         except ValueError:
             self.fail("a time in it is not an ISO 8601 time")
-        if not created:
+        if not created_by:
             return content_hash(
                 self.previous_hash, self.relationship_id, self.version, self.event_type, body
             )
         # The first event hashes the aggregate's topic as it was when recorded: the
         # line does not carry it (Contract 3), so each topic the class has had is tried.
         hashes = []
-        for topic in stored_topics(Relationship):
+        for topic in created_by:
             body["originator_topic"] = topic
             hashes.append(
                 content_hash(
@@ -381,12 +390,13 @@ def _wrapped(iso: str) -> dict[str, str]:
 
 
 @lru_cache(maxsize=32)
-def _event_shape(event_type: str) -> tuple[frozenset[str] | None, bool]:
-    """The event class's datetime fields (Contract 3 writes them as text) and whether it
-    creates the relationship (its state also holds the aggregate's topic)."""
-    cls = getattr(Relationship, event_type, None)
-    if not isinstance(cls, type) or not issubclass(cls, Relationship.Event):
-        return None, False
+def _event_shape(event_type: str) -> tuple[frozenset[str] | None, tuple[str, ...]]:
+    """The event class's datetime fields (Contract 3 writes them as text) and, for an
+    event that creates its stream, every topic its aggregate has been stored under (its
+    state also holds the aggregate's topic); None for an unknown event type."""
+    cls = CHAINED_EVENT_CLASSES.get(event_type)
+    if cls is None:
+        return None, ()
     hints = typing.get_type_hints(cls)
     datetimes = frozenset(
         name
@@ -400,4 +410,7 @@ def _event_shape(event_type: str) -> tuple[frozenset[str] | None, bool]:
             )
         )
     )
-    return datetimes, "originator_topic" in hints
+    if "originator_topic" not in hints:
+        return datetimes, ()
+    aggregate = getattr(sys.modules[cls.__module__], cls.__qualname__.partition(".")[0])
+    return datetimes, stored_topics(aggregate)

@@ -5,13 +5,16 @@ auditor routes of the HTTP API."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
+from lifecycle.audit.chain import event_type_of
 from lifecycle.domain.errors import RelationshipNotFound
-from lifecycle.domain.outbound import RelationshipEvent, to_relationship_event
+from lifecycle.domain.outbound import RelationshipEvent, contract_event
 from lifecycle.domain.relationship import relationship_id
 from lifecycle.persistence.personal import PersonalDataVault, Revealer
 from lifecycle.persistence.recorders import LogRow, stream_log
@@ -40,48 +43,73 @@ def relationship_events(
     vault: PersonalDataVault | None,
     *,
     reveal: bool,
+    as_stored: bool = False,
 ) -> Iterator[RelationshipEvent]:
-    """Log rows as Contract 3 events with positions, hashes and personal views."""
+    """Log rows as Contract 3 events with positions, hashes and personal views.
+
+    Events are shown as the domain sees them (upcast to their class's current version)
+    or, ``as_stored``, exactly as they were written (then ``data`` is what each hash
+    covers: what exports carry, so that an auditor recomputes every hash)."""
     decoded = [
-        (
-            position,
-            app.mapper.to_domain_event(
-                StoredEvent(
-                    originator_id=originator_id,
-                    originator_version=version,
-                    topic=topic,
-                    state=state,
-                )
-            ),
-        )
+        (position, *_event_state(app, originator_id, version, topic, state, as_stored))
         for position, originator_id, version, topic, state in rows
     ]
     revealer = None
     if vault is not None:
         revealer = vault.revealer(
             {
-                getattr(e, "customer_id", "")
-                for _, e in decoded
-                if getattr(e, "personal", None) is not None
+                state.get("customer_id", "")
+                for _, _, _, state in decoded
+                if state.get("personal") is not None
             }
         )
-    for position, domain_event in decoded:
-        yield to_relationship_event(
-            domain_event,
+    for position, event_type, event_id, state in decoded:
+        yield contract_event(
+            event_type,
+            event_id.originator_id,
+            event_id.originator_version,
+            state,
             position=position,
-            personal=personal_view(domain_event, revealer, reveal=reveal),
+            personal=personal_view(state, revealer, reveal=reveal),
         )
+
+
+def _event_state(
+    app: LifecycleApplication,
+    originator_id: str,
+    version: int,
+    topic: str,
+    state: bytes,
+    as_stored: bool,
+) -> tuple[str, Any, dict[str, Any]]:
+    """(event type, the event's id and version, its state), upcast or as stored."""
+    if as_stored:
+        stored: dict[str, Any] = app.mapper.transcoder.decode(state)
+        return event_type_of(topic), _At(UUID(originator_id), version), stored
+    domain_event = app.mapper.to_domain_event(
+        StoredEvent(
+            originator_id=originator_id, originator_version=version, topic=topic, state=state
+        )
+    )
+    return type(domain_event).__name__, domain_event, vars(domain_event)
+
+
+@dataclass(frozen=True)
+class _At:
+    originator_id: UUID
+    originator_version: int
 
 
 def personal_view(
-    domain_event: Any, revealer: Revealer | None, *, reveal: bool
+    state: Mapping[str, Any], revealer: Revealer | None, *, reveal: bool
 ) -> dict[str, Any] | None:
-    recorded = getattr(domain_event, "personal", None)
+    """The readable view of the personal data an event's state records, if any."""
+    recorded = state.get("personal")
     if recorded is None:
         return None
     if revealer is None:
         return {"encrypted": True}
-    view = revealer.reveal(domain_event.customer_id, domain_event.event_id, recorded)
+    view = revealer.reveal(state["customer_id"], state["event_id"], recorded)
     if view is not None and not reveal and "erased" not in view:
         return {"encrypted": True}
     return view

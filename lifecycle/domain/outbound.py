@@ -8,13 +8,12 @@ The JSON Schema ``relationship-event.v1.schema.json`` is generated from this mod
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from lifecycle.domain.relationship import Relationship
 
 # Fixed forever: outbound event ids are uuid5(OUTBOUND_NAMESPACE, f"{relationship_id}:{version}").
 OUTBOUND_NAMESPACE = UUID("0d4f3a56-8f3e-4f0e-9a43-7c1b1e6f5d20")
@@ -39,7 +38,10 @@ class RelationshipEvent(BaseModel):
 
     event_id: UUID = Field(description="deterministic from relationship_id and version")
     relationship_id: UUID
-    customer_id: str
+    customer_id: str | None = Field(
+        description="null for streams other than relationships (the adopted policy's, the "
+        "analytics models')"
+    )
     version: int = Field(ge=1)
     type: str = Field(description="RelationshipStarted, TouchpointRecorded, StageChanged, …")
     occurred_at: datetime = Field(description="business time of what the event records")
@@ -76,17 +78,40 @@ def relationship_event_json_schema() -> dict[str, Any]:
 def to_relationship_event(
     domain_event: Any, *, position: int | None = None, personal: dict[str, Any] | None = None
 ) -> RelationshipEvent:
-    """Contract 3's view of a domain event of the ``Relationship`` aggregate."""
-    state = vars(domain_event)
+    """Contract 3's view of a domain event of a chained stream, as the domain sees it
+    (upcast to its class's current version)."""
+    return contract_event(
+        type(domain_event).__name__,
+        domain_event.originator_id,
+        domain_event.originator_version,
+        vars(domain_event),
+        position=position,
+        personal=personal,
+    )
+
+
+def contract_event(
+    event_type: str,
+    originator_id: UUID,
+    version: int,
+    state: Mapping[str, Any],
+    *,
+    position: int | None = None,
+    personal: dict[str, Any] | None = None,
+) -> RelationshipEvent:
+    """Contract 3's view of an event given its state: as the domain sees it, or as it is
+    stored (then ``data`` holds what its hash covers, ``class_version`` included)."""
     data = {k: v for k, v in state.items() if k not in _NOT_DATA}
+    timestamp: datetime = state["timestamp"]
+    business = state.get(BUSINESS_TIME_FIELDS.get(event_type, ""))
     return RelationshipEvent(
-        event_id=outbound_event_id(domain_event.originator_id, domain_event.originator_version),
-        relationship_id=domain_event.originator_id,
-        customer_id=state["customer_id"],
-        version=domain_event.originator_version,
-        type=type(domain_event).__name__,
-        occurred_at=business_time(domain_event),
-        recorded_at=domain_event.timestamp,
+        event_id=outbound_event_id(originator_id, version),
+        relationship_id=originator_id,
+        customer_id=state.get("customer_id"),
+        version=version,
+        type=event_type,
+        occurred_at=business if isinstance(business, datetime) else timestamp,
+        recorded_at=timestamp,
         data=data,
         position=position,
         hash=state.get("hash"),
@@ -101,15 +126,5 @@ BUSINESS_TIME_FIELDS = {
     "StageChanged": "effective_at",
     "PersonalDataErased": "erased_at",
 }
-"""Which field of each event type holds its business time (``occurred_at``)."""
-
-
-def business_time(domain_event: Any) -> datetime:
-    if isinstance(domain_event, Relationship.TouchpointRecorded):
-        return domain_event.occurred_at
-    if isinstance(domain_event, Relationship.StageChanged):
-        return domain_event.effective_at
-    if isinstance(domain_event, Relationship.PersonalDataErased):
-        return domain_event.erased_at
-    started_at: datetime | None = getattr(domain_event, "started_at", None)
-    return started_at or domain_event.timestamp
+"""Which field of each event type holds its business time (``occurred_at``); an event
+type without one happened when it was recorded."""

@@ -5,9 +5,9 @@ own ``StageChanged`` event, decided by the policy when the command runs and neve
 re-decided on replay. State holds only what the rules and auditors need; read models
 hold the rest.
 
-Every event is chained (``lifecycle.domain.hashchain``): it carries the hash of the event before
-it and its own hash, computed here as the event is triggered, so every path that records
-events (batches, manual changes, the sweep, erasure) chains them alike.
+Every event is chained (``lifecycle.domain.streams``): it carries the hash of the event
+before it and its own hash, computed as the event is triggered, so every path that
+records events (batches, manual changes, the sweep, erasure) chains them alike.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID, uuid5
 
-from eventsourcing.domain import Aggregate, CanInitAggregate, event
+from eventsourcing.domain import Aggregate, event
 
 from lifecycle.domain.errors import InvalidStageChange, PersonalDataAlreadyErased
-from lifecycle.domain.hashchain import GENESIS_HASH, event_hash
 from lifecycle.domain.policy import INACTIVITY, MANUAL, REACTIVATION, CycleFacts, Policy
+from lifecycle.domain.streams import ChainedAggregate
 from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.domain.vocabulary import Kind, Stage
 
@@ -38,21 +38,9 @@ def relationship_id(customer_id: str) -> UUID:
     return uuid5(RELATIONSHIP_NAMESPACE, customer_id)
 
 
-class Relationship(Aggregate):
-    last_hash: str
-    """The hash of the latest event: the next event's ``previous_hash``."""
-
-    class Event(Aggregate.Event):
-        """Base of every event of a relationship: each one is a link of its hash chain."""
-
-        previous_hash: str
-        hash: str
-
-        def mutate(self, aggregate: Any) -> Any:
-            mutated = super().mutate(aggregate)
-            assert mutated is not None
-            mutated.last_hash = self.hash
-            return mutated
+class Relationship(ChainedAggregate):
+    class Event(ChainedAggregate.Event):
+        """Base of every event of a relationship."""
 
     class RelationshipStarted(Event, Aggregate.Created):
         customer_id: str
@@ -61,30 +49,6 @@ class Relationship(Aggregate):
     @staticmethod
     def create_id(customer_id: str, **_: Any) -> UUID:
         return relationship_id(customer_id)
-
-    @classmethod
-    def _create(
-        cls,
-        event_class: type[CanInitAggregate[UUID]],
-        *,
-        id: UUID | None = None,
-        **kwargs: Any,
-    ) -> Relationship:
-        """The library's ``_create``, with the first link of the chain."""
-        originator_id = id or cls.create_id(**kwargs)
-        kwargs["timestamp"] = kwargs.get("timestamp") or event_class.create_timestamp()
-        kwargs["previous_hash"] = GENESIS_HASH
-        # The library adds originator_topic to a "created" event's state: hash it too.
-        state = {**kwargs, "originator_topic": f"{cls.__module__}:{cls.__qualname__}"}
-        kwargs["hash"] = event_hash(event_class.__name__, originator_id, cls.INITIAL_VERSION, state)
-        return super()._create(event_class, id=originator_id, **kwargs)
-
-    def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
-        """The library's ``trigger_event``, chaining the new event to the last one."""
-        kwargs["timestamp"] = kwargs.get("timestamp") or event_class.create_timestamp()
-        kwargs["previous_hash"] = self.last_hash
-        kwargs["hash"] = event_hash(event_class.__name__, self.id, self.version + 1, kwargs)
-        super().trigger_event(event_class, **kwargs)
 
     @event(RelationshipStarted)
     def __init__(self, customer_id: str, started_at: datetime) -> None:
@@ -312,3 +276,13 @@ class Relationship(Aggregate):
         self.cycle_purchase_days = set()
         self.cycle_latest_survey_at = None
         self.cycle_latest_survey_score = None
+
+
+RELATIONSHIP_EVENTS: tuple[type[Relationship.Event], ...] = (
+    Relationship.RelationshipStarted,
+    Relationship.TouchpointRecorded,
+    Relationship.StageChanged,
+    Relationship.PersonalDataErased,
+)
+"""Every event class of a relationship: what the relay publishes (Contract 3), and what
+no other stream records."""

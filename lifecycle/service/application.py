@@ -37,7 +37,7 @@ from lifecycle.domain.errors import LifecycleError, RelationshipNotFound
 from lifecycle.domain.hashchain import install_hasher
 from lifecycle.domain.messages import utc_now
 from lifecycle.domain.policy import Policy
-from lifecycle.domain.relationship import Relationship, relationship_id
+from lifecycle.domain.relationship import RELATIONSHIP_EVENTS, Relationship, relationship_id
 from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.persistence.personal import PersonalDataVault
@@ -48,17 +48,33 @@ from lifecycle.persistence.transcoding import OrjsonTranscoder, orjson_hasher
 MAX_ATTEMPTS = 5
 LATEST = sys.maxsize  # a version beyond any: reads it bypass the write-side cache
 
+RELATIONSHIP_TOPICS = tuple(topic for cls in RELATIONSHIP_EVENTS for topic in stored_topics(cls))
+"""Every topic a relationship's events are stored under: streams that are not
+relationships (the policy's, the analytics models') share the log."""
 RELATIONSHIP_STARTED_TOPICS = stored_topics(Relationship.RelationshipStarted)
 STAGE_CHANGED_TOPICS = stored_topics(Relationship.StageChanged)
 
 
+RECORDED = "recorded"
+DUPLICATE = "duplicate"
+
+
 @dataclass
 class BatchOutcome:
+    """What ``record_batch`` did: one status per touchpoint, in order, and where in the
+    log its events went. Every path that records touchpoints (import, Kafka, HTTP)
+    reports from this."""
+
     recorded: int = 0
     duplicates: int = 0
     stage_changes: Counter[str] = field(default_factory=Counter)
     already_tracked: bool = False
     """The batch's tracking position was recorded before: nothing was written."""
+    statuses: list[str] = field(default_factory=list)
+    """``recorded`` or ``duplicate``, one per touchpoint of the batch, in order."""
+    position: int | None = None
+    """The log position of the last event written (None: nothing was written), usable
+    as ``min_position`` on the read API (read-your-writes)."""
 
 
 @dataclass
@@ -122,8 +138,10 @@ class LifecycleApplication(Application[UUID]):
                     relationship = self._relationship_for(touchpoint, relationships, stored)
                     if relationship.record_touchpoint(touchpoint, self.policy):
                         outcome.recorded += 1
+                        outcome.statuses.append(RECORDED)
                     else:
                         outcome.duplicates += 1
+                        outcome.statuses.append(DUPLICATE)
                 self._save_with_tracking(relationships.values(), tracking, outcome)
             except IntegrityError:
                 self._forget_cached(relationships)
@@ -291,7 +309,9 @@ class LifecycleApplication(Application[UUID]):
         # Application._record() without EventStore.put()'s per-event Recording objects,
         # which only feed _notify(), a hook this application does not use.
         stored_events = [self.mapper.to_stored_event(e) for e in processing_event.events]
-        self.recorder.insert_events(stored_events, tracking=tracking)
+        positions = self.recorder.insert_events(stored_events, tracking=tracking)
+        if positions:
+            outcome.position = positions[-1]
         cache = self.repository.cache
         if cache is not None:
             for aggregate_id, aggregate in processing_event.aggregates.items():

@@ -40,6 +40,27 @@ def test_recording_the_same_touchpoints_again_records_nothing(app: LifecycleAppl
     assert app.recorder.max_notification_id() == position
 
 
+def test_a_batch_reports_each_touchpoint_in_order_and_where_its_events_went(
+    app: LifecycleApplication,
+) -> None:
+    first = touchpoint("inquiry", 0, customer="a")
+    app.record_batch([first])
+    outcome = app.record_batch(
+        [touchpoint("purchase", 1, customer="a"), first, touchpoint("inquiry", 1, customer="b")]
+    )
+    assert outcome.statuses == ["recorded", "duplicate", "recorded"]
+    assert outcome.position == app.recorder.max_notification_id()
+
+
+def test_a_batch_of_duplicates_writes_nothing_and_names_no_position(
+    app: LifecycleApplication,
+) -> None:
+    batch = [touchpoint("inquiry", 0, customer="a")]
+    app.record_batch(batch)
+    outcome = app.record_batch(batch)
+    assert (outcome.statuses, outcome.position) == (["duplicate"], None)
+
+
 def test_a_fresh_process_sees_the_duplicates_too(
     app: LifecycleApplication, settings: Settings
 ) -> None:

@@ -144,3 +144,43 @@ def test_personal_data_is_erased_once() -> None:
     relationship.erase_personal_data(reason="request", actor="dpo", at=DAY_ZERO)
     with pytest.raises(PersonalDataAlreadyErased):
         relationship.erase_personal_data(reason="again", actor="dpo", at=DAY_ZERO)
+
+
+def test_the_state_a_chained_event_hashes_is_the_state_the_library_stores() -> None:
+    """The library's mapper adds ``class_version`` to the stored state of an event class
+    at version 2 or later; the domain hashes the same state, so the stored bytes verify."""
+    from eventsourcing.domain import Aggregate, event
+    from eventsourcing.persistence import Mapper
+
+    from lifecycle.audit.chain import check_rows
+    from lifecycle.domain.streams import ChainedAggregate
+    from lifecycle.persistence.transcoding import OrjsonTranscoder
+
+    class Versioned(ChainedAggregate):
+        class Event(ChainedAggregate.Event):
+            pass
+
+        class Opened(Event, Aggregate.Created):
+            pass
+
+        class Noted(Event):
+            class_version = 3
+            text: str
+
+        @event(Opened)
+        def __init__(self) -> None:
+            pass
+
+        @event(Noted)
+        def note(self, text: str) -> None:
+            pass
+
+    aggregate = Versioned()
+    aggregate.note("kept")
+    mapper: Mapper[Any] = Mapper(transcoder=OrjsonTranscoder())
+    rows = [
+        (n, stored.originator_id.hex, stored.originator_version, stored.topic, stored.state)
+        for n, stored in enumerate(map(mapper.to_stored_event, aggregate.collect_events()))
+    ]
+    assert b'"class_version":3' in rows[1][4]
+    assert [verified for _, _, verified in check_rows(rows)] == [True, True]
