@@ -30,7 +30,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from eventsourcing.persistence import (
     IntegrityError,
@@ -42,6 +42,7 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 
 from lifecycle.domain.errors import LifecycleError
+from lifecycle.persistence import library
 
 T = TypeVar("T")
 
@@ -155,13 +156,6 @@ class SqlView(TrackingRecorder):
     def _tracking_table(self) -> str: ...
 
     @abstractmethod
-    def _tracking_position(self, cursor: Any, name: str) -> int | None: ...
-
-    if TYPE_CHECKING:  # provided by the library's tracking recorder of each backend
-
-        def _insert_tracking(self, c: Any, tracking: Tracking) -> None: ...
-
-    @abstractmethod
     def _table_exists(self, cursor: Any, name: str) -> bool: ...
 
     @abstractmethod
@@ -264,7 +258,7 @@ class SqlView(TrackingRecorder):
                 ),
             )
             if position is not None:
-                self._insert_tracking(cursor, Tracking(UPSTREAM, position))
+                library.insert_tracking(self, cursor, Tracking(UPSTREAM, position))
         return position
 
     def _next_position(self, cursor: Any) -> int | None:
@@ -289,6 +283,19 @@ class SqlView(TrackingRecorder):
 
     # Positions and pages -------------------------------------------------------------
 
+    def _tracking_position(self, cursor: Any, name: str) -> int | None:
+        """The position recorded under ``name``, read in the transaction of ``cursor``
+        (the library's ``max_tracking_id`` reads in one of its own)."""
+        cursor.execute(
+            self.dialect.sql(
+                "SELECT MAX(notification_id) AS position "
+                f"FROM {self._tracking_table()} WHERE application_name = ?"
+            ),
+            (name,),
+        )
+        position: int | None = cursor.fetchone()["position"]
+        return position
+
     def position(self) -> int | None:
         """The last notification id of the upstream log this generation reflects."""
         return self.max_tracking_id(self.tracking_name)
@@ -306,7 +313,7 @@ class SqlView(TrackingRecorder):
                 )
             write(cursor)
             if tracking.notification_id != expected:
-                self._insert_tracking(cursor, tracking)
+                library.insert_tracking(self, cursor, tracking)
 
     # Reading -------------------------------------------------------------------------
 
@@ -406,10 +413,6 @@ class SQLiteView(SqlView, SQLiteTrackingRecorder):
     def _tracking_table(self) -> str:
         return "tracking"
 
-    def _tracking_position(self, cursor: Any, name: str) -> int | None:
-        position: int | None = self._max_tracking_id(name, cursor)
-        return position
-
     def _table_exists(self, cursor: Any, name: str) -> bool:
         cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
         return cursor.fetchone() is not None
@@ -481,10 +484,6 @@ class PostgresView(SqlView, PostgresTrackingRecorder):
 
     def _tracking_table(self) -> str:
         return self.tracking_table_name
-
-    def _tracking_position(self, cursor: Any, name: str) -> int | None:
-        position: int | None = self._max_tracking_id(name, cursor)
-        return position
 
     def _table_exists(self, cursor: Any, name: str) -> bool:
         cursor.execute("SELECT to_regclass(%s) IS NOT NULL AS present", (name,))

@@ -70,7 +70,9 @@ class Relationship(Aggregate):
         id: UUID | None = None,
         **kwargs: Any,
     ) -> Relationship:
-        """The library's ``_create``, with the first link of the chain."""
+        """The library's private ``_create``, with the first link of the chain (listed,
+        with every other private use of the library, in ``lifecycle.persistence.library``
+        and pinned by its contract tests)."""
         originator_id = id or cls.create_id(**kwargs)
         kwargs["timestamp"] = kwargs.get("timestamp") or event_class.create_timestamp()
         kwargs["previous_hash"] = GENESIS_HASH
@@ -80,7 +82,8 @@ class Relationship(Aggregate):
         return super()._create(event_class, id=originator_id, **kwargs)
 
     def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
-        """The library's ``trigger_event``, chaining the new event to the last one."""
+        """The library's ``trigger_event``, chaining the new event to the last one (pinned
+        with ``_create``)."""
         kwargs["timestamp"] = kwargs.get("timestamp") or event_class.create_timestamp()
         kwargs["previous_hash"] = self.last_hash
         kwargs["hash"] = event_hash(event_class.__name__, self.id, self.version + 1, kwargs)
