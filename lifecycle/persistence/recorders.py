@@ -84,11 +84,6 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
 
     _MAX_PARSED_IDS = 100_000
 
-    @staticmethod
-    def selects_part(count: int) -> bool:
-        """Whether ``select_notifications`` can itself select a part of ``count``."""
-        return count > 1 and 16 % count == 0
-
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
@@ -124,21 +119,19 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
         topics: Sequence[str] = (),
         *,
         inclusive_of_start: bool = True,
-        part: tuple[int, int] | None = None,
+        shard_digits: str | None = None,
     ) -> Sequence[Notification]:
         """The library's query, its rows read as tuples and made into notifications at
         once (``library.notifications``): a page is read in half the time, and every
         projection and the relay read the log through here.
 
-        ``part`` (index, count): only the events of aggregates whose id's integer is
-        index modulo count (``projections.runner.partition_of``); decided by SQLite
-        from the id's last hex digit when count divides 16, else by whoever asked."""
+        ``shard_digits``: only the events of aggregates whose id ends in one of these
+        hex digits (a shard of a rebuild, ``projections.shards.Shard.hex_digits``)."""
         where: list[str] = []
         params: list[Any] = []
-        if part is not None and self.selects_part(part[1]):
-            index, count = part
+        if shard_digits is not None:
             where.append("instr(?, lower(substr(originator_id, -1))) > 0")
-            params.append("".join(d for d in "0123456789abcdef" if int(d, 16) % count == index))
+            params.append(shard_digits)
         if start is not None:
             where.append("rowid>=?" if inclusive_of_start else "rowid>?")
             params.append(start)
