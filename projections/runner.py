@@ -29,11 +29,9 @@ from __future__ import annotations
 import gc
 import threading
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
 
 import structlog
 from eventsourcing.persistence import (
@@ -51,6 +49,7 @@ from lifecycle.persistence.topics import current_topic, stored_topics
 from lifecycle.persistence.transcoding import stored_kinds
 from projections import metrics
 from projections.readmodel import ReadModel, TouchpointRecorded
+from projections.shards import WHOLE_LOG, Shard, shard_of
 from projections.views import PositionMoved
 
 log = structlog.get_logger(__name__)
@@ -64,14 +63,6 @@ DEFAULT_BATCH_SIZE = 20_000
 DEFAULT_COMMIT_SECONDS = 1.0
 RETRY_SECONDS = 1.0
 _UNKNOWN: Any = object()
-
-
-def partition_of(originator_id: UUID | str, parts: int) -> int:
-    """Which of ``parts`` parts an aggregate's events belong to: the same in every
-    process (ids are uuid5 of the customer id, so the parts are even)."""
-    if isinstance(originator_id, UUID):
-        return originator_id.int % parts
-    return zlib.crc32(originator_id.encode()) % parts
 
 
 @dataclass
@@ -143,7 +134,7 @@ class Runner:
         batch_size: int | None = DEFAULT_BATCH_SIZE,
         commit_seconds: float | None = DEFAULT_COMMIT_SECONDS,
         live: bool = True,
-        partition: tuple[int, int] | None = None,
+        shard: Shard = WHOLE_LOG,
         stop_at: int | None = None,
     ) -> None:
         self.recorder = recorder
@@ -154,20 +145,19 @@ class Runner:
         self.commit_seconds = commit_seconds
         self.live = live
         """Whether positions and lag go to the metrics (not for a rebuild's generation)."""
-        self.partition = partition
-        """(index, count): fold only the events of customers in this part of ``count``
-        (a rebuild shared between processes); None: every customer's."""
+        self.shard = shard
+        """Fold only the events of this shard's customers (a rebuild shared between
+        processes); by default the whole log."""
         self.stop_at = stop_at
         """Project the log up to this position only (a rebuild: what was there when it
-        started, the same for every part of it)."""
+        started, the same for every shard of it)."""
         self.lanes = [Lane(model) for model in models]
         self._needed_kinds = _kinds_needed_by(self.lanes)
-        self._part_in_sql = (
-            partition is not None
-            and isinstance(recorder, BulkSQLiteProcessRecorder)
-            and recorder.selects_part(partition[1])
+        self._shard_digits = (
+            shard.hex_digits if isinstance(recorder, BulkSQLiteProcessRecorder) else None
         )
-        """Whether the recorder selects this runner's part of the log itself."""
+        """What the recorder selects this runner's shard of the log by (None: it does not,
+        the runner passes over other shards' events itself)."""
         for lane in self.lanes:
             lane.resync()
         self._uncommitted = 0
@@ -194,10 +184,10 @@ class Runner:
             self._commit_if_pending()
             return 0
         topics = self._topics()
-        if self._part_in_sql:
+        if self._shard_digits is not None:
             assert isinstance(self.recorder, BulkSQLiteProcessRecorder)
             notifications = self.recorder.select_notifications(
-                start + 1, self.page_size, stop=head, topics=topics, part=self.partition
+                start + 1, self.page_size, stop=head, topics=topics, shard_digits=self._shard_digits
             )
         else:
             notifications = self.recorder.select_notifications(
@@ -232,10 +222,11 @@ class Runner:
         wanted = self._topics()
         touchpoints = TOUCHPOINT_TOPICS
         needed_kinds = self._needed_kinds
-        index, parts = (0, 1) if self._part_in_sql else self.partition or (0, 1)
+        passes_over_shards = self._shard_digits is None and not self.shard.is_whole_log
+        index, count = self.shard.index, self.shard.count
         keyed = []
         for n in notifications:
-            if parts > 1 and partition_of(n.originator_id, parts) != index:
+            if passes_over_shards and shard_of(n.originator_id, count) != index:
                 continue
             topic = n.topic
             if wanted and topic not in wanted:
