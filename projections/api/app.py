@@ -41,13 +41,14 @@ from projections import metrics
 from projections.api import models
 from projections.api.paths import KeepEncodedSlashes, register_segment_convertor
 from projections.api.summaries import SummaryRenderer
+from projections.at_risk import FLAGS
 from projections.complaints import ComplaintsView
 from projections.follow_ups import KINDS, MAX_ANNIVERSARY_WINDOW, FollowUpsView
 from projections.funnel import FunnelView
 from projections.inquiries import InquiriesView
 from projections.pairs import CLOSED, OPEN, Case, CaseStats, CaseView
 from projections.purchases import PurchasesView, purchase_pattern
-from projections.summary import FLAGS, SummaryView
+from projections.summary import SummaryView
 from projections.views import SqlView
 
 POSITION_HEADER = "X-Projection-Position"

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from lifecycle.domain.outbound import RelationshipEvent
+from projections.at_risk import FLAGS
 
 Position = Annotated[
     int,
@@ -53,9 +54,7 @@ class RelationshipSummary(Model):
     )
     touchpoints_by_service_mode: dict[str, int]
     at_risk: bool
-    flags: list[str] = Field(
-        description="no_touchpoint_90_days, low_survey_score, complaint_open_14_days"
-    )
+    flags: list[str] = Field(description=", ".join(FLAGS))
 
 
 class SummaryResponse(Model):
