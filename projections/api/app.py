@@ -42,10 +42,8 @@ from projections.api import models
 from projections.api.paths import KeepEncodedSlashes, register_segment_convertor
 from projections.api.summaries import SummaryRenderer
 from projections.at_risk import FLAGS
-from projections.complaints import ComplaintsView
 from projections.follow_ups import KINDS, MAX_ANNIVERSARY_WINDOW, FollowUpsView
 from projections.funnel import FunnelView
-from projections.inquiries import InquiriesView
 from projections.pairs import CLOSED, OPEN, Case, CaseStats, CaseView
 from projections.purchases import PurchasesView, purchase_pattern
 from projections.summary import SummaryView
@@ -455,7 +453,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         cursor: Cursor = None,
         min_position: MinPosition = None,
     ) -> Response:
-        complaints: ComplaintsView = view("complaints")
+        complaints: CaseView = view("complaints")
         at_least(complaints, min_position)
         when = as_of or datetime.now(UTC)
         cases, position, next_cursor, stats = _case_page(
@@ -506,7 +504,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         cursor: Cursor = None,
         min_position: MinPosition = None,
     ) -> Response:
-        inquiries: InquiriesView = view("inquiries")
+        inquiries: CaseView = view("inquiries")
         at_least(inquiries, min_position)
         when = as_of or datetime.now(UTC)
         cases, position, next_cursor, stats = _case_page(
