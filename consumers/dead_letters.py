@@ -20,8 +20,9 @@ import structlog
 from kafka import KafkaProducer
 from kafka.errors import MessageSizeTooLargeError
 
-from consumers.faults import Backoff, is_broker_fault, retry
+from consumers.faults import is_broker_fault
 from lifecycle.domain.errors import RejectedTouchpoint
+from lifecycle.faults import Backoff, retry
 
 log = structlog.get_logger(__name__)
 

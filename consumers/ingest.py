@@ -67,10 +67,11 @@ from consumers.clients import (
     topic_id,
 )
 from consumers.dead_letters import DeadLetter, DeadLetterPublisher
-from consumers.faults import Backoff, Stopped, is_database_fault, retry
+from consumers.faults import is_database_fault
 from lifecycle.domain.errors import RejectedTouchpoint
 from lifecycle.domain.messages import MessageRules, parse_touchpoint, utc_now
 from lifecycle.domain.touchpoints import Touchpoint
+from lifecycle.faults import Backoff, Stopped, retry
 from lifecycle.service.application import BatchOutcome, LifecycleApplication
 
 log = structlog.get_logger(__name__)

@@ -37,8 +37,9 @@ from kafka import KafkaProducer
 
 from consumers import metrics
 from consumers.clients import connect_producer
-from consumers.faults import Backoff, Stopped, is_broker_fault, is_database_fault, retry
+from consumers.faults import is_broker_fault, is_database_fault
 from lifecycle.domain.outbound import RelationshipEvent, to_relationship_event
+from lifecycle.faults import Backoff, Stopped, retry
 from lifecycle.persistence.store import Store
 from lifecycle.service.application import LifecycleApplication
 
