@@ -28,7 +28,6 @@ log = structlog.get_logger(__name__)
 
 Headers = list[tuple[str, bytes]]
 
-ERROR_HEADERS = ("error_code", "error_reason", "source_topic", "source_partition", "source_offset")
 ACK_TIMEOUT_SECONDS = 30.0
 
 

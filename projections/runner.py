@@ -169,8 +169,6 @@ class Runner:
         self._uncommitted = 0
         self._last_commit = time.monotonic()
         self._head = 0
-        self.read_count = 0
-        """Notifications read from the log by this runner."""
 
     # One step --------------------------------------------------------------------------
 
@@ -202,7 +200,6 @@ class Runner:
         end = notifications[-1].id if len(notifications) == self.page_size else head
         self._fold(notifications, end)
         self._uncommitted += len(notifications)
-        self.read_count += len(notifications)
         if end == head or self._batch_is_due():
             self.commit()
         else:

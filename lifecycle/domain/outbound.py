@@ -14,8 +14,6 @@ from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lifecycle.domain.relationship import Relationship
-
 # Fixed forever: outbound event ids are uuid5(OUTBOUND_NAMESPACE, f"{relationship_id}:{version}").
 OUTBOUND_NAMESPACE = UUID("0d4f3a56-8f3e-4f0e-9a43-7c1b1e6f5d20")
 
@@ -105,11 +103,7 @@ BUSINESS_TIME_FIELDS = {
 
 
 def business_time(domain_event: Any) -> datetime:
-    if isinstance(domain_event, Relationship.TouchpointRecorded):
-        return domain_event.occurred_at
-    if isinstance(domain_event, Relationship.StageChanged):
-        return domain_event.effective_at
-    if isinstance(domain_event, Relationship.PersonalDataErased):
-        return domain_event.erased_at
-    started_at: datetime | None = getattr(domain_event, "started_at", None)
-    return started_at or domain_event.timestamp
+    """The event's business time; for an event that names none, when it was recorded."""
+    field = BUSINESS_TIME_FIELDS.get(type(domain_event).__name__)
+    value: datetime | None = getattr(domain_event, field, None) if field is not None else None
+    return value or domain_event.timestamp
