@@ -15,7 +15,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from consumers.faults import Backoff, is_broker_fault, retry
+from consumers.faults import is_broker_fault
+from lifecycle.faults import Backoff, retry
 
 SESSION_TIMEOUT_MS = 6_000
 HEARTBEAT_INTERVAL_MS = 2_000

@@ -18,7 +18,8 @@ Delivery and error policy:
 - A moved position (another runner, a rebuild swapped in) is not an error: the read
   model forgets what it held and resumes from the recorded position.
 - Database errors the library calls operational (lost connection, lock timeout) are
-  retried after a pause, from the last committed position.
+  waited out (``lifecycle.faults.retry``: ``database_unavailable`` each second), then
+  the step is tried again from the last committed position.
 - Any other error is a bug or a poison event: the runner stops and re-raises it,
   naming the position, as the library's runner does. Nothing is marked done that was
   not projected.
@@ -34,16 +35,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from eventsourcing.persistence import (
-    ApplicationRecorder,
-    InterfaceError,
-    Mapper,
-    OperationalError,
-    Tracking,
-)
+from eventsourcing.persistence import ApplicationRecorder, Mapper, Tracking
 from eventsourcing.utils import get_topic
 
 from lifecycle.domain.vocabulary import Kind
+from lifecycle.faults import Backoff, Stopped, is_database_fault, retry
 from lifecycle.persistence.recorders import BulkSQLiteProcessRecorder
 from lifecycle.persistence.topics import current_topic, stored_topics
 from lifecycle.persistence.transcoding import stored_kinds
@@ -61,7 +57,7 @@ ALL_KINDS = frozenset(kind.value for kind in Kind)
 DEFAULT_PAGE_SIZE = 2_000
 DEFAULT_BATCH_SIZE = 20_000
 DEFAULT_COMMIT_SECONDS = 1.0
-RETRY_SECONDS = 1.0
+RETRY_BACKOFF = Backoff(initial=1.0, factor=1.0)
 _UNKNOWN: Any = object()
 
 
@@ -163,8 +159,6 @@ class Runner:
         self._uncommitted = 0
         self._last_commit = time.monotonic()
         self._head = 0
-        self.read_count = 0
-        """Notifications read from the log by this runner."""
 
     # One step --------------------------------------------------------------------------
 
@@ -196,7 +190,6 @@ class Runner:
         end = notifications[-1].id if len(notifications) == self.page_size else head
         self._fold(notifications, end)
         self._uncommitted += len(notifications)
-        self.read_count += len(notifications)
         if end == head or self._batch_is_due():
             self.commit()
         else:
@@ -369,18 +362,30 @@ class Runner:
         self.commit()
 
     def _step_retrying(self, stop: threading.Event | None = None) -> int:
-        while True:
-            try:
-                return self.step()
-            except (OperationalError, InterfaceError) as error:
-                if "no such table" in str(error):
-                    raise  # SQLite calls a missing table operational; it does not heal
-                log.warning("projection_retrying", reason=str(error))
-                if stop is not None and stop.wait(RETRY_SECONDS):
-                    return 0
-                if stop is None:
-                    time.sleep(RETRY_SECONDS)
+        """``step``, with faults of the database waited out (0 if ``stop`` is set
+        meanwhile); a step that failed is tried again from the committed positions."""
+        failed = False
+
+        def step() -> int:
+            nonlocal failed
+            if failed:
                 self.forget_uncommitted()
+            failed = True
+            read = self.step()
+            failed = False
+            return read
+
+        try:
+            return retry(
+                step,
+                is_fault=is_database_fault,
+                cause="database",
+                log=log,
+                stop=stop,
+                backoff=RETRY_BACKOFF,
+            )
+        except Stopped:
+            return 0
 
     # Status ----------------------------------------------------------------------------
 

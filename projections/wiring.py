@@ -15,10 +15,9 @@ from typing import Any, Protocol
 from lifecycle.domain.errors import LifecycleError
 from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
-from projections.complaints import Complaints
 from projections.follow_ups import FollowUps
 from projections.funnel import Funnel
-from projections.inquiries import Inquiries
+from projections.pairs import Complaints, Inquiries
 from projections.purchases import Purchases
 from projections.readmodel import ReadModel
 from projections.runner import DEFAULT_COMMIT_SECONDS, Runner

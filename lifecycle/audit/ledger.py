@@ -37,7 +37,6 @@ from lifecycle.persistence import library
 ENTRY = struct.Struct(">q32s16sq")
 """One sealed event: position, event hash, relationship id, version. The first 40 bytes
 (position and hash) are what the global chain advances over."""
-CHAIN_INPUT = 40
 
 
 class AuditKeyMissing(LifecycleError):

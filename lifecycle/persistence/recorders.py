@@ -13,21 +13,21 @@ from collections.abc import Collection, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import (
-    ApplicationRecorder,
-    InterfaceError,
-    Notification,
-    OperationalError,
-    StoredEvent,
-    Tracking,
-)
+import structlog
+from eventsourcing.persistence import ApplicationRecorder, Notification, StoredEvent, Tracking
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteProcessRecorder
-from eventsourcing.utils import retry
 
+from lifecycle.faults import Backoff, is_database_fault, retry
 from lifecycle.persistence import library
 
+log = structlog.get_logger(__name__)
+
 _SQLITE_CHUNK = 500
+INSERT_ATTEMPTS = 10
+INSERT_BACKOFF = Backoff(initial=0.2, factor=1.0)
+"""A few quick attempts at an insert, as the library makes them (a pooled connection
+lost): a longer outage is for the caller to wait out."""
 
 
 def existing_originator_ids(recorder: ApplicationRecorder, ids: Collection[UUID]) -> set[UUID]:
@@ -174,8 +174,19 @@ class BatchPostgresProcessRecorder(PostgresProcessRecorder):
     (``library.insert_in_plain_transaction``).
     """
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        return retry(
+            lambda: self._insert_in_one_transaction(stored_events, **kwargs),
+            is_fault=is_database_fault,
+            cause="database",
+            log=log,
+            backoff=INSERT_BACKOFF,
+            attempts=INSERT_ATTEMPTS,
+        )
+
+    def _insert_in_one_transaction(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
