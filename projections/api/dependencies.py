@@ -1,15 +1,19 @@
 """What the routes share: as FastAPI dependencies, the read side the app serves, the
-caller's role (from the bearer key) and a read model's view once it reflects the
-position a request asks for (``min_position``, waited for briefly, else 409:
-read-your-writes); the parameters several routes take; and the answer, which names the
-position it reflects in its body and in the ``X-Projection-Position`` header."""
+caller's role (from the bearer key), a read model's view once it reflects the position a
+request asks for (``min_position``, waited for briefly, else 409: read-your-writes) and
+the request's ``Answer``; the parameters several routes take; and the answer itself,
+which names the position it reflects in its body and in the ``X-Projection-Position``
+header, and is tagged (``ETag``) so that a client holding it already is answered 304."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import hmac
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from importlib import metadata
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Path, Query, Request, Response
@@ -22,10 +26,12 @@ from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
 from projections import metrics
 from projections.api import models
-from projections.api.errors import ApiError
+from projections.api.errors import ApiError, NotModified
 from projections.views import SqlView
 
 POSITION_HEADER = "X-Projection-Position"
+DISTRIBUTION = "relationship-lifecycle"
+"""The installed distribution whose version renders the answers (see ``Answer``)."""
 READERS = frozenset({"reader", "auditor", "admin"})
 AUDITORS = frozenset({"auditor", "admin"})
 ADMINS = frozenset({"admin"})
@@ -120,6 +126,15 @@ async def read_side(request: Request) -> ReadSide:
 ReadSideDep = Annotated[ReadSide, Depends(read_side)]
 
 
+async def caller_role(read_side: ReadSideDep, credentials: Credentials) -> str | None:
+    """The role of the key presented (None: no valid key); once per request, for the
+    role check and the answer's tag alike."""
+    return _role_of(read_side.settings.api_keys, credentials)
+
+
+CallerRole = Annotated[str | None, Depends(caller_role)]
+
+
 class Role:
     """The caller's role, by the key presented; 401 without a valid key, 403 for a role
     not ``allowed``."""
@@ -127,8 +142,7 @@ class Role:
     def __init__(self, allowed: frozenset[str]) -> None:
         self.allowed = allowed
 
-    async def __call__(self, read_side: ReadSideDep, credentials: Credentials) -> str:
-        role = _role_of(read_side.settings.api_keys, credentials)
+    async def __call__(self, role: CallerRole) -> str:
         if role is None:
             raise ApiError(401, "unauthorized", "a valid API key is required (Bearer)")
         if role not in self.allowed:
@@ -196,7 +210,7 @@ class Positioned(Protocol):
 
 def respond(body: Positioned, status: int = 200) -> Response:
     """The answer, serialized once (FastAPI would validate a returned model again), with
-    the position it reflects in a header too."""
+    the position it reflects in a header too; untagged (probes: see ``Answer``)."""
     return Response(
         body.model_dump_json(),
         status_code=status,
@@ -205,6 +219,84 @@ def respond(body: Positioned, status: int = 200) -> Response:
     )
 
 
-def respond_json(body: bytes, position: int) -> Response:
-    """An answer already serialized (see ``projections.api.summaries``)."""
-    return Response(body, media_type="application/json", headers={POSITION_HEADER: str(position)})
+class Answer:
+    """A request's answer, tagged with an ``ETag`` that names everything it depends on:
+    the position it reflects, the caller's role, the request's path and query, the
+    release rendering it, and what a route adds (``depends_on``: the time or day it
+    judges at when the query left that to the clock). A request whose ``If-None-Match``
+    names the tag is answered 304, without a body.
+
+    A route asks ``unless_unchanged`` first, with the read model's position: when the
+    client holds the answer at that position, the 304 goes out before the answer is
+    read or rendered. The answer's own tag is then made from the position it was read
+    at (in the same snapshot as its rows), so a tag always names the body it came with.
+    """
+
+    def __init__(self, role: str | None, target: bytes, if_none_match: str | None) -> None:
+        self._key = b"\0".join((_release().encode(), (role or "").encode(), target))
+        self._held = _entity_tags(if_none_match) if if_none_match else frozenset()
+
+    def etag(self, position: int, *depends_on: object) -> str:
+        digest = hashlib.blake2b(self._key, digest_size=12)
+        for value in depends_on:
+            digest.update(b"\0" + str(value).encode())
+        return f'"{position}-{digest.hexdigest()}"'
+
+    def unless_unchanged(self, position: Callable[[], int | None], *depends_on: object) -> None:
+        """Raise ``NotModified`` if the client holds the answer at the read model's
+        ``position`` now (read only when the request names a tag at all)."""
+        if self._held - {"*"}:
+            # A tag held names an answer that existed at its position: if the position
+            # has not moved, it exists still ("*" is judged on the answer read).
+            current = position() or 0
+            etag = self.etag(current, *depends_on)
+            if etag in self._held:
+                raise NotModified(self._headers(etag, current))
+
+    def model(self, body: Positioned, *depends_on: object) -> Response:
+        """``body``, serialized once (FastAPI would validate a returned model again)."""
+        etag = self.etag(body.position, *depends_on)
+        self._unless_held(etag, body.position)
+        response = respond(body)
+        response.headers["ETag"] = etag
+        return response
+
+    def json(self, body: bytes, position: int, *depends_on: object) -> Response:
+        """An answer already serialized (see ``projections.api.summaries``)."""
+        etag = self.etag(position, *depends_on)
+        self._unless_held(etag, position)
+        return Response(body, media_type="application/json", headers=self._headers(etag, position))
+
+    def _unless_held(self, etag: str, position: int) -> None:
+        if "*" in self._held or etag in self._held:
+            raise NotModified(self._headers(etag, position))
+
+    @staticmethod
+    def _headers(etag: str, position: int) -> dict[str, str]:
+        return {"ETag": etag, POSITION_HEADER: str(position)}
+
+
+async def answer(request: Request, role: CallerRole) -> Answer:
+    """The request's ``Answer``: tagged for the caller's role and the request's target
+    as sent (raw path and query)."""
+    scope = request.scope
+    target = (scope.get("raw_path") or scope["path"].encode()) + b"?" + scope["query_string"]
+    return Answer(role, target, request.headers.get("if-none-match"))
+
+
+Answering = Annotated[Answer, Depends(answer)]
+
+
+def _entity_tags(header: str) -> frozenset[str]:
+    """The tags an ``If-None-Match`` names, compared weakly as RFC 9110 asks (a ``W/``
+    prefix ignored)."""
+    return frozenset(tag.strip().removeprefix("W/") for tag in header.split(","))
+
+
+@functools.cache
+def _release() -> str:
+    # In the tag: a new release may render the same rows otherwise (fields added).
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "unreleased"

@@ -1,6 +1,7 @@
 """The read API's errors, answered in one shape (``models.Error``) and mapped to HTTP
 here, in one place: 401 no valid key, 403 wrong role, 404 unknown customer (or route),
-409 position not reached, 422 bad parameter (never a 500 for bad input).
+409 position not reached, 422 bad parameter (never a 500 for bad input); and, not an
+error, 304 to a client that holds the answer already (``NotModified``).
 
 Domain errors (``LifecycleError``) are mapped by their stable ``code``
 (``STATUS_OF_CODE``); the API's own refusals are ``ApiError``; FastAPI's validation and
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -36,12 +37,22 @@ class ApiError(Exception):
         self.status, self.error, self.message = status, error, message
 
 
+class NotModified(Exception):
+    """The client holds the answer already (its ``If-None-Match`` names the answer's
+    tag): 304, with the tag and the position, and no body."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        super().__init__("not modified")
+        self.headers = headers
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI ``responses`` of a route that may answer ``statuses``."""
     return {status: {"model": models.Error} for status in statuses}
 
 
 def add_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(NotModified, _not_modified)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(LifecycleError, _domain_error)
     app.add_exception_handler(RequestValidationError, _invalid)
@@ -58,6 +69,11 @@ async def _api_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ApiError)
     headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
     return _answer(error.status, models.Error(error=error.error, message=error.message), headers)
+
+
+async def _not_modified(_: Request, answer: Exception) -> Response:
+    assert isinstance(answer, NotModified)
+    return Response(status_code=304, headers=answer.headers)
 
 
 async def _domain_error(_: Request, error: Exception) -> JSONResponse:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response
 from lifecycle.audit.history import audited_history
 from lifecycle.domain.errors import RelationshipNotFound
 from projections.api import models
-from projections.api.dependencies import CustomerId, ReadSideDep, Time, auditor, respond
+from projections.api.dependencies import Answering, CustomerId, ReadSideDep, Time, auditor
 from projections.api.errors import ApiError, error_responses
 
 router = APIRouter(tags=["audit"], dependencies=[auditor])
@@ -25,10 +25,11 @@ router = APIRouter(tags=["audit"], dependencies=[auditor])
     description="Personal data is never revealed here: each event's `personal` says "
     "`encrypted` or `erased`. Verify the hashes offline with `lifecycle audit verify`.",
 )
-def get_history(customer_id: CustomerId, read_side: ReadSideDep) -> Response:
+def get_history(customer_id: CustomerId, read_side: ReadSideDep, answer: Answering) -> Response:
+    answer.unless_unchanged(read_side.head)
     position = read_side.head()
     events = audited_history(read_side.application, customer_id, reveal=False)
-    return respond(
+    return answer.model(
         models.HistoryResponse(position=position, customer_id=customer_id, events=events)
     )
 
@@ -42,11 +43,13 @@ def get_history(customer_id: CustomerId, read_side: ReadSideDep) -> Response:
 def get_state(
     customer_id: CustomerId,
     read_side: ReadSideDep,
+    answer: Answering,
     version: Annotated[int | None, Query(ge=1, le=2**31)] = None,
     as_of: Annotated[Time | None, Query(description="recorded time")] = None,
 ) -> Response:
     if version is not None and as_of is not None:
         raise ApiError(422, "invalid_parameter", "give version or as_of, not both")
+    answer.unless_unchanged(read_side.head)
     position = read_side.head()
     application = read_side.application
     if as_of is not None:
@@ -55,4 +58,4 @@ def get_state(
         relationship = application.relationship(customer_id, version=version)
     if version is not None and relationship.version != version:
         raise RelationshipNotFound(f"customer {customer_id!r} has no version {version}")
-    return respond(models.StateResponse(position=position, state=relationship))
+    return answer.model(models.StateResponse(position=position, state=relationship))

@@ -13,6 +13,7 @@ from lifecycle.domain.vocabulary import Stage
 from projections.api import models
 from projections.api.cursors import decode_cursor, encode_cursor
 from projections.api.dependencies import (
+    Answering,
     AsOf,
     Cursor,
     CustomerId,
@@ -20,8 +21,6 @@ from projections.api.dependencies import (
     Limit,
     Reached,
     reader,
-    respond,
-    respond_json,
 )
 from projections.api.errors import error_responses
 from projections.api.summaries import SummaryRenderer
@@ -43,6 +42,7 @@ Purchases = Annotated[PurchasesView, Depends(Reached("purchases"))]
 )
 def list_customers(
     summaries: Summaries,
+    answer: Answering,
     stage: Annotated[list[Stage] | None, Query()] = None,
     at_risk: Annotated[bool | None, Query(description="any at-risk flag raised")] = None,
     flag: Annotated[list[Literal[FLAGS]] | None, Query()] = None,  # type: ignore[valid-type]
@@ -52,6 +52,7 @@ def list_customers(
 ) -> Response:
     when = as_of or datetime.now(UTC)
     after = decode_cursor(cursor, 1)
+    answer.unless_unchanged(summaries.position, when)
     rows, position = summaries.page_records(
         as_of=when,
         stages=[s.value for s in stage or ()],
@@ -63,7 +64,7 @@ def list_customers(
     )
     next_cursor = encode_cursor([rows[limit - 1]["customer_id"]]) if len(rows) > limit else None
     body = SummaryRenderer(summaries, when).page(rows[:limit], position or 0, next_cursor)
-    return respond_json(body, position or 0)
+    return answer.json(body, position or 0, when)
 
 
 @router.get(
@@ -72,12 +73,16 @@ def list_customers(
     responses=error_responses(401, 403, 404, 409, 422),
     summary="The relationship summary (customer 360) of one customer",
 )
-def get_customer(customer_id: CustomerId, summaries: Summaries, as_of: AsOf = None) -> Response:
+def get_customer(
+    customer_id: CustomerId, summaries: Summaries, answer: Answering, as_of: AsOf = None
+) -> Response:
+    when = as_of or datetime.now(UTC)
+    answer.unless_unchanged(summaries.position, when)
     row, position = summaries.record(customer_id, SummaryRenderer.COLUMNS)
     if row is None:
         raise _no_relationship(customer_id)
-    body = SummaryRenderer(summaries, as_of or datetime.now(UTC)).one(row, position or 0)
-    return respond_json(body, position or 0)
+    body = SummaryRenderer(summaries, when).one(row, position or 0)
+    return answer.json(body, position or 0, when)
 
 
 @router.get(
@@ -89,16 +94,19 @@ def get_customer(customer_id: CustomerId, summaries: Summaries, as_of: AsOf = No
 def get_purchase_pattern(
     customer_id: CustomerId,
     purchases: Purchases,
+    answer: Answering,
     observation_end: Annotated[
         Day | None, Query(description="last day observed (default today, UTC)")
     ] = None,
     affinity_limit: Annotated[int, Query(ge=0, le=50)] = 3,
 ) -> Response:
+    end = observation_end or datetime.now(UTC).date()
+    answer.unless_unchanged(purchases.position, end)
     row, position = purchases.customer(customer_id)
     if row is None:
         raise _no_relationship(customer_id)
-    pattern = purchase_pattern(row.days, observation_end or datetime.now(UTC).date())
-    return respond(
+    pattern = purchase_pattern(row.days, end)
+    return answer.model(
         models.PurchasePatternResponse.model_validate(
             models.Attributes(
                 pattern,
@@ -107,7 +115,8 @@ def get_purchase_pattern(
                 categories=row.categories,
                 category_affinity=purchases.affinity(sorted(row.categories), affinity_limit),
             )
-        )
+        ),
+        end,
     )
 
 

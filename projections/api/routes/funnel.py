@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from projections.api import models
-from projections.api.dependencies import Reached, reader, respond
+from projections.api.dependencies import Answering, Reached, reader
 from projections.api.errors import error_responses
 from projections.funnel import FunnelView
 
@@ -20,8 +20,11 @@ router = APIRouter(tags=["lifecycle"], dependencies=[reader])
     responses=error_responses(401, 403, 409, 422),
     summary="Stage counts, transitions, conversion, days in stage, dissolution reasons",
 )
-def get_funnel(funnel: Annotated[FunnelView, Depends(Reached("funnel"))]) -> Response:
+def get_funnel(
+    funnel: Annotated[FunnelView, Depends(Reached("funnel"))], answer: Answering
+) -> Response:
+    answer.unless_unchanged(funnel.position)
     figures, position = funnel.figures()
-    return respond(
+    return answer.model(
         models.FunnelResponse.model_validate(models.Attributes(figures, position=position or 0))
     )

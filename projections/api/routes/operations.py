@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from projections.api import models
-from projections.api.dependencies import ReadSide, ReadSideDep, admin, respond
+from projections.api.dependencies import Answering, ReadSide, ReadSideDep, admin, respond
 from projections.api.errors import error_responses
 
 router = APIRouter(tags=["operations"])
@@ -24,8 +24,9 @@ router = APIRouter(tags=["operations"])
     dependencies=[admin],
     summary="Each read model's position and lag behind the event log",
 )
-def get_projections(read_side: ReadSideDep) -> Response:
-    return respond(_projections(read_side))
+def get_projections(read_side: ReadSideDep, answer: Answering) -> Response:
+    body = _projections(read_side)
+    return answer.model(body, *((status.name, status.position) for status in body.projections))
 
 
 @router.get("/healthz", response_model=models.Health)
@@ -40,7 +41,8 @@ def healthz() -> models.Health:
     responses={503: {"model": models.ProjectionsResponse}},
 )
 def readyz(read_side: ReadSideDep) -> Response:
-    """Ready when every read model lags the event log by at most the configured lag."""
+    """Ready when every read model lags the event log by at most the configured lag
+    (answered afresh to every probe: untagged)."""
     body = _projections(read_side)
     return respond(body, 200 if body.ready else 503)
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from projections.api import models
 from projections.api.cursors import decode_cursor, encode_cursor, not_a_cursor
 from projections.api.dependencies import (
+    Answering,
     AsOf,
     Cursor,
     Day,
@@ -19,7 +20,6 @@ from projections.api.dependencies import (
     Reached,
     bounded_time,
     reader,
-    respond,
 )
 from projections.api.errors import ApiError, error_responses
 from projections.follow_ups import KINDS, MAX_ANNIVERSARY_WINDOW, FollowUpsView
@@ -38,6 +38,7 @@ OfCustomer = Annotated[str | None, Query(max_length=128, pattern=r"^[^\x00]+$")]
 )
 def list_complaints(
     complaints: Annotated[CaseView, Depends(Reached("complaints"))],
+    answer: Answering,
     status: Literal["open", "resolved", "all"] = "all",
     customer_id: OfCustomer = None,
     as_of: AsOf = None,
@@ -45,9 +46,13 @@ def list_complaints(
     cursor: Cursor = None,
 ) -> Response:
     status_of_case = {"open": OPEN, "resolved": CLOSED}.get(status)
-    page = _case_page(complaints, status_of_case, customer_id, as_of, cursor, limit)
+    when = as_of or datetime.now(UTC)
+    answer.unless_unchanged(complaints.position, when)
+    page = _case_page(complaints, status_of_case, customer_id, when, cursor, limit)
     items = [_complaint(case, page.as_of) for case in page.cases]
-    return respond(models.ComplaintsResponse.model_validate(models.Attributes(page, items=items)))
+    return answer.model(
+        models.ComplaintsResponse.model_validate(models.Attributes(page, items=items)), when
+    )
 
 
 @router.get(
@@ -58,6 +63,7 @@ def list_complaints(
 )
 def list_inquiries(
     inquiries: Annotated[CaseView, Depends(Reached("inquiries"))],
+    answer: Answering,
     status: Literal["answered", "unanswered", "all"] = "all",
     customer_id: OfCustomer = None,
     as_of: AsOf = None,
@@ -65,9 +71,13 @@ def list_inquiries(
     cursor: Cursor = None,
 ) -> Response:
     status_of_case = {"unanswered": OPEN, "answered": CLOSED}.get(status)
-    page = _case_page(inquiries, status_of_case, customer_id, as_of, cursor, limit)
+    when = as_of or datetime.now(UTC)
+    answer.unless_unchanged(inquiries.position, when)
+    page = _case_page(inquiries, status_of_case, customer_id, when, cursor, limit)
     items = [_inquiry(case, page.as_of) for case in page.cases]
-    return respond(models.InquiriesResponse.model_validate(models.Attributes(page, items=items)))
+    return answer.model(
+        models.InquiriesResponse.model_validate(models.Attributes(page, items=items)), when
+    )
 
 
 @router.get(
@@ -79,6 +89,7 @@ def list_inquiries(
 )
 def list_follow_ups(
     follow_ups: Annotated[FollowUpsView, Depends(Reached("follow_ups"))],
+    answer: Answering,
     before: Annotated[Day, Query(description="due before this day (UTC)")],
     since: Annotated[
         Day | None, Query(description="anniversaries from this day (default today)")
@@ -93,6 +104,7 @@ def list_follow_ups(
     if before - start > MAX_ANNIVERSARY_WINDOW:
         raise ApiError(422, "invalid_parameter", "before may be at most 366 days after since")
     after = decode_cursor(cursor, 4)
+    answer.unless_unchanged(follow_ups.position, start)
     after_key = None
     if after is not None:
         try:
@@ -107,7 +119,7 @@ def list_follow_ups(
         limit=limit + 1,
     )
     last = due[limit - 1] if len(due) > limit else None
-    return respond(
+    return answer.model(
         models.FollowUpsResponse(
             position=position or 0,
             before=before,
@@ -118,7 +130,8 @@ def list_follow_ups(
                 if last
                 else None
             ),
-        )
+        ),
+        start,
     )
 
 
@@ -137,11 +150,10 @@ def _case_page(
     cases_view: CaseView,
     status: str | None,
     customer_id: str | None,
-    as_of: datetime | None,
+    when: datetime,
     cursor: str | None,
     limit: int,
 ) -> _CasePage:
-    when = as_of or datetime.now(UTC)
     after = decode_cursor(cursor, 2)
     cases, position = cases_view.cases(
         status=status,
