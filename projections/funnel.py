@@ -7,6 +7,12 @@ of the change that left it, in whole days; a late touchpoint can make a change t
 effect before the previous one, which counts as a stay of zero days. Medians are over
 completed stays. Dissolution reasons are the rule (cancelled, inactivity, manual) and,
 for a cancellation, the reason its touchpoint gave (a manual change: its reason).
+
+What the funnel answers costs the same however many relationships there are: the
+relationships in each stage are counted as they move (the ``stages`` table, written
+with the rows, by increments, with no row for an empty stage: what ``COUNT(*) … GROUP
+BY stage`` over the relationships gives), and the figures, medians included, are made
+from tables summed over customers, once per position (``views.PerPosition``).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from projections.readmodel import (
     StageChanged,
     TouchpointRecorded,
 )
-from projections.views import PostgresView, SQLiteView, SqlView, Table, chunks
+from projections.views import PerPosition, PostgresView, SQLiteView, SqlView, Table, chunks
 
 STARTED = "started"
 """The ``from_stage`` of the transition that begins a relationship."""
@@ -146,7 +152,18 @@ class FunnelView(SqlView):
             (("rule", "TEXT NOT NULL"), ("reason", "TEXT NOT NULL"), ("count", "BIGINT NOT NULL")),
             ("rule", "reason"),
         ),
+        Table(
+            "stages",
+            (("stage", "TEXT NOT NULL"), ("count", "BIGINT NOT NULL")),
+            ("stage",),
+            backfill="INSERT INTO {stages} (stage, count) "
+            "SELECT stage, COUNT(*) FROM {relationships} GROUP BY stage",
+        ),
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._figures = PerPosition(self._read_figures)
 
     def rows_for(self, keys: Iterable[str]) -> list[tuple[str, FunnelRow]]:
         return [
@@ -161,7 +178,10 @@ class FunnelView(SqlView):
         transitions: Counter[tuple[str, str, str]],
         stays: Counter[tuple[str, int]],
         dissolutions: Counter[tuple[str, str]],
+        stages: Counter[str],
     ) -> None:
+        """Upsert ``rows``; add the counts (``stages``: relationships in each stage, by
+        how many entered minus how many left)."""
         statement = self.upsert_statement("relationships")
         for chunk in chunks(rows):
             cursor.executemany(statement, [r.to_db(self) for r in chunk])
@@ -170,20 +190,25 @@ class FunnelView(SqlView):
             ("transitions", transitions),
             ("stays", stays),
             ("dissolutions", dissolutions),
+            ("stages", Counter({(stage,): n for stage, n in stages.items()})),
         ):
             if counts:
                 statement = self.upsert_statement(
                     base, [a.replace("{table}", self.table(base)) for a in add]
                 )
                 cursor.executemany(statement, [(*key, n) for key, n in sorted(counts.items())])
+        if stages:
+            cursor.execute(self.sql("DELETE FROM {stages} WHERE count = 0"))
 
     def figures(self) -> tuple[FunnelFigures, int | None]:
+        """The whole funnel and the position it reflects."""
+        return self._figures.at(self.position())
+
+    def _read_figures(self) -> tuple[FunnelFigures, int | None]:
         """The whole funnel, read in one snapshot."""
         with self._read_transaction() as cursor:
-            cursor.execute(
-                self.sql("SELECT stage, COUNT(*) AS n FROM {relationships} GROUP BY stage")
-            )
-            current = {row["stage"]: row["n"] for row in cursor.fetchall()}
+            cursor.execute(self.sql("SELECT stage, count FROM {stages}"))
+            current = {row["stage"]: row["count"] for row in cursor.fetchall()}
             cursor.execute(self.sql("SELECT from_stage, to_stage, rule, count FROM {transitions}"))
             transitions = [
                 Transition(r["from_stage"], r["to_stage"], r["rule"], r["count"])
@@ -275,6 +300,8 @@ class Funnel(ReadModel[FunnelView]):
         self.transitions: Counter[tuple[str, str, str]] = Counter()
         self.stays: Counter[tuple[str, int]] = Counter()
         self.dissolutions: Counter[tuple[str, str]] = Counter()
+        self.stages: Counter[str] = Counter()
+        """Relationships that entered (+) and left (-) each stage since the last commit."""
 
     def prefetch(self, events: Sequence[Any]) -> None:
         if self.cache.complete:
@@ -294,7 +321,11 @@ class Funnel(ReadModel[FunnelView]):
     @process_event.register(RelationshipStarted)
     def _started(self, domain_event: Any, tracking: Tracking) -> None:
         row = FunnelRow(domain_event.customer_id, Stage.EXPLORATION.value, domain_event.started_at)
+        replaced = self.cache.get(row.customer_id)
+        if replaced is not None:
+            self.stages[replaced.stage] -= 1
         self.cache.put(row.customer_id, row)
+        self.stages[row.stage] += 1
         self.transitions[(STARTED, Stage.EXPLORATION.value, STARTED)] += 1
 
     @process_event.register(TouchpointRecorded)
@@ -314,6 +345,8 @@ class Funnel(ReadModel[FunnelView]):
         row = self.cache.get(customer_id)
         if row is None:
             row = FunnelRow(customer_id, domain_event.from_stage, None)
+        else:
+            self.stages[row.stage] -= 1
         effective_at: datetime = domain_event.effective_at
         if row.stage_since is not None:
             days = max((effective_at - row.stage_since).days, 0)
@@ -323,6 +356,7 @@ class Funnel(ReadModel[FunnelView]):
             self.dissolutions[(domain_event.rule, self._reason(row, domain_event))] += 1
         row.stage = domain_event.to_stage
         row.stage_since = effective_at
+        self.stages[row.stage] += 1
         self.cache.put(customer_id, row)
 
     @staticmethod
@@ -338,7 +372,12 @@ class Funnel(ReadModel[FunnelView]):
 
     def write(self, cursor: Any) -> None:
         self.view.write_changes(
-            cursor, self.cache.dirty.values(), self.transitions, self.stays, self.dissolutions
+            cursor,
+            self.cache.dirty.values(),
+            self.transitions,
+            self.stays,
+            self.dissolutions,
+            self.stages,
         )
 
     def committed(self) -> None:
@@ -347,3 +386,4 @@ class Funnel(ReadModel[FunnelView]):
         self.transitions.clear()
         self.stays.clear()
         self.dissolutions.clear()
+        self.stages.clear()

@@ -7,11 +7,17 @@ Each case keeps the earliest opening and the earliest closing (by ``occurred_at`
 first recorded on a tie), so a duplicate or late event never moves a case the wrong way
 and the rows do not depend on how the log was cut into batches. A closing whose opening
 has not arrived waits in the table and is not listed until it does.
+
+The figures of every case (counts, median, mean and 90th percentile of the time to
+closing, the oldest open case) are read in one pass over the cases once per position
+of the view and kept until it moves (``views.PerPosition``): quantiles are no sums, and
+the mean stays the sum of the sorted hours it always was; only the age of the oldest
+open case depends on the time asked about, and is worked out from it on each request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -22,7 +28,7 @@ from eventsourcing.persistence import Tracking
 from lifecycle.domain.vocabulary import Kind
 from lifecycle.persistence.topics import stored_topics
 from projections.readmodel import ReadModel, TouchpointRecorded
-from projections.views import PostgresView, SQLiteView, SqlView, Table
+from projections.views import PerPosition, PostgresView, SQLiteView, SqlView, Table
 
 OPEN = "open"
 CLOSED = "closed"
@@ -102,10 +108,64 @@ class CaseStats:
     oldest_open_days: float | None
 
 
+@dataclass(frozen=True)
+class CaseFigures:
+    """The figures of a set of cases that do not depend on the time they are asked at."""
+
+    total: int
+    open: int
+    closed: int
+    median_hours: float | None
+    mean_hours: float | None
+    p90_hours: float | None
+    oldest_open_at: datetime | None
+
+    @classmethod
+    def of(cls, times: Iterable[tuple[datetime, datetime | None]]) -> CaseFigures:
+        """The figures of the cases opened and closed (None: open) at ``times``."""
+        hours: list[float] = []
+        oldest: datetime | None = None
+        total = 0
+        for opened_at, closed_at in times:
+            total += 1
+            if closed_at is None:
+                oldest = opened_at if oldest is None else min(oldest, opened_at)
+            else:
+                hours.append(max((closed_at - opened_at).total_seconds(), 0.0) / 3600)
+        hours.sort()
+        return cls(
+            total=total,
+            open=total - len(hours),
+            closed=len(hours),
+            median_hours=_quantile(hours, 0.5),
+            mean_hours=sum(hours) / len(hours) if hours else None,
+            p90_hours=_quantile(hours, 0.9),
+            oldest_open_at=oldest,
+        )
+
+    def at(self, as_of: datetime) -> CaseStats:
+        oldest = self.oldest_open_at
+        return CaseStats(
+            total=self.total,
+            open=self.open,
+            closed=self.closed,
+            median_hours=self.median_hours,
+            mean_hours=self.mean_hours,
+            p90_hours=self.p90_hours,
+            oldest_open_days=(
+                max((as_of - oldest).total_seconds(), 0.0) / 86400 if oldest else None
+            ),
+        )
+
+
 class CaseView(SqlView):
     """The table of cases: written with earliest-wins upserts, listed with a cursor."""
 
     case_base: ClassVar[str]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._figures = PerPosition(self._read_figures)
 
     def write_cases(self, cursor: Any, cases: Sequence[Case]) -> None:
         if not cases:
@@ -184,7 +244,27 @@ class CaseView(SqlView):
         rows, position = self.fetch_with_position(statement, [*params, limit])
         return [self._case(row) for row in rows], position
 
-    def stats(self, *, as_of: datetime, customer_id: str | None = None) -> CaseStats:
+    def stats(
+        self, *, as_of: datetime, customer_id: str | None = None, position: int | None = None
+    ) -> CaseStats:
+        """The figures of every case (of ``customer_id``) judged at ``as_of``; of every
+        case, as kept at ``position`` if that is where the view still stands (default:
+        the view's position now)."""
+        if customer_id is not None:
+            return CaseFigures.of(self._case_times(customer_id)[0]).at(as_of)
+        if position is None:
+            position = self.position()
+        figures, _ = self._figures.at(position)
+        return figures.at(as_of)
+
+    def _read_figures(self) -> tuple[CaseFigures, int | None]:
+        times, position = self._case_times(None)
+        return CaseFigures.of(times), position
+
+    def _case_times(
+        self, customer_id: str | None
+    ) -> tuple[list[tuple[datetime, datetime | None]], int | None]:
+        """When each case (of ``customer_id``) opened and closed, and the position."""
         statement = (
             f"SELECT opened_at, closed_at FROM {{{self.case_base}}} WHERE opened_at IS NOT NULL"
         )
@@ -192,31 +272,14 @@ class CaseView(SqlView):
         if customer_id is not None:
             statement += " AND customer_id = ?"
             params.append(customer_id)
+        rows, position = self.fetch_with_position(statement, params)
         from_time = self.dialect.from_time
-        hours: list[float] = []
-        oldest: datetime | None = None
-        total = 0
-        for row in self.fetch(statement, params):
-            total += 1
+        times = []
+        for row in rows:
             opened_at = from_time(row["opened_at"])
-            closed_at = from_time(row["closed_at"])
             assert opened_at is not None
-            if closed_at is None:
-                oldest = opened_at if oldest is None else min(oldest, opened_at)
-            else:
-                hours.append(max((closed_at - opened_at).total_seconds(), 0.0) / 3600)
-        hours.sort()
-        return CaseStats(
-            total=total,
-            open=total - len(hours),
-            closed=len(hours),
-            median_hours=_quantile(hours, 0.5),
-            mean_hours=sum(hours) / len(hours) if hours else None,
-            p90_hours=_quantile(hours, 0.9),
-            oldest_open_days=(
-                max((as_of - oldest).total_seconds(), 0.0) / 86400 if oldest else None
-            ),
-        )
+            times.append((opened_at, from_time(row["closed_at"])))
+        return times, position
 
 
 def _quantile(values: Sequence[float], q: float) -> float | None:

@@ -18,6 +18,13 @@ Rebuilding (``lifecycle replay``) fills the same tables under a ``__next`` suffi
 tracked under its own name, while the live tables keep serving; ``swap_in_next`` then
 drops the live tables, renames the next ones and moves the position, in one
 transaction. Secondary indexes are built at the swap, after the bulk load.
+
+A table a read model gained after a store was written is created when its view is
+opened, and filled from the view's other tables in the same transaction (``backfill``):
+a migration, so that an existing store answers at once without replaying its log.
+
+Figures over a whole read model that cannot be kept as sums (medians) are computed once
+per position of the view and kept until it moves (``PerPosition``).
 """
 
 from __future__ import annotations
@@ -25,12 +32,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import sqlite3
+import threading
 import zlib
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from eventsourcing.persistence import (
     IntegrityError,
@@ -129,6 +137,10 @@ class Table:
     columns: tuple[tuple[str, str], ...]
     primary_key: tuple[str, ...]
     indexes: tuple[tuple[str, str], ...] = ()
+    backfill: str | None = None
+    """SQL filling this table from the view's other tables (``{table}`` names), run in
+    the transaction that creates it: a table added to a read model is filled for the
+    rows a store holds already, at their position."""
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -200,7 +212,12 @@ class SqlView(TrackingRecorder):
         super().create_table()  # type: ignore[misc]  # the backend's tracking table
         with self._write_transaction() as cursor:
             for table in self.tables:
-                cursor.execute(self._create_statement(table, self.table(table.base)))
+                name = self.table(table.base)
+                added = table.backfill is not None and not self._table_exists(cursor, name)
+                cursor.execute(self._create_statement(table, name))
+                if added:
+                    assert table.backfill is not None
+                    cursor.execute(self.sql(table.backfill))
                 if self.generation == LIVE:
                     for statement in self._index_statements(table, self.table(table.base)):
                         cursor.execute(statement)
@@ -373,6 +390,35 @@ class SqlView(TrackingRecorder):
                 rows = [tuple(row[c] for c in table.column_names) for row in cursor.fetchall()]
                 dumped[table.base] = sorted(rows, key=_sort_key)
         return dumped
+
+
+class PerPosition(Generic[T]):
+    """A figure over a whole read model, computed once per position of its view and kept
+    until the position moves, so that answering it does not cost more with more
+    customers (only each new position does, once per process).
+
+    ``compute`` reads the figure and the position it reflects in one snapshot. The
+    routes run in a thread pool: one thread computes while the others wait for it and
+    take its result. A rebuild swapped in at the position of the tables it replaces
+    keeps the figure: a rebuild reproduces the same rows.
+    """
+
+    def __init__(self, compute: Callable[[], tuple[T, int | None]]) -> None:
+        self._compute = compute
+        self._kept: tuple[T, int | None] | None = None
+        self._computing = threading.Lock()
+
+    def at(self, position: int | None) -> tuple[T, int | None]:
+        """The figure at ``position`` (the view's, read just before), or, if the view
+        has moved on meanwhile, at the position it has reached."""
+        kept = self._kept
+        if kept is not None and kept[1] == position:
+            return kept
+        with self._computing:
+            kept = self._kept
+            if kept is None or kept[1] != position:
+                kept = self._kept = self._compute()
+            return kept
 
 
 def _sort_key(row: tuple[Any, ...]) -> tuple[Any, ...]:

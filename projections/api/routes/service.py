@@ -161,7 +161,7 @@ def _case_page(
         after=(after[0], after[1]) if after else None,
         limit=limit + 1,
     )
-    stats = cases_view.stats(as_of=when, customer_id=customer_id)
+    stats = cases_view.stats(as_of=when, customer_id=customer_id, position=position)
     next_cursor = (
         encode_cursor([cases[limit - 1].customer_id, cases[limit - 1].ref])
         if len(cases) > limit

@@ -87,3 +87,16 @@ def test_an_inquiry_is_answered_by_the_first_response_naming_it(
         ("q3", 12.0),
     ]
     assert (stats.total, stats.open, stats.closed, stats.median_hours) == (3, 1, 2, 9.0)
+
+
+def test_the_figures_of_every_case_follow_the_position(history: History, project: Project) -> None:
+    _complaints(history)
+    complaints = project(["complaints"])["complaints"]
+    before = complaints.stats(as_of=day(30))
+    history("c3", "complaint", 29, complaint_id="k6")
+    project(["complaints"])
+
+    after = complaints.stats(as_of=day(30))
+
+    assert (before.total, before.open) == (4, 2)
+    assert (after.total, after.open, after.oldest_open_days) == (5, 3, 20.0)

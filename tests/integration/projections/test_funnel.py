@@ -105,3 +105,47 @@ def test_a_change_taking_effect_before_the_last_one_counts_a_stay_of_zero_days(
 
     awareness = next(s for s in figures.stages if s.stage == "awareness")
     assert (awareness.median_days, awareness.completed_stays) == (0, 1)
+
+
+def test_relationships_in_each_stage_are_counted_as_they_move(
+    history: History, project: Project, app: LifecycleApplication
+) -> None:
+    _five_relationships(history, app)
+
+    funnel = project(["funnel"])["funnel"]
+
+    counted = funnel.fetch("SELECT stage, count FROM {stages}")
+    grouped = funnel.fetch("SELECT stage, COUNT(*) AS n FROM {relationships} GROUP BY stage")
+    assert sorted((r["stage"], r["count"]) for r in counted) == sorted(
+        (r["stage"], r["n"]) for r in grouped
+    )
+
+
+def test_a_store_projected_before_stages_were_counted_is_counted_when_opened(
+    history: History, project: Project, app: LifecycleApplication
+) -> None:
+    _five_relationships(history, app)
+    funnel = project(["funnel"])["funnel"]
+    before, position = funnel.figures()
+    with funnel.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
+        cursor.execute(f"DROP TABLE {funnel.table('stages')}")
+
+    after = project(["funnel"])["funnel"].figures()
+
+    assert after == (before, position)
+
+
+def test_the_figures_are_read_once_per_position(
+    history: History, project: Project, app: LifecycleApplication
+) -> None:
+    _five_relationships(history, app)
+    funnel = project(["funnel"])["funnel"]
+    first, _ = funnel.figures()
+
+    again, _ = funnel.figures()
+    history("g", "inquiry", 401)
+    project(["funnel"])
+    moved, _ = funnel.figures()
+
+    assert again is first
+    assert (first.relationships, moved.relationships) == (5, 6)
