@@ -25,7 +25,9 @@ router = APIRouter(tags=["audit"], dependencies=[auditor])
     description="Personal data is never revealed here: each event's `personal` says "
     "`encrypted` or `erased`. Verify the hashes offline with `lifecycle audit verify`.",
 )
-def get_history(customer_id: CustomerId, read_side: ReadSideDep, answer: Answering) -> Response:
+async def get_history(
+    customer_id: CustomerId, read_side: ReadSideDep, answer: Answering
+) -> Response:
     answer.unless_unchanged(read_side.head)
     position = read_side.head()
     events = audited_history(read_side.application, customer_id, reveal=False)
@@ -40,7 +42,7 @@ def get_history(customer_id: CustomerId, read_side: ReadSideDep, answer: Answeri
     responses=error_responses(401, 403, 404, 422),
     summary="A relationship as recorded now, at a version, or as known at a time",
 )
-def get_state(
+async def get_state(
     customer_id: CustomerId,
     read_side: ReadSideDep,
     answer: Answering,

@@ -40,7 +40,7 @@ Purchases = Annotated[PurchasesView, Depends(Reached("purchases"))]
     responses=error_responses(401, 403, 409, 422),
     summary="List relationship summaries, filtered, with cursor pagination",
 )
-def list_customers(
+async def list_customers(
     summaries: Summaries,
     answer: Answering,
     stage: Annotated[list[Stage] | None, Query()] = None,
@@ -73,7 +73,7 @@ def list_customers(
     responses=error_responses(401, 403, 404, 409, 422),
     summary="The relationship summary (customer 360) of one customer",
 )
-def get_customer(
+async def get_customer(
     customer_id: CustomerId, summaries: Summaries, answer: Answering, as_of: AsOf = None
 ) -> Response:
     when = as_of or datetime.now(UTC)
@@ -91,7 +91,7 @@ def get_customer(
     responses=error_responses(401, 403, 404, 409, 422),
     summary="BTYD purchase pattern and category affinity of one customer",
 )
-def get_purchase_pattern(
+async def get_purchase_pattern(
     customer_id: CustomerId,
     purchases: Purchases,
     answer: Answering,

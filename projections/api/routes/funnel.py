@@ -20,7 +20,7 @@ router = APIRouter(tags=["lifecycle"], dependencies=[reader])
     responses=error_responses(401, 403, 409, 422),
     summary="Stage counts, transitions, conversion, days in stage, dissolution reasons",
 )
-def get_funnel(
+async def get_funnel(
     funnel: Annotated[FunnelView, Depends(Reached("funnel"))], answer: Answering
 ) -> Response:
     answer.unless_unchanged(funnel.position)

@@ -24,13 +24,13 @@ router = APIRouter(tags=["operations"])
     dependencies=[admin],
     summary="Each read model's position and lag behind the event log",
 )
-def get_projections(read_side: ReadSideDep, answer: Answering) -> Response:
+async def get_projections(read_side: ReadSideDep, answer: Answering) -> Response:
     body = _projections(read_side)
     return answer.model(body, *((status.name, status.position) for status in body.projections))
 
 
 @router.get("/healthz", response_model=models.Health)
-def healthz() -> models.Health:
+async def healthz() -> models.Health:
     """The process answers."""
     return models.Health(status="ok")
 
@@ -40,7 +40,7 @@ def healthz() -> models.Health:
     response_model=models.ProjectionsResponse,
     responses={503: {"model": models.ProjectionsResponse}},
 )
-def readyz(read_side: ReadSideDep) -> Response:
+async def readyz(read_side: ReadSideDep) -> Response:
     """Ready when every read model lags the event log by at most the configured lag
     (answered afresh to every probe: untagged)."""
     body = _projections(read_side)
@@ -52,7 +52,7 @@ def readyz(read_side: ReadSideDep) -> Response:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
 )
-def get_metrics(read_side: ReadSideDep) -> Response:
+async def get_metrics(read_side: ReadSideDep) -> Response:
     """Prometheus metrics: ingest and dead letters (when in this process), event log
     head, projection positions and lag, request latency (of every worker process
     when several serve)."""

@@ -1,5 +1,7 @@
 """The ``service`` tag: complaints, inquiries and the follow-ups that purchases,
-resolved complaints and anniversaries call for; for readers."""
+resolved complaints and anniversaries call for; for readers. In the thread pool (``def``):
+the figures of every case at a new position and the anniversaries over a window read a
+large part of their table (see ``projections.api.routes``)."""
 
 from __future__ import annotations
 
