@@ -15,6 +15,8 @@ anniversaries are not listed (they reappear if the relationship is reactivated).
 from __future__ import annotations
 
 import calendar
+import heapq
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -31,7 +33,7 @@ from projections.readmodel import (
     StageChanged,
     TouchpointRecorded,
 )
-from projections.views import PostgresView, SQLiteView, SqlView, Table, chunks
+from projections.views import PostgresView, SQLiteView, SqlView, Table
 
 THANK_YOU_CALL = "thank_you_call"
 SATISFACTION_CHECK = "satisfaction_check"
@@ -47,6 +49,7 @@ TASKS_HELD = 50_000
 TaskKey = tuple[str, str, str]
 """(customer_id, kind, ref) of a task."""
 MAX_ANNIVERSARY_WINDOW = timedelta(days=366)
+MIDNIGHT = datetime.min.time()
 
 
 class FollowUpRow:
@@ -110,7 +113,7 @@ class FollowUpsView(SqlView):
                 ("last_check_at", "{time}"),
             ),
             ("customer_id",),
-            indexes=(("start_md", "start_md"),),
+            indexes=(("anniversary", "start_md, customer_id"),),
         ),
         Table(
             "tasks",
@@ -143,13 +146,16 @@ class FollowUpsView(SqlView):
         """Upsert ``rows`` and ``tasks`` ((customer_id, kind, ref), basis time, done), then
         mark done the open tasks of each (customer_id, kind) based up to a closing time."""
         time = self.dialect.time
-        statement = self.upsert_statement("relationships")
-        for chunk in chunks(rows):
-            cursor.executemany(statement, [r.to_db(self) for r in chunk])
+        self.upsert(cursor, "relationships", (r.to_db(self) for r in rows))
         tasks_table = self.table("tasks")
         earlier = f"excluded.basis_at < {tasks_table}.basis_at"
-        statement = self.upsert_statement(
+        self.upsert(
+            cursor,
             "tasks",
+            (
+                (c, kind, ref, time(basis), time(basis + DUE_AFTER[kind]), int(done))
+                for (c, kind, ref), basis, done in tasks
+            ),
             [
                 f"basis_at = CASE WHEN {earlier} THEN excluded.basis_at "
                 f"ELSE {tasks_table}.basis_at END",
@@ -158,14 +164,6 @@ class FollowUpsView(SqlView):
                 f"ELSE {tasks_table}.done END",
             ],
         )
-        for batch in chunks(tasks):
-            cursor.executemany(
-                statement,
-                [
-                    (c, kind, ref, time(basis), time(basis + DUE_AFTER[kind]), int(done))
-                    for (c, kind, ref), basis, done in batch
-                ],
-            )
         cursor.executemany(
             self.sql(
                 "UPDATE {tasks} SET done = 1 "
@@ -213,7 +211,7 @@ class FollowUpsView(SqlView):
                     assert due_at is not None and basis_at is not None
                     found.append(Due(due_at, row["customer_id"], row["kind"], row["ref"], basis_at))
             if ANNIVERSARY in kinds:
-                found.extend(self._anniversaries(cursor, since, before, after))
+                found.extend(self._anniversaries(cursor, since, before, after, limit))
             position = self._tracking_position(cursor, self.tracking_name)
         found.sort(key=lambda d: d.key)
         return found[:limit], position
@@ -224,38 +222,88 @@ class FollowUpsView(SqlView):
         since: date,
         before: date,
         after: tuple[datetime, str, str, str] | None,
+        limit: int,
     ) -> list[Due]:
-        days = [since + timedelta(days=n) for n in range((before - since).days)]
-        month_days = {d.strftime("%m-%d") for d in days}
-        if any(d.month == 2 and d.day == 28 and not calendar.isleap(d.year) for d in days):
-            month_days.add("02-29")
-        if not month_days:
-            return []
-        marks = ", ".join("?" * len(month_days))
+        """The first ``limit`` anniversaries falling in [since, before) after ``after``,
+        in order: read along the (start_md, customer_id) index a year of the window at
+        a time, so that a page costs the same however many customers there are."""
+        found: list[Due] = []
+        for year in range(since.year, before.year + 1):
+            first, end = max(since, date(year, 1, 1)), min(before, date(year + 1, 1, 1))
+            if first >= end or len(found) >= limit:
+                continue
+            # Month-days, which compare as text like the days they name (the end of a
+            # year: past any of them).
+            days = (first.strftime("%m-%d"), end.strftime("%m-%d") if end.year == year else "~")
+            reads = [self._anniversary_read(cursor, year, days, after, limit)]
+            if not calendar.isleap(year) and first <= date(year, 2, 28) < end:
+                # Starts on 29 February come round on the 28th: beside those of the 28th.
+                reads.append(self._anniversary_read(cursor, year, None, after, limit))
+            found.extend(itertools.islice(heapq.merge(*reads, key=lambda d: d.key), limit))
+        return found[:limit]
+
+    def _anniversary_read(
+        self,
+        cursor: Any,
+        year: int,
+        days: tuple[str, str] | None,
+        after: tuple[datetime, str, str, str] | None,
+        limit: int,
+    ) -> list[Due]:
+        """The first ``limit`` anniversaries in ``year`` after ``after``, in order, of
+        starts on the month-days in [days), or (None) of starts on 29 February in a year
+        without one (they fall on the 28th)."""
+        leap_day = days is None
+        where = ["is_open = 1", "started_at < ?"]
+        params: list[Any] = [self.dialect.time(datetime(year, 1, 1, tzinfo=UTC))]
+        if days is None:
+            where.append("start_md = '02-29'")
+        else:
+            where.append("start_md >= ? AND start_md < ?")
+            params.extend(days)
+            if not calendar.isleap(year):
+                where.append("start_md <> '02-29'")
+        if after is not None:
+            at = after[0].astimezone(UTC)
+            on = at.date()
+            if leap_day:
+                if on > date(year, 2, 28) or (on == date(year, 2, 28) and at.time() != MIDNIGHT):
+                    return []
+                if on == date(year, 2, 28):
+                    where.append("customer_id >= ?")
+                    params.append(after[1])
+            elif on.year > year:
+                return []
+            elif on.year == year:
+                # From the cursor's day on, along the index; on that very day (if the
+                # cursor is at its midnight), from its customer: the rest of its key is
+                # compared below.
+                if at.time() == MIDNIGHT:
+                    where.append("(start_md > ? OR (start_md = ? AND customer_id >= ?))")
+                    params.extend([on.strftime("%m-%d"), on.strftime("%m-%d"), after[1]])
+                else:
+                    where.append("start_md > ?")
+                    params.append(on.strftime("%m-%d"))
         cursor.execute(
             self.sql(
                 "SELECT customer_id, started_at FROM {relationships} "
-                f"WHERE is_open = 1 AND start_md IN ({marks})"
+                f"WHERE {' AND '.join(where)} ORDER BY start_md, customer_id LIMIT ?"
             ),
-            sorted(month_days),
+            [*params, limit + 1],
         )
         found = []
         for row in cursor.fetchall():
             started_at = self.dialect.from_time(row["started_at"])
             assert started_at is not None
-            for year in range(since.year, before.year + 1):
-                anniversary = anniversary_in(started_at.date(), year)
-                if year <= started_at.year or not since <= anniversary < before:
-                    continue
-                due = Due(
-                    datetime.combine(anniversary, datetime.min.time(), UTC),
-                    row["customer_id"],
-                    ANNIVERSARY,
-                    str(year - started_at.year),
-                    started_at,
-                )
-                if after is None or due.key > after:
-                    found.append(due)
+            due = Due(
+                datetime.combine(anniversary_in(started_at.date(), year), MIDNIGHT, UTC),
+                row["customer_id"],
+                ANNIVERSARY,
+                str(year - started_at.year),
+                started_at,
+            )
+            if after is None or due.key > after:
+                found.append(due)
         return found
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from tests.integration.projections.conftest import History, Project, day
 
@@ -87,3 +88,31 @@ def test_pages_continue_after_the_cursor(history: History, project: Project) -> 
     )
 
     assert [d.ref for d in first + rest] == ["p4", "p2", "k2"]
+
+
+def test_anniversaries_page_in_order_whatever_the_size_of_a_page(
+    history: History, project: Project
+) -> None:
+    for number, start in enumerate((58, 59, 58, 59, 60, 31, 58, 365)):  # 28 and 29 February
+        history(f"c{number}", "inquiry", start)
+    follow_ups = project(["follow_ups"])["follow_ups"]
+    window = {"before": date(2026, 3, 1), "since": date(2025, 2, 1)}
+
+    whole, _ = follow_ups.due(**window, kinds=["anniversary"], limit=100)
+    paged: list[Any] = []
+    while page := follow_ups.due(
+        **window, kinds=["anniversary"], limit=3, after=paged[-1].key if paged else None
+    )[0]:
+        paged.extend(page)
+
+    assert [(d.due_at.date(), d.customer_id) for d in whole][:7] == [
+        (date(2025, 2, 1), "c5"),
+        (date(2025, 2, 28), "c0"),
+        (date(2025, 2, 28), "c1"),
+        (date(2025, 2, 28), "c2"),
+        (date(2025, 2, 28), "c3"),
+        (date(2025, 2, 28), "c6"),
+        (date(2025, 3, 1), "c4"),
+    ]
+    assert len(whole) == 14
+    assert [d.key for d in paged] == [d.key for d in whole]
