@@ -1,7 +1,7 @@
 """The ``service`` tag: complaints, inquiries and the follow-ups that purchases,
-resolved complaints and anniversaries call for; for readers. In the thread pool (``def``):
-the figures of every case at a new position and the anniversaries over a window read a
-large part of their table (see ``projections.api.routes``)."""
+resolved complaints and anniversaries call for; for readers. The case lists run in the
+thread pool (``def``): at a new position their figures read every case (see
+``projections.api.routes``)."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def list_inquiries(
     summary="Follow-ups due before a date: thank-you calls, satisfaction checks "
     "(overdue ones included) and anniversaries in [since, before)",
 )
-def list_follow_ups(
+async def list_follow_ups(
     follow_ups: Annotated[FollowUpsView, Depends(Reached("follow_ups"))],
     answer: Answering,
     before: Annotated[Day, Query(description="due before this day (UTC)")],
