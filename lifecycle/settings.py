@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     # Read side: projections and the read API ------------------------------------------
     projection_page_size: int = Field(default=2_000, ge=1, description="events read at a time")
     projection_batch_size: int = Field(
-        default=20_000, ge=1, description="events per read-model transaction at most"
+        default=100_000, ge=1, description="events per read-model transaction at most"
     )
     projection_poll_seconds: float = Field(default=0.5, gt=0, le=60)
     projection_pool_size: int = Field(default=2, ge=1, description="PostgreSQL connections")

@@ -36,7 +36,7 @@ from projections.readmodel import (
     StageChanged,
     TouchpointRecorded,
 )
-from projections.views import PerPosition, PostgresView, SQLiteView, SqlView, Table, chunks
+from projections.views import PerPosition, PostgresView, SQLiteView, SqlView, Table
 
 STARTED = "started"
 """The ``from_stage`` of the transition that begins a relationship."""
@@ -182,10 +182,7 @@ class FunnelView(SqlView):
     ) -> None:
         """Upsert ``rows``; add the counts (``stages``: relationships in each stage, by
         how many entered minus how many left)."""
-        statement = self.upsert_statement("relationships")
-        for chunk in chunks(rows):
-            cursor.executemany(statement, [r.to_db(self) for r in chunk])
-        add = ["count = {table}.count + excluded.count"]
+        self.upsert(cursor, "relationships", (r.to_db(self) for r in rows))
         for base, counts in (
             ("transitions", transitions),
             ("stays", stays),
@@ -193,10 +190,12 @@ class FunnelView(SqlView):
             ("stages", Counter({(stage,): n for stage, n in stages.items()})),
         ):
             if counts:
-                statement = self.upsert_statement(
-                    base, [a.replace("{table}", self.table(base)) for a in add]
+                self.upsert(
+                    cursor,
+                    base,
+                    [(*key, n) for key, n in sorted(counts.items())],
+                    [f"count = {self.table(base)}.count + excluded.count"],
                 )
-                cursor.executemany(statement, [(*key, n) for key, n in sorted(counts.items())])
         if stages:
             cursor.execute(self.sql("DELETE FROM {stages} WHERE count = 0"))
 

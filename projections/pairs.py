@@ -181,15 +181,11 @@ class CaseView(SqlView):
                 f"{c} = CASE WHEN {wins} THEN excluded.{c} ELSE {table}.{c} END" for c in columns
             ]
 
-        statement = self.upsert_statement(
-            self.case_base,
-            earliest("opened_at", ("opened_channel", "note", "opened_at"))
-            + earliest("closed_at", ("closed_channel", "closed_at")),
-        )
         time = self.dialect.time
-        cursor.executemany(
-            statement,
-            [
+        self.upsert(
+            cursor,
+            self.case_base,
+            (
                 (
                     c.customer_id,
                     c.ref,
@@ -200,7 +196,9 @@ class CaseView(SqlView):
                     c.closed_channel,
                 )
                 for c in cases
-            ],
+            ),
+            earliest("opened_at", ("opened_channel", "note", "opened_at"))
+            + earliest("closed_at", ("closed_channel", "closed_at")),
         )
 
     def _case(self, row: Any) -> Case:

@@ -36,7 +36,7 @@ from eventsourcing.persistence import Tracking
 
 from lifecycle.domain.vocabulary import Kind
 from projections.readmodel import ReadModel, RelationshipStarted, RowCache, TouchpointRecorded
-from projections.views import PostgresView, SQLiteView, SqlView, Table, chunks
+from projections.views import PostgresView, SQLiteView, SqlView, Table
 
 _CURRENCY_SLOTS = 1 << 12
 _CURRENCY_CODES: dict[str, int] = {}
@@ -242,20 +242,22 @@ class PurchasesView(SqlView):
         categories: Counter[str],
         pairs: Counter[tuple[str, str]],
     ) -> None:
-        statement = self.upsert_statement("customers")
-        for chunk in chunks(rows):
-            cursor.executemany(statement, [r.to_db() for r in chunk])
+        self.upsert(cursor, "customers", (r.to_db() for r in rows))
         add = "customers = {table}.customers + excluded.customers"
         if categories:
-            statement = self.upsert_statement(
-                "categories", [add.format(table=self.table("categories"))]
+            self.upsert(
+                cursor,
+                "categories",
+                sorted(categories.items()),
+                [add.format(table=self.table("categories"))],
             )
-            cursor.executemany(statement, sorted(categories.items()))
         if pairs:
-            statement = self.upsert_statement(
-                "category_pairs", [add.format(table=self.table("category_pairs"))]
+            self.upsert(
+                cursor,
+                "category_pairs",
+                [(a, b, n) for (a, b), n in sorted(pairs.items())],
+                [add.format(table=self.table("category_pairs"))],
             )
-            cursor.executemany(statement, [(a, b, n) for (a, b), n in sorted(pairs.items())])
 
     def customer(self, customer_id: str) -> tuple[PurchaseRow | None, int | None]:
         rows, position = self.fetch_with_position(

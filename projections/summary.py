@@ -33,7 +33,7 @@ from projections.readmodel import (
     StageChanged,
     TouchpointRecorded,
 )
-from projections.views import PostgresView, SQLiteView, SqlView, Table, chunks
+from projections.views import PostgresView, SQLiteView, SqlView, Table
 
 SERVICE_MODES = ("personal_assistance", "self_service", "automated", "community")
 MODE_OF_CHANNEL = {
@@ -378,9 +378,7 @@ class SummaryView(SqlView):
         ]
 
     def write_rows(self, cursor: Any, rows: Iterable[SummaryRow]) -> None:
-        statement = self.upsert_statement("relationships")
-        for chunk in chunks(rows):
-            cursor.executemany(statement, [r.to_db(self) for r in chunk])
+        self.upsert(cursor, "relationships", (r.to_db(self) for r in rows))
 
     def summary(self, customer_id: str) -> tuple[SummaryRow | None, int | None]:
         record, position = self.record(customer_id)

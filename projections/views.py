@@ -65,22 +65,6 @@ _NEXT_TRACKING_NAME = UPSTREAM + "@next"
 _KEY_CHUNK = 500
 
 
-WRITE_CHUNK = 5_000
-
-
-def chunks(items: Iterable[T], size: int = WRITE_CHUNK) -> Iterator[list[T]]:
-    """``items`` a few thousand at a time, so rows are encoded for writing a chunk at a
-    time rather than all at once (a rebuild writes every row at the end)."""
-    chunk: list[T] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 class PositionMoved(IntegrityError):
     """The view's recorded position is not the one this page was folded from."""
 
@@ -365,20 +349,30 @@ class SqlView(TrackingRecorder):
         with self._read_transaction() as cursor:
             return list(self.fetch_by_keys(cursor, base, key_column, keys))
 
-    def upsert_statement(self, base: str, assignments: Sequence[str] | None = None) -> str:
-        """INSERT … ON CONFLICT (primary key) DO UPDATE SET ``assignments`` (default:
-        every other column from the row inserted)."""
-        table = next(t for t in self.tables if t.base == base)
-        columns = table.column_names
+    @abstractmethod
+    def upsert(
+        self,
+        cursor: Any,
+        base: str,
+        rows: Iterable[Sequence[Any]],
+        assignments: Sequence[str] | None = None,
+    ) -> None:
+        """Insert ``rows`` (values of every column of table ``base``, in order), or, for
+        a row whose primary key is there already, SET ``assignments`` (default: every
+        other column from the row inserted; ``excluded.`` names the row inserted). The
+        rows must differ in their primary key, as every fold keeps them (in dicts and
+        counters keyed by it). ``rows`` is read once, a row at a time."""
+
+    def _table_named(self, base: str) -> Table:
+        return next(t for t in self.tables if t.base == base)
+
+    def _on_conflict(self, table: Table, assignments: Sequence[str] | None) -> str:
         if assignments is None:
-            assignments = [f"{c} = excluded.{c}" for c in columns if c not in table.primary_key]
-        statement = (
-            f"INSERT INTO {self.table(base)} ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' * len(columns))}) "
-            f"ON CONFLICT ({', '.join(table.primary_key)}) "
-        )
-        statement += f"DO UPDATE SET {', '.join(assignments)}" if assignments else "DO NOTHING"
-        return self.sql(statement)
+            assignments = [
+                f"{c} = excluded.{c}" for c in table.column_names if c not in table.primary_key
+            ]
+        clause = f"ON CONFLICT ({', '.join(table.primary_key)}) "
+        return clause + (f"DO UPDATE SET {', '.join(assignments)}" if assignments else "DO NOTHING")
 
     def dump(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of every table, sorted: what a rebuild must reproduce."""
@@ -429,6 +423,21 @@ class SQLiteView(SqlView, SQLiteTrackingRecorder):
     """A view in its own SQLite file (``lifecycle.<projection>.db``)."""
 
     dialect = SQLITE
+
+    def upsert(
+        self,
+        cursor: Any,
+        base: str,
+        rows: Iterable[Sequence[Any]],
+        assignments: Sequence[str] | None = None,
+    ) -> None:
+        table = self._table_named(base)
+        columns = table.column_names
+        cursor.executemany(
+            f"INSERT INTO {self.table(base)} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))}) {self._on_conflict(table, assignments)}",
+            rows,
+        )
 
     @contextlib.contextmanager
     def _write_transaction(self) -> Iterator[Any]:
@@ -482,9 +491,36 @@ class SQLiteView(SqlView, SQLiteTrackingRecorder):
 
 
 class PostgresView(SqlView, PostgresTrackingRecorder):
-    """A view in the shared PostgreSQL database, its tables prefixed by its name."""
+    """A view in the shared PostgreSQL database, its tables prefixed by its name.
+
+    Rows are written by COPY into a temporary table of the session, then moved with
+    one ``INSERT … SELECT … ON CONFLICT``: a statement per row (``executemany``) costs
+    the server an execution each and the client a round of parameters each.
+    """
 
     dialect = POSTGRES
+
+    def upsert(
+        self,
+        cursor: Any,
+        base: str,
+        rows: Iterable[Sequence[Any]],
+        assignments: Sequence[str] | None = None,
+    ) -> None:
+        table = self._table_named(base)
+        name = self.table(base)
+        staged = f"{name}__staged"
+        columns = ", ".join(table.column_names)
+        # The session's own table, emptied after each use (a rollback empties it too).
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staged} (LIKE {name})")
+        with cursor.copy(f"COPY {staged} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO {name} ({columns}) SELECT {columns} FROM {staged} "
+            + self._on_conflict(table, assignments)
+        )
+        cursor.execute(f"TRUNCATE {staged}")
 
     @contextlib.contextmanager
     def _write_transaction(self) -> Iterator[Any]:

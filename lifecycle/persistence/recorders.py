@@ -1,7 +1,8 @@
 """What eventsourcing's recorders do not offer and the batch path needs: which of many
 aggregates already have events, answered with one query instead of one per aggregate;
 a SQLite process recorder that inserts a batch with one ``executemany``; a PostgreSQL
-process recorder that does not stall on large batches.
+process recorder that does not stall on large batches; on both, the log read as plain
+rows made into notifications at once, optionally one shard of a rebuild's.
 
 For auditing: the log read as plain rows (``select_notifications`` builds an object and
 parses a UUID per event, which costs more than checking the event's hash), and one
@@ -166,7 +167,8 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
 
 
 class BatchPostgresProcessRecorder(PostgresProcessRecorder):
-    """The library's PostgreSQL process recorder, inserting without pipeline mode.
+    """The library's PostgreSQL process recorder, inserting without pipeline mode, and
+    reading the log as the SQLite one does.
 
     In pipeline mode, psycopg 3.3 over a Unix socket stalls on large batches (the server
     waits in ClientRead for the rest of the INSERT while the client waits in
@@ -191,6 +193,58 @@ class BatchPostgresProcessRecorder(PostgresProcessRecorder):
     ) -> Sequence[int] | None:
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             return library.insert_in_plain_transaction(self, curs, stored_events, **kwargs)
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+        shard_digits: str | None = None,
+    ) -> Sequence[Notification]:
+        """The library's query, its rows read as tuples and made into notifications at
+        once (``library.notifications``), as ``BulkSQLiteProcessRecorder`` reads them.
+
+        ``shard_digits``: only the events of aggregates whose id ends in one of these
+        hex digits (a shard of a rebuild), selected by the server."""
+        from psycopg.rows import tuple_row
+        from psycopg.sql import SQL, Identifier
+
+        where: list[SQL] = []
+        params: list[Any] = []
+        if start is not None:
+            where.append(
+                SQL("notification_id >= %s" if inclusive_of_start else "notification_id > %s")
+            )
+            params.append(start)
+        if stop is not None:
+            where.append(SQL("notification_id <= %s"))
+            params.append(stop)
+        if topics:
+            where.append(SQL("topic = ANY(%s)"))
+            params.append(list(topics))
+        if shard_digits is not None:
+            where.append(SQL("strpos(%s, right(originator_id::text, 1)) > 0"))
+            params.append(shard_digits)
+        statement = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {schema}.{table} "
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        if where:
+            statement += SQL("WHERE ") + SQL(" AND ").join(where) + SQL(" ")
+        statement += SQL("ORDER BY notification_id LIMIT %s")
+        params.append(limit)
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(statement, params, prepare=True)
+            rows = curs.fetchall()
+        return library.notifications(rows, _as_is)
+
+
+def _as_is(originator_id: Any) -> Any:
+    """PostgreSQL returns ids as ``UUID`` already."""
+    return originator_id
 
 
 LogRow = tuple[int, str, int, str, bytes]

@@ -11,7 +11,7 @@ from lifecycle.domain.errors import RelationshipNotFound
 from lifecycle.domain.relationship import Relationship
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.entrypoints.bootstrap import Components
-from lifecycle.persistence.recorders import BulkSQLiteProcessRecorder
+from lifecycle.persistence.recorders import BatchPostgresProcessRecorder, BulkSQLiteProcessRecorder
 from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
 from tests.builders import DAY_ZERO, touchpoint
@@ -209,19 +209,23 @@ def test_a_large_batch_is_recorded_in_one_transaction(app: LifecycleApplication)
     assert app.recorder.max_tracking_id("import") == 3000
 
 
-def test_the_log_reads_as_the_librarys_recorder_reads_it(sqlite_url: str) -> None:
+def test_the_log_reads_as_the_librarys_recorder_reads_it(database_url: str) -> None:
+    from eventsourcing.postgres import PostgresApplicationRecorder
     from eventsourcing.sqlite import SQLiteApplicationRecorder
 
     from lifecycle.service.application import RELATIONSHIP_STARTED_TOPICS
 
-    application = Components(Settings(database_url=sqlite_url)).application()
+    application = Components(Settings(database_url=database_url)).application()
     try:
         application.record_batch(
             [touchpoint("purchase", n, customer=f"c{n % 3}", amount="5") for n in range(9)]
         )
         recorder = application.recorder
-        assert isinstance(recorder, SQLiteApplicationRecorder)
-        library = SQLiteApplicationRecorder.select_notifications
+        library = (
+            SQLiteApplicationRecorder
+            if isinstance(recorder, SQLiteApplicationRecorder)
+            else PostgresApplicationRecorder
+        ).select_notifications
         for query in (
             {"start": 1, "limit": 100},
             {"start": 3, "limit": 4},
@@ -233,16 +237,16 @@ def test_the_log_reads_as_the_librarys_recorder_reads_it(sqlite_url: str) -> Non
         application.close()
 
 
-def test_a_shard_of_the_log_holds_the_events_of_its_customers_only(sqlite_url: str) -> None:
+def test_a_shard_of_the_log_holds_the_events_of_its_customers_only(database_url: str) -> None:
     from projections.shards import Shard, shard_of
 
-    application = Components(Settings(database_url=sqlite_url)).application()
+    application = Components(Settings(database_url=database_url)).application()
     try:
         application.record_batch(
             [touchpoint("purchase", n, customer=f"c{n}", amount="5") for n in range(40)]
         )
         recorder = application.recorder
-        assert isinstance(recorder, BulkSQLiteProcessRecorder)
+        assert isinstance(recorder, BulkSQLiteProcessRecorder | BatchPostgresProcessRecorder)
         everything = recorder.select_notifications(1, 1_000)
         for count in (2, 4):
             read = [

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _projection_option(p, names)
     p.add_argument("--once", action="store_true", help="catch up, print positions and exit")
     p.add_argument(
-        "--batch-size", type=positive_int, help="events per transaction at most (default 20000)"
+        "--batch-size", type=positive_int, help="events per transaction at most (default 100000)"
     )
     add_common_options(p)
     p.set_defaults(handler=project_command)
