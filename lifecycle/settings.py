@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from lifecycle.domain.messages import MessageRules
 from lifecycle.persistence.store import Store
 
-ApiRole = Literal["reader", "auditor", "admin"]
+ApiRole = Literal["reader", "auditor", "admin", "publisher"]
 
 
 class Settings(BaseSettings):
@@ -101,7 +101,8 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=0, le=65535)
     api_keys: Annotated[dict[str, ApiRole], NoDecode] = Field(
         default_factory=dict,
-        description='bearer keys and their roles: JSON {"key": "reader"} or key:role,key:role',
+        description="bearer keys and their roles (reader, auditor, admin, publisher): JSON "
+        '{"key": "reader"} or key:role,key:role',
     )
     api_ready_max_lag: int = Field(
         default=1_000, ge=0, description="/readyz: most events any read model may lag"

@@ -3,9 +3,11 @@
 
 ``Components(settings)`` builds the write side (the application, the key store), the
 audit ledger, the Kafka edge (consumer, relay) and the read side (views of the read
-models, the API's read side). Nothing is opened until asked for, and whoever asks
-closes it. It is also the read side's ``projections.wiring.Wiring``: it pickles (it
-holds only the settings), so a rebuild's worker processes build their own parts from it.
+models, and what the HTTP API serves from, which writes too: touchpoints over HTTP and
+account managers go through the application as every other writer's do). Nothing is
+opened until asked for, and whoever asks closes it. It is also the read side's
+``projections.wiring.Wiring``: it pickles (it holds only the settings), so a rebuild's
+worker processes build their own parts from it.
 Kafka and the read side are imported when asked for, so that commands without them
 never load them.
 """
@@ -239,18 +241,27 @@ class Components:
         return view
 
     def read_side(self) -> ReadSide:
-        """What the read API serves from: the views of every read model and the
-        application, closed together."""
+        """What the HTTP API serves from, closed together: the views of every read model,
+        the audit ledger (how far the log is sealed and verified), and the application.
+
+        The application writes: ``POST /v1/touchpoints`` records through its batch path
+        (``record_batch``) and ``PUT …/account-manager`` through its commands, under the
+        policy and settings of every other writer, beside Kafka consumers writing the
+        same customers (a version conflict is retried from freshly read relationships).
+        Its key store is opened, so that personal data arriving over HTTP is encrypted
+        as it is from Kafka, and the console can show it to auditors."""
         from consumers.metrics import REGISTRY as KAFKA_EDGE_REGISTRY
         from projections.api.app import ReadSide
         from projections.wiring import close_view, open_views
 
         views = open_views(self, None)
         application = self.application()
+        ledger = self.ledger()
 
         def close() -> None:
             for view in views.values():
                 close_view(view)
+            ledger.close()
             application.close()
 
         return ReadSide(
@@ -260,4 +271,6 @@ class Components:
             close=close,
             # The Kafka edge keeps its counters in a registry of its own.
             metrics_registries=(KAFKA_EDGE_REGISTRY,),
+            ledger=ledger,
+            audit_key=self.audit_key(required=False),
         )

@@ -1,11 +1,16 @@
 """The application service of the write side: record touchpoints, change stages by
-hand, sweep for inactivity, and answer history and point-in-time state.
+hand, assign account managers, sweep for inactivity, and answer history, point-in-time
+state and the stage in force at a business time.
 
 Recording a batch is one transaction: the touchpoints are grouped by customer, each
 relationship is loaded once, and all new events are saved together, optionally with a
 ``Tracking`` position (the Kafka consumer's exactly-once path). Aggregates are cached
 between batches; a concurrent writer shows up as a version conflict, after which the
 batch is retried from freshly loaded aggregates, so a stale cache never writes wrongly.
+
+Writes through one application object are taken one at a time (a lock): cached aggregates
+are shared objects, and a process that writes from several threads (the HTTP API) must
+not decide two batches on the same one at once.
 
 Personal data is encrypted by the vault (``lifecycle.persistence.personal``) before a batch reaches
 the aggregates, so events hold only ciphertext; ``forget`` destroys a customer's key and
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +43,13 @@ from lifecycle.domain.errors import LifecycleError, RelationshipNotFound
 from lifecycle.domain.hashchain import install_hasher
 from lifecycle.domain.messages import utc_now
 from lifecycle.domain.policy import Policy
-from lifecycle.domain.relationship import RELATIONSHIP_EVENTS, Relationship, relationship_id
+from lifecycle.domain.relationship import (
+    RELATIONSHIP_EVENTS,
+    Relationship,
+    StageInForce,
+    relationship_id,
+    stage_in_force,
+)
 from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.persistence.personal import PersonalDataVault
@@ -78,6 +90,16 @@ class BatchOutcome:
 
 
 @dataclass
+class Assignment:
+    """What ``assign_account_manager`` did."""
+
+    relationship: Relationship
+    changed: bool
+    position: int | None = None
+    """The log position of the event written (None: nothing changed)."""
+
+
+@dataclass
 class SweepOutcome:
     examined: int = 0
     dissolved: int = 0
@@ -103,6 +125,7 @@ class LifecycleApplication(Application[UUID]):
         self.vault = vault
         # The library reads this per instance, so each deployment can set its interval.
         self.snapshotting_intervals = {Relationship: snapshot_interval}  # type: ignore[misc]
+        self._writing = threading.Lock()
         super().__init__(env)
         self.recorder: ProcessRecorder
 
@@ -129,6 +152,12 @@ class LifecycleApplication(Application[UUID]):
         if self.vault is not None:
             # Before any aggregate sees them: events only ever hold the ciphertext.
             touchpoints = self.vault.protect(touchpoints, utc_now())
+        with self._writing:
+            return self._record_batch(touchpoints, tracking)
+
+    def _record_batch(
+        self, touchpoints: Sequence[Touchpoint], tracking: Tracking | None
+    ) -> BatchOutcome:
         for _ in range(MAX_ATTEMPTS):
             relationships: dict[UUID, Relationship] = {}
             outcome = BatchOutcome()
@@ -166,6 +195,32 @@ class LifecycleApplication(Application[UUID]):
         )
         self.save(relationship)
         return relationship
+
+    def assign_account_manager(
+        self, customer_id: str, manager_id: str | None, *, actor: str, reason: str, at: datetime
+    ) -> Assignment:
+        """Put ``manager_id`` in charge of the customer's relationship, or (None) take its
+        account manager off."""
+        with self._writing:
+            for _ in range(MAX_ATTEMPTS):
+                relationship = self.relationship(customer_id)
+                if manager_id is None:
+                    changed = relationship.unassign_account_manager(
+                        actor=actor, reason=reason, at=at
+                    )
+                else:
+                    changed = relationship.assign_account_manager(
+                        manager_id, actor=actor, reason=reason, at=at
+                    )
+                if not changed:
+                    return Assignment(relationship, changed=False)
+                try:
+                    recordings = self.save(relationship)
+                except IntegrityError:
+                    continue  # another writer recorded onto it meanwhile: decide again
+                return Assignment(relationship, True, recordings[-1].notification.id)
+        msg = f"the account manager of {customer_id!r} not changed after {MAX_ATTEMPTS} conflicts"
+        raise ConcurrencyConflict(msg)
 
     def forget(
         self, customer_id: str, *, reason: str, actor: str | None, at: datetime
@@ -247,6 +302,21 @@ class LifecycleApplication(Application[UUID]):
                 f"at {recorded_at.isoformat()}"
             )
         return self.relationship(customer_id, version=version)
+
+    def stage_history(self, customer_id: str) -> list[Relationship.Event]:
+        """The relationship's start and every stage change, in log order."""
+        return [
+            domain_event
+            for domain_event in self.history(customer_id)
+            if isinstance(
+                domain_event, Relationship.RelationshipStarted | Relationship.StageChanged
+            )
+        ]
+
+    def stage_at(self, customer_id: str, at: datetime) -> StageInForce:
+        """The stage in force at business time ``at`` (not what was recorded by then:
+        that is ``relationship_as_of``)."""
+        return stage_in_force(self.stage_history(customer_id), at)
 
     def history(self, customer_id: str) -> list[Aggregate.Event]:
         events = cast(list[Aggregate.Event], list(self.events.get(relationship_id(customer_id))))

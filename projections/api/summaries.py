@@ -12,7 +12,8 @@ OpenAPI document, which still comes from ``models``.
 
 The derived figures (phases, service modes, at-risk flags) follow the reading surface
 of ``projections.summary.SummaryRow``; flags are judged on the stored values, as
-``SummaryView.page`` filters them.
+``SummaryView.page`` filters them; the relationship type is read as stored (the row
+stores ``SummaryRow.relationship_type``, on which lists filter).
 """
 
 from __future__ import annotations
@@ -67,6 +68,21 @@ class SummaryRenderer:
         "latest_survey_score",
         "open_complaints",
         "oldest_open_complaint_at",
+        "relationship_type",
+        "account_manager",
+    )
+
+    BOOK_COLUMNS = (
+        "customer_id",
+        "relationship_type",
+        "stage",
+        "stage_since",
+        "cycle",
+        "last_touchpoint_at",
+        "latest_survey_score",
+        "oldest_open_complaint_at",
+        "previous_stage",
+        "stage_rule",
     )
 
     def __init__(self, view: SqlView, as_of: datetime) -> None:
@@ -114,6 +130,8 @@ class SummaryRenderer:
             latest_score,
             open_complaints,
             oldest_open,
+            kind_of_relationship,
+            account_manager,
         ) = row.values() if isinstance(row, dict) else row
         from_time = self._from_time
         kinds: dict[str, int] = orjson.loads(kind_counts)
@@ -151,6 +169,58 @@ class SummaryRenderer:
             "touchpoints_by_service_mode": modes,
             "at_risk": bool(flags),
             "flags": flags,
+            "relationship_type": kind_of_relationship,
+            "account_manager": account_manager,
+        }
+
+    def book(
+        self, rows: Iterable[Any], manager_id: str, position: int, next_cursor: str | None
+    ) -> bytes:
+        """The JSON of a ``models.BookPage`` from rows of ``BOOK_COLUMNS``."""
+        return _dumps(
+            {
+                "position": position,
+                "as_of": self.as_of,
+                "manager_id": manager_id,
+                "items": [self.book_entry(row) for row in rows],
+                "next_cursor": next_cursor,
+            }
+        )
+
+    def book_entry(self, row: Any) -> dict[str, Any]:
+        """The fields of a ``models.BookEntry`` from a row of ``BOOK_COLUMNS``."""
+        (
+            customer_id,
+            kind_of_relationship,
+            stage,
+            stage_since,
+            cycle,
+            last_touchpoint_at,
+            latest_score,
+            oldest_open,
+            previous_stage,
+            stage_rule,
+        ) = row.values() if isinstance(row, dict) else row
+        from_time = self._from_time
+        flags = self._flags(stage, last_touchpoint_at, latest_score, oldest_open)
+        return {
+            "customer_id": customer_id,
+            "relationship_type": kind_of_relationship,
+            "stage": stage,
+            "stage_since": from_time(stage_since),
+            "cycle": cycle,
+            "last_touchpoint_at": from_time(last_touchpoint_at),
+            "at_risk": bool(flags),
+            "flags": flags,
+            "latest_stage_change": None
+            if previous_stage is None
+            else {
+                "from_stage": previous_stage,
+                "to_stage": stage,
+                "cycle": cycle,
+                "rule": stage_rule,
+                "effective_at": from_time(stage_since),
+            },
         }
 
     def _flags(

@@ -1,5 +1,6 @@
-"""The ``customers`` tag: relationship summaries (customer 360), listed or one, and a
-customer's purchase pattern; for readers."""
+"""The ``customers`` tag: relationship summaries (customer 360), listed or one, a
+customer's purchase pattern, and their stage history with the stage in force at a
+business time; for readers, and for publishers reading their own writes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Response
 
 from lifecycle.domain.errors import RelationshipNotFound
+from lifecycle.domain.relationship import Relationship, stage_in_force
 from lifecycle.domain.vocabulary import Stage
 from projections.api import models
 from projections.api.cursors import decode_cursor, encode_cursor
@@ -19,16 +21,18 @@ from projections.api.dependencies import (
     Day,
     Limit,
     Reached,
-    reader,
+    ReadSideDep,
+    Time,
     respond,
     respond_json,
+    summary_reader,
 )
 from projections.api.errors import error_responses
 from projections.api.summaries import SummaryRenderer
 from projections.purchases import PurchasesView, purchase_pattern
-from projections.summary import FLAGS, SummaryView
+from projections.summary import FLAGS, RELATIONSHIP_TYPES, SummaryView
 
-router = APIRouter(tags=["customers"], dependencies=[reader])
+router = APIRouter(tags=["customers"], dependencies=[summary_reader])
 
 Summaries = Annotated[SummaryView, Depends(Reached("summary"))]
 Purchases = Annotated[PurchasesView, Depends(Reached("purchases"))]
@@ -45,6 +49,10 @@ def list_customers(
     stage: Annotated[list[Stage] | None, Query()] = None,
     at_risk: Annotated[bool | None, Query(description="any at-risk flag raised")] = None,
     flag: Annotated[list[Literal[FLAGS]] | None, Query()] = None,  # type: ignore[valid-type]
+    relationship_type: Annotated[
+        list[Literal[RELATIONSHIP_TYPES]] | None,  # type: ignore[valid-type]
+        Query(description="any of these relationship types"),
+    ] = None,
     as_of: AsOf = None,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -56,6 +64,7 @@ def list_customers(
         stages=[s.value for s in stage or ()],
         flags=list(flag or ()),
         at_risk=at_risk,
+        relationship_types=list(relationship_type or ()),
         after=after[0] if after else None,
         limit=limit + 1,
         columns=SummaryRenderer.COLUMNS,
@@ -106,6 +115,37 @@ def get_purchase_pattern(
                 categories=row.categories,
                 category_affinity=purchases.affinity(sorted(row.categories), affinity_limit),
             )
+        )
+    )
+
+
+@router.get(
+    "/v1/customers/{customer_id:segment}/stages",
+    response_model=models.StagesResponse,
+    responses=error_responses(401, 403, 404, 422),
+    summary="Every stage change of a customer's relationship, with its effective (business) "
+    "and recorded times; with `at`, the stage in force at that business time",
+    description="`at` is business time: the stage of the latest change effective at or before "
+    "it (ties: the later in the log), whenever it was recorded. `as_of` on the other routes is "
+    "recorded time (what the engine knew then). Read from the event log itself.",
+)
+def get_stages(
+    customer_id: CustomerId,
+    read_side: ReadSideDep,
+    at: Annotated[Time | None, Query(description="business time")] = None,
+) -> Response:
+    position = read_side.head()
+    events = read_side.application.stage_history(customer_id)
+    return respond(
+        models.StagesResponse(
+            customer_id=customer_id,
+            position=position,
+            stages=[
+                models.StageChange.model_validate(e)
+                for e in events
+                if isinstance(e, Relationship.StageChanged)
+            ],
+            at=None if at is None else models.StageAt.model_validate(stage_in_force(events, at)),
         )
     )
 
