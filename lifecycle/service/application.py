@@ -20,8 +20,10 @@ records ``PersonalDataErased``.
 from __future__ import annotations
 
 import contextlib
+import random
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +59,8 @@ from lifecycle.persistence.recorders import existing_originator_ids
 from lifecycle.persistence.topics import stored_topics
 from lifecycle.persistence.transcoding import OrjsonTranscoder, orjson_hasher
 
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 8
+CONFLICT_PAUSE_SECONDS = 0.005
 LATEST = sys.maxsize  # a version beyond any: reads it bypass the write-side cache
 
 RELATIONSHIP_TOPICS = tuple(topic for cls in RELATIONSHIP_EVENTS for topic in stored_topics(cls))
@@ -158,7 +161,7 @@ class LifecycleApplication(Application[UUID]):
     def _record_batch(
         self, touchpoints: Sequence[Touchpoint], tracking: Tracking | None
     ) -> BatchOutcome:
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             relationships: dict[UUID, Relationship] = {}
             outcome = BatchOutcome()
             try:
@@ -178,6 +181,7 @@ class LifecycleApplication(Application[UUID]):
                     tracking.application_name, tracking.notification_id
                 ):
                     return BatchOutcome(already_tracked=True)
+                _pause_after_conflict(attempt)
                 continue
             except BaseException:
                 self._forget_cached(relationships)
@@ -202,7 +206,7 @@ class LifecycleApplication(Application[UUID]):
         """Put ``manager_id`` in charge of the customer's relationship, or (None) take its
         account manager off."""
         with self._writing:
-            for _ in range(MAX_ATTEMPTS):
+            for attempt in range(MAX_ATTEMPTS):
                 relationship = self.relationship(customer_id)
                 if manager_id is None:
                     changed = relationship.unassign_account_manager(
@@ -217,7 +221,9 @@ class LifecycleApplication(Application[UUID]):
                 try:
                     recordings = self.save(relationship)
                 except IntegrityError:
-                    continue  # another writer recorded onto it meanwhile: decide again
+                    # Another writer recorded onto it meanwhile: decide again.
+                    _pause_after_conflict(attempt)
+                    continue
                 return Assignment(relationship, True, recordings[-1].notification.id)
         msg = f"the account manager of {customer_id!r} not changed after {MAX_ATTEMPTS} conflicts"
         raise ConcurrencyConflict(msg)
@@ -395,6 +401,13 @@ class LifecycleApplication(Application[UUID]):
         for aggregate_id in relationships:
             with contextlib.suppress(KeyError):
                 cache.get(aggregate_id, evict=True)
+
+
+def _pause_after_conflict(attempt: int) -> None:
+    """A random pause, longer after each conflict: writers of the same relationships
+    (a Kafka consumer, the HTTP API) that went on at their own pace would meet again,
+    whereas one of them paused lets the other through first."""
+    time.sleep(random.uniform(0, CONFLICT_PAUSE_SECONDS * 2**attempt))
 
 
 def _is_cached(cache: Cache[UUID, Any], aggregate_id: UUID) -> bool:
