@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from lifecycle.domain.outbound import RelationshipEvent
+from projections.at_risk import FLAGS
 
 Position = Annotated[
     int,
@@ -72,9 +73,7 @@ class RelationshipSummary(Model):
     )
     touchpoints_by_service_mode: dict[str, int]
     at_risk: bool
-    flags: list[str] = Field(
-        description="no_touchpoint_90_days, low_survey_score, complaint_open_14_days"
-    )
+    flags: list[str] = Field(description=", ".join(FLAGS))
     relationship_type: str | None = Field(
         description="dedicated_personal_assistance (an account manager is in charge), "
         "transactional (purchases and nothing that builds a relationship), else the "
