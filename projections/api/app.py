@@ -29,6 +29,7 @@ from projections.api.paths import KeepEncodedSlashes
 from projections.api.routes import (
     account_managers,
     audit,
+    console,
     customers,
     funnel,
     ingest,
@@ -63,6 +64,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
     add_error_handlers(app)
     for routes in (customers, account_managers, audit, funnel, service, ingest, operations):
         app.include_router(routes.router)
+    app.include_router(console.router)
     _document_messages(app)
     return app
 

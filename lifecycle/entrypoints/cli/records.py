@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from lifecycle.audit.history import audited_history
+from lifecycle.audit.history import audited_history, describe_event
 from lifecycle.domain.messages import utc_now
 from lifecycle.domain.relationship import Relationship, StageInForce
 from lifecycle.domain.vocabulary import Stage
@@ -189,7 +189,7 @@ def history_command(args: argparse.Namespace) -> int:
             f"v{event.version:<4} #{event.position:<8} "
             f"occurred {event.occurred_at.isoformat(timespec='seconds')}  "
             f"recorded {event.recorded_at.isoformat(timespec='seconds')}  "
-            f"{event.type:<19} {_describe(event.type, event.data)}"
+            f"{event.type:<19} {describe_event(event)}"
             f"{_personal(event.personal)}  hash {event.hash}"
         )
     return 0
@@ -201,28 +201,6 @@ def _personal(view: dict[str, Any] | None) -> str:
     if view.get("erased"):
         return " [personal data erased]"
     return " [personal: " + ", ".join(f"{k}={v}" for k, v in sorted(view.items())) + "]"
-
-
-def _describe(event_type: str, data: dict[str, Any]) -> str:
-    if event_type == "TouchpointRecorded":
-        return f"{data['kind']} via {data['channel']} ({data['event_id']})"
-    if event_type == "PersonalDataErased":
-        return f"personal data erased: {data['reason']}"
-    if event_type == "AccountManagerAssigned":
-        return f"account manager {data['manager_id']} by {data['actor']}: {data['reason']}"
-    if event_type == "AccountManagerUnassigned":
-        return f"account manager {data['manager_id']} off by {data['actor']}: {data['reason']}"
-    if event_type == "StageChanged":
-        who = (
-            f"by {data['actor']}: {data['reason']}"
-            if data.get("actor")
-            else f"on {data['triggered_by']}"
-        )
-        return (
-            f"{data['from_stage']} -> {data['to_stage']} (cycle {data['cycle']}, rule "
-            f"{data['rule']}, policy v{data['policy_version']}) {who}"
-        )
-    return ", ".join(f"{k}={v}" for k, v in data.items())
 
 
 def state_command(args: argparse.Namespace) -> int:

@@ -4,10 +4,12 @@ so are account managers' ids."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,7 +20,7 @@ from projections.api import create_app
 from projections.service import catch_up
 from tests.conftest import run_cli
 from tests.e2e.read.conftest import ADMIN, AUDITOR, READER
-from tests.integration.projections.conftest import History
+from tests.integration.projections.conftest import DAY_ZERO, History
 
 ODD_IDS = [
     "team/alice",
@@ -132,3 +134,41 @@ def test_the_cli_takes_an_odd_customer_id_as_it_is(api_settings: Settings, custo
 
     assert assigned.returncode == 0, assigned.stderr
     assert json.loads(at.stdout)["customer_id"] == customer
+
+
+def _console_links(client: TestClient, page: str) -> dict[str, str]:
+    """The console's customer links on a page: customer id shown -> address linked."""
+    fragment = client.get(page.replace("/console", "/console/fragments", 1), headers=READER)
+    assert fragment.status_code == 200, fragment.text
+    links = re.findall(r'<a class="customer" href="([^"]+)">([^<]+)</a>', fragment.text)
+    return {html.unescape(shown): html.unescape(href) for href, shown in links}
+
+
+@pytest.mark.parametrize("customer", ODD_IDS)
+def test_the_console_links_an_odd_customer_id_to_its_own_page(
+    client: TestClient, customer: str
+) -> None:
+    links = _console_links(client, f"/console/customers?{urlencode({'q': customer})}")
+
+    page = client.get(links[customer].replace("/console", "/console/fragments", 1), headers=READER)
+
+    assert page.status_code == 200, page.text
+    heading = re.search(r"<h1>(.*?)</h1>", page.text, re.DOTALL)
+    assert heading is not None
+    assert html.unescape(heading.group(1)).endswith(f"</span> {customer}")
+
+
+def test_a_manager_s_book_in_the_console_links_odd_customer_ids(
+    client: TestClient, api_settings: Settings
+) -> None:
+    app = Components(api_settings).application()
+    for customer in ODD_IDS:
+        app.assign_account_manager(customer, "ana", actor="a", reason="r", at=DAY_ZERO)
+    app.close()
+    catch_up(Components(api_settings))
+
+    links = _console_links(client, "/console/managers?manager=ana")
+
+    assert links == {
+        customer: f"/console/customers/{quote(customer, safe='')}" for customer in ODD_IDS
+    }
