@@ -19,6 +19,7 @@ from projections.complaints import Complaints
 from projections.follow_ups import FollowUps
 from projections.funnel import Funnel
 from projections.inquiries import Inquiries
+from projections.names import READ_MODEL_NAMES
 from projections.purchases import Purchases
 from projections.readmodel import ReadModel
 from projections.runner import DEFAULT_COMMIT_SECONDS, Runner
@@ -33,7 +34,6 @@ READ_MODELS: tuple[type[ReadModel[Any]], ...] = (
     FollowUps,
     Purchases,
 )
-READ_MODEL_NAMES = tuple(model.name for model in READ_MODELS)
 
 
 class UnknownProjection(LifecycleError):

@@ -1,7 +1,7 @@
 """What eventsourcing's recorders do not offer and the batch path needs: which of many
 aggregates already have events, answered with one query instead of one per aggregate;
-a SQLite process recorder that inserts a batch with one ``executemany``; a PostgreSQL
-process recorder that does not stall on large batches.
+a SQLite process recorder that inserts a batch with one ``executemany`` (PostgreSQL's
+is in ``lifecycle.persistence.postgres``, so that a SQLite store never loads psycopg).
 
 For auditing: the log read as plain rows (``select_notifications`` builds an object and
 parses a UUID per event, which costs more than checking the event's hash), and one
@@ -10,20 +10,14 @@ stream's events with their log positions."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from eventsourcing.persistence import (
-    ApplicationRecorder,
-    InterfaceError,
-    Notification,
-    OperationalError,
-    StoredEvent,
-    Tracking,
-)
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresProcessRecorder
+from eventsourcing.persistence import ApplicationRecorder, Notification, StoredEvent, Tracking
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteProcessRecorder
-from eventsourcing.utils import retry
+
+if TYPE_CHECKING:
+    from eventsourcing.postgres import PostgresApplicationRecorder
 
 _SQLITE_CHUNK = 500
 
@@ -34,6 +28,8 @@ def existing_originator_ids(recorder: ApplicationRecorder, ids: Collection[UUID]
         return set()
     if isinstance(recorder, SQLiteApplicationRecorder):
         return _sqlite_existing(recorder, list(ids))
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
     if isinstance(recorder, PostgresApplicationRecorder):
         return _postgres_existing(recorder, list(ids))
     # Any other recorder: ask per aggregate, as the library would.
@@ -183,27 +179,6 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
         return list(range(last - len(stored_events) + 1, last + 1))
 
 
-class BatchPostgresProcessRecorder(PostgresProcessRecorder):
-    """The library's PostgreSQL process recorder, inserting without pipeline mode.
-
-    In pipeline mode, psycopg 3.3 over a Unix socket stalls on large batches (the server
-    waits in ClientRead for the rest of the INSERT while the client waits in
-    ``Pipeline.sync``). A plain transaction does the same work in the same order:
-    tracking row, table lock, NOTIFY, the one multi-row INSERT, its notification ids.
-    """
-
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            self._insert_events(curs, stored_events, **kwargs)
-            if not stored_events:
-                return None
-            self._insert_stored_events(curs, stored_events, **kwargs)
-            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-
-
 LogRow = tuple[int, str, int, str, bytes]
 """One event of the log: (position, relationship id as 32 hex digits, version, topic, state)."""
 
@@ -226,6 +201,8 @@ def read_log(recorder: ApplicationRecorder, start: int | None, limit: int) -> li
             raw.execute(statement, params)
             rows: list[LogRow] = raw.fetchall()
             return rows
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
     if isinstance(recorder, PostgresApplicationRecorder):
         return _postgres_log(recorder, start, limit)
     return [
@@ -245,6 +222,8 @@ def stream_log(recorder: ApplicationRecorder, originator_id: UUID) -> list[LogRo
                 [originator_id.hex],
             )
             return [(r[0], r[1], r[2], r[3], r[4]) for r in cursor.fetchall()]
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
     if isinstance(recorder, PostgresApplicationRecorder):
         return _postgres_stream(recorder, originator_id)
     # The engine stores events in SQLite or PostgreSQL only (lifecycle.persistence.store).
