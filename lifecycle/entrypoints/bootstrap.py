@@ -7,9 +7,8 @@ models, and what the HTTP API serves from, which writes too: touchpoints over HT
 account managers go through the application as every other writer's do). Nothing is
 opened until asked for, and whoever asks closes it. It is also the read side's
 ``projections.wiring.Wiring``: it pickles (it holds only the settings), so a rebuild's
-worker processes build their own parts from it.
-Kafka and the read side are imported when asked for, so that commands without them
-never load them.
+worker processes build their own parts from it. Each part's modules are imported when
+the part is asked for, so that a command loads only what it uses.
 """
 
 from __future__ import annotations
@@ -18,15 +17,6 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from lifecycle.domain.policy import Policy
-from lifecycle.persistence.personal import (
-    KeyStore,
-    PersonalDataVault,
-    PostgresKeyStore,
-    SQLiteKeyStore,
-)
-from lifecycle.service.application import LifecycleApplication
-from lifecycle.settings import Settings
 from projections.shards import WHOLE_LOG, Shard
 
 if TYPE_CHECKING:
@@ -37,6 +27,10 @@ if TYPE_CHECKING:
     from consumers.relay import Relay
     from lifecycle.audit.ledger import AuditKey, AuditLedger
     from lifecycle.audit.sealing import PeriodicSealer
+    from lifecycle.domain.policy import Policy
+    from lifecycle.persistence.personal import KeyStore, PersonalDataVault
+    from lifecycle.service.application import LifecycleApplication
+    from lifecycle.settings import Settings
     from projections.api.app import ReadSide
     from projections.readmodel import ReadModel
     from projections.views import SqlView
@@ -55,6 +49,8 @@ class Components:
     # Write side ---------------------------------------------------------------------
 
     def policy(self) -> Policy:
+        from lifecycle.domain.policy import Policy
+
         if self.settings.policy_file is None:
             return Policy.default()
         return Policy.from_file(self.settings.policy_file)
@@ -71,6 +67,8 @@ class Components:
         }
 
     def application(self) -> LifecycleApplication:
+        from lifecycle.service.application import LifecycleApplication
+
         return LifecycleApplication(
             env=self.application_env(),
             policy=self.policy(),
@@ -82,6 +80,8 @@ class Components:
         """The application, to read its event log only (a rebuild's worker processes):
         its tables are not created (the process that started them made sure they exist,
         and concurrent DDL fails on PostgreSQL) and no key store is opened."""
+        from lifecycle.service.application import LifecycleApplication
+
         return LifecycleApplication(
             env={**self.application_env(), "CREATE_TABLE": "n"}, policy=self.policy()
         )
@@ -91,14 +91,20 @@ class Components:
         PostgreSQL."""
         store = self.settings.store
         if store.is_sqlite:
+            from lifecycle.persistence.personal import SQLiteKeyStore
+
             return SQLiteKeyStore(store.sibling_path("keys"))
         from eventsourcing.postgres import PostgresFactory
         from eventsourcing.utils import Environment
+
+        from lifecycle.persistence.personal import PostgresKeyStore
 
         env = Environment("lifecycle_keys", {**store.persistence_env(), "POSTGRES_POOL_SIZE": "2"})
         return PostgresKeyStore(PostgresFactory(env).datastore, store.conninfo)
 
     def vault(self) -> PersonalDataVault:
+        from lifecycle.persistence.personal import PersonalDataVault
+
         return PersonalDataVault(self.key_store())
 
     # Audit ----------------------------------------------------------------------------

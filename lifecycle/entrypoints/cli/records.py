@@ -10,11 +10,8 @@ import sys
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from lifecycle.audit.history import audited_history, describe_event
-from lifecycle.domain.messages import utc_now
-from lifecycle.domain.relationship import Relationship, StageInForce
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.entrypoints.cli.common import (
@@ -24,8 +21,11 @@ from lifecycle.entrypoints.cli.common import (
     positive_int,
     progress,
     settings_from,
+    settings_without_logging,
 )
-from lifecycle.service.importer import import_lines
+
+if TYPE_CHECKING:
+    from lifecycle.domain.relationship import Relationship, StageInForce
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -120,6 +120,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def import_command(args: argparse.Namespace) -> int:
+    from lifecycle.service.importer import import_lines
+
     settings = settings_from(args)
     with ExitStack() as stack:
         source, size = _open_input(args.file, stack)
@@ -175,7 +177,9 @@ def _default_rejects(name: str) -> str:
 
 
 def history_command(args: argparse.Namespace) -> int:
-    app = Components(settings_from(args)).application()
+    from lifecycle.audit.history import audited_history, describe_event
+
+    app = Components(settings_without_logging(args)).application()
     try:
         events = audited_history(app, args.customer)
     finally:
@@ -204,7 +208,7 @@ def _personal(view: dict[str, Any] | None) -> str:
 
 
 def state_command(args: argparse.Namespace) -> int:
-    app = Components(settings_from(args)).application()
+    app = Components(settings_without_logging(args)).application()
     try:
         if args.at is not None:
             in_force = app.stage_at(args.customer, args.at)
@@ -255,6 +259,8 @@ def describe_stage_at(in_force: StageInForce) -> dict[str, Any]:
 
 
 def stage_command(args: argparse.Namespace) -> int:
+    from lifecycle.domain.messages import utc_now
+
     app = Components(settings_from(args)).application()
     try:
         relationship = app.change_stage(
@@ -270,6 +276,8 @@ def stage_command(args: argparse.Namespace) -> int:
 
 
 def assign_command(args: argparse.Namespace) -> int:
+    from lifecycle.domain.messages import utc_now
+
     app = Components(settings_from(args)).application()
     try:
         assignment = app.assign_account_manager(
@@ -291,6 +299,8 @@ def assign_command(args: argparse.Namespace) -> int:
 
 
 def sweep_command(args: argparse.Namespace) -> int:
+    from lifecycle.domain.messages import utc_now
+
     app = Components(settings_from(args)).application()
     try:
         outcome = app.sweep(args.now or utc_now())
