@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import itertools
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +36,10 @@ FLAGS = (
     "--hide-scrollbars",
     "--remote-debugging-pipe",
 )
+_TRAMPOLINE = (
+    "import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); "
+    "os.execvp(sys.argv[3], sys.argv[3:])"
+)
 LAPTOP = {"width": 1366, "height": 900, "deviceScaleFactor": 1, "mobile": False}
 KEYS = {
     "Enter": {"key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13, "text": "\r"},
@@ -47,25 +53,30 @@ class BrowserError(Exception):
 
 class Browser:
     def __init__(self, profile: Path) -> None:
-        to_browser, self._writer = os.pipe()
-        self._reader, from_browser = os.pipe()
-
-        def on_descriptors_3_and_4() -> None:
-            # In the child: the protocol's descriptors where the browser looks for them
-            # (duplicated first, so that neither lands on the other's number).
-            reading, writing = os.dup(to_browser), os.dup(from_browser)
-            os.dup2(reading, 3)
-            os.dup2(writing, 4)
-
+        reading, self._writer = os.pipe()
+        self._reader, writing = os.pipe()
+        # The browser's ends, numbered above 3 and 4, where a small trampoline moves them
+        # before it becomes the browser (so neither can land on the other's number first).
+        ends = [fcntl.fcntl(end, fcntl.F_DUPFD_CLOEXEC, 10) for end in (reading, writing)]
+        for end in (reading, writing):
+            os.close(end)
         self.process = subprocess.Popen(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            preexec_fn=on_descriptors_3_and_4,
-            close_fds=False,
+            [
+                sys.executable,
+                "-c",
+                _TRAMPOLINE,
+                *map(str, ends),
+                CHROMIUM,
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            pass_fds=ends,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        os.close(to_browser)
-        os.close(from_browser)
+        for end in ends:
+            os.close(end)
         self._ids = itertools.count(1)
         self._buffer = b""
 

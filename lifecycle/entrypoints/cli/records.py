@@ -212,7 +212,11 @@ def state_command(args: argparse.Namespace) -> int:
     try:
         if args.at is not None:
             in_force = app.stage_at(args.customer, args.at)
-            print(json.dumps({"customer_id": args.customer, "at": describe_stage_at(in_force)}))
+            print(
+                json.dumps(
+                    {"customer_id": args.customer, "at": describe_stage_at(in_force)}, indent=2
+                )
+            )
             return 0
         if args.as_of is not None:
             relationship = app.relationship_as_of(args.customer, args.as_of)
