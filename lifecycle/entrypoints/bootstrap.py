@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from lifecycle.audit.ledger import AuditKey, AuditLedger
     from lifecycle.audit.sealing import PeriodicSealer
     from projections.api.app import ReadSide
+    from projections.predictions import PredictionsView
     from projections.readmodel import ReadModel
     from projections.views import SqlView
 
@@ -222,18 +223,35 @@ class Components:
     ) -> SqlView:
         """The view of ``model`` (its tables created if missing), on the configured store;
         ``generation`` "" is the live tables (``projections.views.LIVE``)."""
+        return self._open_view(model.name, model.view_classes, generation, shard)
+
+    def predictions_view(self) -> PredictionsView:
+        """Where the analytics models' predictions are kept (Contract 8): a view beside
+        the read models' (``lifecycle.predictions.db`` beside a SQLite store)."""
+        from projections.predictions import Predictions
+
+        view = self._open_view(Predictions.name, Predictions.view_classes)
+        return cast("PredictionsView", view)
+
+    def _open_view(
+        self,
+        name: str,
+        view_classes: dict[str, type[SqlView]],
+        generation: str = "",
+        shard: str = "",
+    ) -> SqlView:
         from eventsourcing.persistence import InfrastructureFactory
         from eventsourcing.utils import Environment
 
         from projections.views import SqlView
 
-        env = {**os.environ, **self.view_env(model.name)}
+        env = {**os.environ, **self.view_env(name)}
         if shard:
             # The shards of a rebuild take turns writing the same tables: wait for each other.
             env["SQLITE_LOCK_TIMEOUT"] = str(SHARDS_WAIT_SECONDS)
-        factory = InfrastructureFactory.construct(Environment(model.name, env))
+        factory = InfrastructureFactory.construct(Environment(name, env))
         backend = "sqlite" if self.settings.store.is_sqlite else "postgres"
-        view = cast(SqlView, factory.tracking_recorder(model.view_classes[backend]))
+        view = cast(SqlView, factory.tracking_recorder(view_classes[backend]))
         view.use_generation(generation, shard)
         view.create_table()
         return view

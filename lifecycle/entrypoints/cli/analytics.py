@@ -1,0 +1,325 @@
+"""``lifecycle analytics``: fit the customer-base models, predict from the latest fit,
+and validate them on a holdout (Contract 8).
+
+numpy and scipy are imported by the handlers, never when the parser is built, so the
+other commands start without them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+from lifecycle.domain.analytics import (
+    BG_NBD,
+    DEFAULT_HORIZON_DAYS,
+    DEFAULT_MONTHLY_DISCOUNT,
+    DEFAULT_PERIOD_DAYS,
+    GAMMA_GAMMA,
+    NoModelFitted,
+)
+from lifecycle.domain.messages import utc_now
+from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.entrypoints.cli.common import (
+    UsageError,
+    add_common_options,
+    positive_int,
+    settings_from,
+)
+
+if TYPE_CHECKING:
+    from lifecycle.analytics.btyd import Fit
+    from projections.predictions import FitInForce, Forecast
+
+MODEL_TITLES = {BG_NBD: "BG/NBD", GAMMA_GAMMA: "Gamma-Gamma"}
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "analytics",
+        help="fit the BG/NBD and Gamma-Gamma models, predict, validate on a holdout",
+        description="Customer-base analysis on the purchase-pattern read model: who is still "
+        "a customer (p_alive), how many purchases to expect, and what they are worth.",
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    fit = actions.add_parser(
+        "fit",
+        help="fit both models and record the fit in the log",
+        description="Fits BG/NBD over every customer with a purchase on or before the "
+        "observation end, and Gamma-Gamma over those with a repeat purchase; records the "
+        "fit as ModelFitted events (auditable, exported and verified like every event) and "
+        "makes its predictions the ones served. Purchases after the observation end count "
+        "for nothing.",
+    )
+    fit.add_argument(
+        "--observation-end",
+        type=_parse_date,
+        metavar="DATE",
+        help="the last day whose purchases count (YYYY-MM-DD; default today, UTC)",
+    )
+    _period_option(fit)
+    fit.add_argument("--json", action="store_true", help="print the fit as JSON")
+    add_common_options(fit)
+    fit.set_defaults(handler=fit_command)
+
+    predict = actions.add_parser(
+        "predict",
+        help="one customer's predictions from the latest fit",
+        description="p_alive (probability the customer is still a customer at the fit's "
+        "observation end), expected purchase days and expected value (clv) over the horizon "
+        "after it, and the expected spend per purchase day. Null for a customer without a "
+        "purchase by the observation end.",
+    )
+    predict.add_argument("customer", metavar="CUSTOMER", help="the upstream customer_id")
+    predict.add_argument(
+        "--horizon-days",
+        type=positive_int,
+        default=DEFAULT_HORIZON_DAYS,
+        metavar="N",
+        help=f"days after the observation end (default {DEFAULT_HORIZON_DAYS})",
+    )
+    predict.add_argument(
+        "--monthly-discount",
+        type=_rate,
+        default=DEFAULT_MONTHLY_DISCOUNT,
+        metavar="RATE",
+        help="discount rate per 30-day month of the clv (default 0.01)",
+    )
+    predict.add_argument("--json", action="store_true", help="print the predictions as JSON")
+    add_common_options(predict)
+    predict.set_defaults(handler=predict_command)
+
+    validate = actions.add_parser(
+        "validate",
+        help="fit on a calibration period, compare with a holdout (records no fit)",
+        description="Fits BG/NBD on purchases up to the calibration end and compares each "
+        "customer's expected repeat purchase days in the holdout with the actual ones: "
+        "totals, mean absolute error per customer, and the cumulative weekly tracking that "
+        "`lifecycle report` draws.",
+    )
+    validate.add_argument("--calibration-end", type=_parse_date, required=True, metavar="DATE")
+    validate.add_argument("--holdout-end", type=_parse_date, required=True, metavar="DATE")
+    _period_option(validate)
+    validate.add_argument("--json", action="store_true", help="print the validation as JSON")
+    add_common_options(validate)
+    validate.set_defaults(handler=validate_command)
+
+
+def _period_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--period-days",
+        type=positive_int,
+        default=DEFAULT_PERIOD_DAYS,
+        metavar="N",
+        help=f"days per period of recency and T (default {DEFAULT_PERIOD_DAYS}, as in the papers)",
+    )
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 0 and below 1")
+    return value
+
+
+def fit_command(args: argparse.Namespace) -> int:
+    from lifecycle.entrypoints.analytics import fit
+
+    components = Components(settings_from(args))
+    observation_end = args.observation_end or datetime.now(UTC).date()
+    recorded = fit(components, observation_end=observation_end, period_days=args.period_days)
+    models = recorded.models
+    fits: dict[str, Fit[Any]] = {BG_NBD: models.bg_nbd, GAMMA_GAMMA: models.gamma_gamma}
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "position": recorded.fit.position,
+                    "data_position": recorded.fit.data_position,
+                    "observation_end": observation_end.isoformat(),
+                    "period_days": args.period_days,
+                    "recorded_at": recorded.fit.recorded_at.isoformat(),
+                    "models": {name: _fit_json(fit) for name, fit in fits.items()},
+                }
+            )
+        )
+        return 0
+    print(
+        f"fitted on {models.bg_nbd.customers:,} customers with a purchase on or before "
+        f"{observation_end.isoformat()} (periods of {args.period_days} days; purchase "
+        f"patterns at log position {recorded.fit.data_position or 0}); recorded at log "
+        f"position {recorded.fit.position}"
+    )
+    for name, fit_of in fits.items():
+        print(f"  {MODEL_TITLES[name]:<12} {_fit_line(fit_of)}")
+    for name, fit_of in fits.items():
+        if not fit_of.converged:
+            print(f"lifecycle: warning: {MODEL_TITLES[name]} did not converge: {fit_of.message}")
+    return 0
+
+
+def _fit_json(fit: Fit[Any]) -> dict[str, Any]:
+    from lifecycle.analytics.btyd import parameters_dict
+
+    return {
+        "parameters": parameters_dict(fit.parameters),
+        "standard_errors": fit.standard_errors,
+        "log_likelihood": fit.log_likelihood,
+        "customers": fit.customers,
+        "converged": fit.converged,
+        "iterations": fit.iterations,
+        "message": fit.message,
+    }
+
+
+def _fit_line(fit: Fit[Any]) -> str:
+    from lifecycle.analytics.btyd import parameters_dict
+
+    parts = []
+    for name, value in parameters_dict(fit.parameters).items():
+        error = fit.standard_errors.get(name)
+        parts.append(f"{name} {value:.4g}" + (f" (± {error:.2g})" if error is not None else ""))
+    state = f"converged in {fit.iterations} iterations" if fit.converged else "NOT converged"
+    return (
+        f"{'  '.join(parts)}   log-likelihood {fit.log_likelihood:,.2f} "
+        f"over {fit.customers:,} customers, {state}"
+    )
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    from projections.predictions import forecast
+    from projections.wiring import close_view
+
+    components = Components(settings_from(args))
+    app = components.application()
+    try:
+        app.relationship(args.customer)  # an unknown customer is an error, not a null
+    finally:
+        app.close()
+    view = components.predictions_view()
+    try:
+        fit_in_force, figures = view.customer(args.customer)
+    finally:
+        close_view(view)
+    if fit_in_force is None:
+        raise NoModelFitted("no model fitted yet: run `lifecycle analytics fit` first")
+    predicted = (
+        forecast(
+            fit_in_force,
+            [figures],
+            horizon_days=args.horizon_days,
+            monthly_discount=args.monthly_discount,
+        )[0]
+        if figures is not None
+        else None
+    )
+    if args.json:
+        print(json.dumps(_prediction_json(args, fit_in_force, predicted)))
+        return 0
+    _print_prediction(args, fit_in_force, predicted)
+    return 0
+
+
+def _prediction_json(
+    args: argparse.Namespace, fit: FitInForce, predicted: Forecast | None
+) -> dict[str, Any]:
+    figures = predicted.figures if predicted is not None else None
+    return {
+        "customer_id": args.customer,
+        "position": fit.position,
+        "observation_end": fit.observation_end.isoformat(),
+        "period_days": fit.period_days,
+        "horizon_days": args.horizon_days,
+        "monthly_discount": args.monthly_discount,
+        "p_alive": predicted.p_alive if predicted else None,
+        "expected_purchases": predicted.expected_purchases if predicted else None,
+        "expected_average_value": predicted.expected_average_value if predicted else None,
+        "clv": predicted.clv if predicted else None,
+        "frequency": figures.frequency if figures else None,
+        "recency": figures.recency if figures else None,
+        "T": figures.age if figures else None,
+        "monetary_value": figures.monetary_value if figures else None,
+    }
+
+
+def _print_prediction(
+    args: argparse.Namespace, fit: FitInForce, predicted: Forecast | None
+) -> None:
+    print(
+        f"{args.customer}: from the fit at log position {fit.position} (observation end "
+        f"{fit.observation_end.isoformat()}, periods of {fit.period_days} days)"
+    )
+    if predicted is None:
+        print(f"  no purchase on or before {fit.observation_end.isoformat()}: no predictions")
+        return
+    figures = predicted.figures
+    print(
+        f"  purchase pattern: frequency {figures.frequency}, recency {figures.recency} days, "
+        f"T {figures.age} days, monetary value {figures.monetary_value:.2f}"
+    )
+    value = predicted.expected_average_value
+    clv = predicted.clv
+    rows = (
+        ("p_alive", f"{predicted.p_alive:.4f}", "probability still a customer"),
+        (
+            "expected_purchases",
+            f"{predicted.expected_purchases:.3f}",
+            f"purchase days in the {args.horizon_days} days after the observation end",
+        ),
+        (
+            "expected_average_value",
+            "-" if value is None else f"{value:.2f}",
+            "spend per purchase day",
+        ),
+        (
+            "clv",
+            "-" if clv is None else f"{clv:.2f}",
+            f"over the horizon, discounted {args.monthly_discount:.1%} a month",
+        ),
+    )
+    for name, number, meaning in rows:
+        print(f"  {name:<23} {number:>10}  {meaning}")
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    from lifecycle.entrypoints.analytics import run_validation
+
+    if args.holdout_end <= args.calibration_end:
+        raise UsageError("--holdout-end must be after --calibration-end")
+    components = Components(settings_from(args))
+    validation = run_validation(
+        components,
+        calibration_end=args.calibration_end,
+        holdout_end=args.holdout_end,
+        period_days=args.period_days,
+        run_at=utc_now(),
+    )
+    if args.json:
+        print(json.dumps(validation.as_json()))
+        return 0
+    days = (args.holdout_end - args.calibration_end).days
+    print(
+        f"calibrated on {validation.customers:,} customers with a purchase on or before "
+        f"{args.calibration_end.isoformat()} (periods of {args.period_days} days)"
+    )
+    print(f"  BG/NBD       {_fit_line(validation.bg_nbd)}")
+    print(
+        f"holdout of {days} days to {args.holdout_end.isoformat()}: repeat purchase days "
+        f"predicted {validation.predicted_total:,.1f}, actual {validation.actual_total:,}; "
+        f"mean absolute error per customer {validation.mean_absolute_error:.3f}"
+    )
+    print("the cumulative weekly tracking is drawn by `lifecycle report`")
+    return 0
