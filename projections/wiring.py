@@ -19,6 +19,7 @@ from projections.complaints import Complaints
 from projections.follow_ups import FollowUps
 from projections.funnel import Funnel
 from projections.inquiries import Inquiries
+from projections.predictions import PredictionsView
 from projections.purchases import Purchases
 from projections.readmodel import ReadModel
 from projections.runner import DEFAULT_COMMIT_SECONDS, Runner
@@ -71,6 +72,10 @@ class Wiring(Protocol):
         self, model: type[ReadModel[Any]], generation: str = LIVE, shard: str = ""
     ) -> SqlView:
         """The view of ``model`` (its tables created if missing)."""
+        ...
+
+    def predictions_view(self) -> PredictionsView:
+        """Where the analytics models' predictions and latest validation are kept."""
         ...
 
 

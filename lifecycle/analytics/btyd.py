@@ -25,6 +25,7 @@ vectorised call.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ LOG_BOUND = math.log(1e8)
 """Every parameter stays within [1e-8, 1e8]: a sample that cannot identify one (no
 repeat buyer, say) stops at a bound instead of overflowing."""
 _HESSIAN_STEP = 1e-4
+_RESTARTS = 5
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,28 @@ def fit_bgnbd(x: Array, t_x: Array, T: Array) -> Fit[BgNbd]:
     def terms(theta: Array, gradient: bool) -> tuple[Array, list[Array]]:
         return _bgnbd_terms(theta, columns, gradient=gradient)
 
-    return _maximise(BgNbd, terms, weights, start)
+    fit = _maximise(BgNbd, terms, weights, start)
+    r, alpha, a, b = (fit.parameters.r, fit.parameters.alpha, fit.parameters.a, fit.parameters.b)
+    # One dropout probability for everyone is the limit a, b -> infinity at a/(a+b) fixed;
+    # if the data cannot reject it (likelihood ratio against the fit, 5 %), the spread of
+    # a and b along that ray is not identified, whatever the optimiser reported.
+    scale = max(_POINT_MASS / (a + b), 1.0)
+    one_p = np.log([r, alpha, a * scale, b * scale])
+    ratio = 2 * (fit.log_likelihood - _total(weights, terms(one_p, False)[0]))
+    if ratio < _CHI2_1_95:
+        message = (
+            f"{fit.message}; the data cannot tell the customers' dropout probabilities "
+            f"apart from one for everyone, p = a/(a+b) = {a / (a + b):.4g} (a and b "
+            "themselves are not identified)"
+        )
+        return dataclasses.replace(fit, converged=False, message=message)
+    return fit
+
+
+_POINT_MASS = 1e7
+"""a + b at which the Beta of dropout probabilities is, to the data, one point."""
+_CHI2_1_95 = 3.841
+"""The 95 % quantile of χ² with one degree of freedom."""
 
 
 def p_alive(params: BgNbd, x: Array, t_x: Array, T: Array) -> Array:
@@ -371,14 +394,22 @@ def _maximise(kind: type[P], terms: Terms, weights: Array, start: Array) -> Fit[
             return math.inf, np.zeros_like(theta)
         return mean, -np.array([_total(weights, g) for g in gradient]) / customers
 
-    result = minimize(
-        objective,
-        start,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=[(-LOG_BOUND, LOG_BOUND)] * len(start),
-        options={"maxiter": 2_000, "ftol": 1e-14, "gtol": 1e-9},
-    )
+    iterations = 0
+    for _ in range(_RESTARTS):
+        result = minimize(
+            objective,
+            start,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(-LOG_BOUND, LOG_BOUND)] * len(start),
+            options={"maxiter": 2_000, "ftol": 1e-14, "gtol": 1e-9},
+        )
+        iterations += int(result.nit)
+        if result.success:
+            break
+        # A line search that failed in a long flat valley: its curvature memory was
+        # misleading; start afresh from where it stopped.
+        start = np.asarray(result.x, dtype=float)
     theta = np.asarray(result.x, dtype=float)
     at_bound = bool(np.any(np.abs(theta) >= LOG_BOUND - 1e-6))
     covariance = _log_covariance(terms, weights, theta)
@@ -390,7 +421,7 @@ def _maximise(kind: type[P], terms: Terms, weights: Array, start: Array) -> Fit[
             name: float(value * math.sqrt(variance))
             for name, value, variance in zip(kind.NAMES, values, variances, strict=True)
         }
-    message = result.message if isinstance(result.message, str) else str(result.message)
+    message = str(result.message).strip().rstrip(":")
     if at_bound:
         message += "; a parameter reached its bound (the data cannot identify it)"
     elif covariance is None:
@@ -400,7 +431,7 @@ def _maximise(kind: type[P], terms: Terms, weights: Array, start: Array) -> Fit[
         log_likelihood=_total(weights, terms(theta, False)[0]),
         customers=round(customers),
         converged=bool(result.success) and not at_bound and covariance is not None,
-        iterations=int(result.nit),
+        iterations=iterations,
         message=message,
         standard_errors=errors,
         log_covariance=covariance,

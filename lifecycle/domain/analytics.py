@@ -37,6 +37,7 @@ MODEL_PARAMETERS: dict[str, tuple[str, ...]] = {
     GAMMA_GAMMA: ("p", "q", "gamma"),
 }
 """Each model and the names of its parameters, in the papers' order."""
+MODEL_TITLES = {BG_NBD: "BG/NBD", GAMMA_GAMMA: "Gamma-Gamma"}
 
 DEFAULT_PERIOD_DAYS = 7
 """Recency and T in weeks, as in the papers."""

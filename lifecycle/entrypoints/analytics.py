@@ -9,10 +9,12 @@ numpy and scipy are imported here, so only by the commands that use them.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any, TextIO
 
-from lifecycle.analytics.btyd import parameters_dict
+from lifecycle.analytics.btyd import Fit, parameters_dict
 from lifecycle.analytics.service import (
     ModelsFitted,
     PurchaseHistory,
@@ -21,9 +23,16 @@ from lifecycle.analytics.service import (
     predict,
     validate,
 )
-from lifecycle.domain.analytics import BG_NBD, GAMMA_GAMMA
+from lifecycle.domain.analytics import (
+    BG_NBD,
+    DEFAULT_HORIZON_DAYS,
+    DEFAULT_MONTHLY_DISCOUNT,
+    GAMMA_GAMMA,
+    MODEL_TITLES,
+)
+from lifecycle.domain.errors import LifecycleError
 from lifecycle.entrypoints.bootstrap import Components
-from projections.predictions import CustomerFigures, FitInForce
+from projections.predictions import CustomerFigures, FitInForce, forecast
 from projections.purchases import Purchases, PurchasesView
 from projections.service import catch_up
 from projections.wiring import close_view
@@ -127,3 +136,65 @@ def run_validation(
     finally:
         close_view(view)
     return validation
+
+
+def describe_fit(fit: Fit[Any]) -> str:
+    """One line: the parameters (± standard error), the log-likelihood, convergence."""
+    parts = []
+    for name, value in parameters_dict(fit.parameters).items():
+        error = fit.standard_errors.get(name)
+        parts.append(f"{name} {value:.4g}" + (f" (± {error:.2g})" if error is not None else ""))
+    state = (
+        f"converged in {fit.iterations} iterations"
+        if fit.converged
+        else f"NOT converged ({fit.message})"
+    )
+    return (
+        f"{'  '.join(parts)}   log-likelihood {fit.log_likelihood:,.2f} "
+        f"over {fit.customers:,} customers, {state}"
+    )
+
+
+def print_fit_and_lapsed(
+    components: Components, observation_end: date, out: TextIO | None = None, lapsed: int = 5
+) -> None:
+    """What the demo shows of the analytics: a fit, and the customers most likely lapsed."""
+    out = out or sys.stdout
+    try:
+        recorded = fit(components, observation_end=observation_end, period_days=7)
+    except LifecycleError as error:
+        print(f"\nanalytics: no fit ({error})", file=out)
+        return
+    models = recorded.models
+    print(
+        f"\nanalytics: models fitted on purchases up to {observation_end.isoformat()} "
+        f"(weeks; recorded at log position {recorded.fit.position}):",
+        file=out,
+    )
+    for name, fit_of in ((BG_NBD, models.bg_nbd), (GAMMA_GAMMA, models.gamma_gamma)):
+        print(f"  {MODEL_TITLES[name]:<12} {describe_fit(fit_of)}", file=out)
+    view = components.predictions_view()
+    try:
+        likely_lapsed = view.most_likely_lapsed(lapsed)
+    finally:
+        close_view(view)
+    forecasts = forecast(
+        recorded.fit,
+        likely_lapsed,
+        horizon_days=DEFAULT_HORIZON_DAYS,
+        monthly_discount=DEFAULT_MONTHLY_DISCOUNT,
+    )
+    print(f"  the {len(forecasts)} customers most likely lapsed:", file=out)
+    print(
+        f"    {'customer':<14} {'p_alive':>8} {'purchase days':>14} {'days silent':>12} "
+        f"{'clv 90 days':>12}",
+        file=out,
+    )
+    for predicted in forecasts:
+        figures = predicted.figures
+        worth = "-" if predicted.clv is None else f"{predicted.clv:,.2f}"
+        print(
+            f"    {predicted.customer_id:<14} {predicted.p_alive:>8.4f} "
+            f"{figures.frequency + 1:>14} {figures.age - figures.recency:>12} {worth:>12}",
+            file=out,
+        )

@@ -233,3 +233,40 @@ def test_the_command_starts_without_numpy_or_scipy() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_the_report_draws_the_tracking_of_the_latest_validation(
+    store: dict[str, str], tmp_path: Path
+) -> None:
+    validated = run_cli(
+        "analytics",
+        "validate",
+        "--calibration-end",
+        OBSERVATION_END,
+        "--holdout-end",
+        HOLDOUT_END,
+        "--json",
+        env=store,
+    )
+    weeks = json.loads(validated.stdout)["tracking"]
+    page = tmp_path / "report.html"
+
+    written = run_cli("report", "--out", str(page), env=store)
+
+    assert written.returncode == 0, written.stderr
+    svg = page.read_text().split('<svg id="tracking"')[1].split("</svg>")[0]
+    for curve in ("actual", "predicted"):
+        points = svg.split(f'class="tracking-{curve}" points="')[1].split('"')[0].split()
+        assert len(points) == len(weeks)
+    assert svg.count('class="calibration-end"') == 1
+
+
+def test_the_report_has_no_tracking_before_a_validation(
+    store: dict[str, str], tmp_path: Path
+) -> None:
+    assert fit(store).returncode == 0
+    page = tmp_path / "report.html"
+
+    assert run_cli("report", "--out", str(page), env=store).returncode == 0
+    assert 'id="tracking"' not in page.read_text()
+    assert 'id="cohorts"' in page.read_text()

@@ -18,6 +18,7 @@ from lifecycle.domain.analytics import (
     DEFAULT_MONTHLY_DISCOUNT,
     DEFAULT_PERIOD_DAYS,
     GAMMA_GAMMA,
+    MODEL_TITLES,
     NoModelFitted,
 )
 from lifecycle.domain.messages import utc_now
@@ -32,8 +33,6 @@ from lifecycle.entrypoints.cli.common import (
 if TYPE_CHECKING:
     from lifecycle.analytics.btyd import Fit
     from projections.predictions import FitInForce, Forecast
-
-MODEL_TITLES = {BG_NBD: "BG/NBD", GAMMA_GAMMA: "Gamma-Gamma"}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -136,7 +135,7 @@ def _rate(text: str) -> float:
 
 
 def fit_command(args: argparse.Namespace) -> int:
-    from lifecycle.entrypoints.analytics import fit
+    from lifecycle.entrypoints.analytics import describe_fit, fit
 
     components = Components(settings_from(args))
     observation_end = args.observation_end or datetime.now(UTC).date()
@@ -164,10 +163,7 @@ def fit_command(args: argparse.Namespace) -> int:
         f"position {recorded.fit.position}"
     )
     for name, fit_of in fits.items():
-        print(f"  {MODEL_TITLES[name]:<12} {_fit_line(fit_of)}")
-    for name, fit_of in fits.items():
-        if not fit_of.converged:
-            print(f"lifecycle: warning: {MODEL_TITLES[name]} did not converge: {fit_of.message}")
+        print(f"  {MODEL_TITLES[name]:<12} {describe_fit(fit_of)}")
     return 0
 
 
@@ -183,20 +179,6 @@ def _fit_json(fit: Fit[Any]) -> dict[str, Any]:
         "iterations": fit.iterations,
         "message": fit.message,
     }
-
-
-def _fit_line(fit: Fit[Any]) -> str:
-    from lifecycle.analytics.btyd import parameters_dict
-
-    parts = []
-    for name, value in parameters_dict(fit.parameters).items():
-        error = fit.standard_errors.get(name)
-        parts.append(f"{name} {value:.4g}" + (f" (± {error:.2g})" if error is not None else ""))
-    state = f"converged in {fit.iterations} iterations" if fit.converged else "NOT converged"
-    return (
-        f"{'  '.join(parts)}   log-likelihood {fit.log_likelihood:,.2f} "
-        f"over {fit.customers:,} customers, {state}"
-    )
 
 
 def predict_command(args: argparse.Namespace) -> int:
@@ -295,7 +277,7 @@ def _print_prediction(
 
 
 def validate_command(args: argparse.Namespace) -> int:
-    from lifecycle.entrypoints.analytics import run_validation
+    from lifecycle.entrypoints.analytics import describe_fit, run_validation
 
     if args.holdout_end <= args.calibration_end:
         raise UsageError("--holdout-end must be after --calibration-end")
@@ -315,7 +297,7 @@ def validate_command(args: argparse.Namespace) -> int:
         f"calibrated on {validation.customers:,} customers with a purchase on or before "
         f"{args.calibration_end.isoformat()} (periods of {args.period_days} days)"
     )
-    print(f"  BG/NBD       {_fit_line(validation.bg_nbd)}")
+    print(f"  {MODEL_TITLES[BG_NBD]:<12} {describe_fit(validation.bg_nbd)}")
     print(
         f"holdout of {days} days to {args.holdout_end.isoformat()}: repeat purchase days "
         f"predicted {validation.predicted_total:,.1f}, actual {validation.actual_total:,}; "

@@ -124,3 +124,17 @@ def test_a_sample_without_repeat_buyers_cannot_identify_the_dropout_and_says_so(
 
     assert not fit.converged
     assert "cannot identify" in fit.message
+
+
+def test_one_dropout_probability_for_everyone_is_recognised_and_estimated() -> None:
+    # a and b so large that every customer leaves with probability 0.25 after a purchase.
+    truth = BgNbd(r=0.5, alpha=3.0, a=2.5e7, b=7.5e7)
+    x, t_x, T = bgnbd_population(truth, 31, CUSTOMERS)
+
+    fit = fit_bgnbd(x, t_x, T)
+
+    assert not fit.converged
+    assert "one for everyone" in fit.message
+    a, b = fit.parameters.a, fit.parameters.b
+    assert a / (a + b) == pytest.approx(0.25, abs=0.02)
+    assert fit.parameters.r == pytest.approx(0.5, rel=0.1)
