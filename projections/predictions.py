@@ -27,6 +27,7 @@ import orjson
 from eventsourcing.persistence import Tracking
 
 from lifecycle.domain.analytics import BG_NBD, GAMMA_GAMMA
+from lifecycle.persistence import library
 from projections.views import UPSTREAM, PostgresView, SQLiteView, SqlView, Table, chunks
 
 LATEST = "latest"
@@ -197,7 +198,7 @@ class PredictionsView(SqlView):
                     orjson.dumps(fit.parameters).decode(),
                 ),
             )
-            self._insert_tracking(cursor, Tracking(UPSTREAM, fit.position))
+            library.insert_tracking(self, cursor, Tracking(UPSTREAM, fit.position))
         return True
 
     def fit_in_force(self) -> FitInForce | None:

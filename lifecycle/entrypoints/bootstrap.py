@@ -25,6 +25,7 @@ from lifecycle.persistence.personal import (
 )
 from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
+from projections.shards import WHOLE_LOG, Shard
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import InfrastructureFactory, TrackingRecorder
@@ -219,10 +220,11 @@ class Components:
         }
 
     def open_view(
-        self, model: type[ReadModel[Any]], generation: str = "", shard: str = ""
+        self, model: type[ReadModel[Any]], generation: str = "", shard: Shard = WHOLE_LOG
     ) -> SqlView:
         """The view of ``model`` (its tables created if missing), on the configured store;
-        ``generation`` "" is the live tables (``projections.views.LIVE``)."""
+        ``generation`` "" is the live tables (``projections.views.LIVE``); in the next
+        generation, of one ``shard`` of a rebuild."""
         return self._open_view(model.name, model.view_classes, generation, shard)
 
     def predictions_view(self) -> PredictionsView:
@@ -238,7 +240,7 @@ class Components:
         name: str,
         view_classes: dict[str, type[SqlView]],
         generation: str = "",
-        shard: str = "",
+        shard: Shard = WHOLE_LOG,
     ) -> SqlView:
         from eventsourcing.persistence import InfrastructureFactory
         from eventsourcing.utils import Environment
@@ -246,7 +248,7 @@ class Components:
         from projections.views import SqlView
 
         env = {**os.environ, **self.view_env(name)}
-        if shard:
+        if not shard.is_whole_log:
             # The shards of a rebuild take turns writing the same tables: wait for each other.
             env["SQLITE_LOCK_TIMEOUT"] = str(SHARDS_WAIT_SECONDS)
         factory = InfrastructureFactory.construct(Environment(name, env))
