@@ -13,6 +13,7 @@ import orjson
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from lifecycle.domain.analytics import DEFAULT_P_ALIVE_AT_RISK
 from lifecycle.domain.messages import MessageRules
 from lifecycle.persistence.store import Store
 
@@ -111,7 +112,7 @@ class Settings(BaseSettings):
         default=2.0, ge=0, le=30, description="how long min_position may wait before 409"
     )
     p_alive_at_risk: float = Field(
-        default=0.3,
+        default=DEFAULT_P_ALIVE_AT_RISK,
         gt=0,
         lt=1,
         description="the at-risk flag likely_lapsed: p_alive below this, once a model is fitted",

@@ -8,11 +8,13 @@ conditional on each customer's purchases up to the fit's observation end, whatev
 recorded later.
 
 Per customer it keeps the pattern the models saw (frequency, recency and age in days,
-monetary value) with the figures that do not depend on a horizon (``p_alive``, the
-expected average value): ``p_alive`` is a column so that lists filter and sort on it;
-expected purchases and value over a horizon are computed when asked, from the same row.
-A customer without a purchase by the observation end has no row: null predictions.
-It also keeps the latest validation (``lifecycle analytics validate``), for the report.
+monetary value) and the predictions, computed for every customer at once when the fit is
+made: ``p_alive`` (a column, so that lists filter and sort on it), the expected average
+value, and the expected purchases and CLV over the default horizon and discount (90 days,
+1 % a month), so that the usual question is one row read. Another horizon or discount is
+computed when asked, from the same row, by the same function. A customer without a
+purchase by the observation end has no row: null predictions. The view also keeps the
+latest validation (``lifecycle analytics validate``), for the report.
 """
 
 from __future__ import annotations
@@ -26,11 +28,19 @@ from typing import Any
 import orjson
 from eventsourcing.persistence import Tracking
 
-from lifecycle.domain.analytics import BG_NBD, GAMMA_GAMMA
+from lifecycle.domain.analytics import (
+    BG_NBD,
+    DEFAULT_HORIZON_DAYS,
+    DEFAULT_MONTHLY_DISCOUNT,
+    GAMMA_GAMMA,
+)
 from lifecycle.persistence import library
 from projections.views import UPSTREAM, PostgresView, SQLiteView, SqlView, Table, chunks
 
 LATEST = "latest"
+DEFAULTS = (DEFAULT_HORIZON_DAYS, DEFAULT_MONTHLY_DISCOUNT)
+CUSTOMERS = "customers"
+"""The table of per-customer figures (``p_alive`` among them)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,10 @@ class CustomerFigures:
     monetary_value: float
     p_alive: float
     expected_average_value: float | None
+    expected_purchases: float
+    """Over the default horizon (``DEFAULT_HORIZON_DAYS``)."""
+    clv: float | None
+    """Over the default horizon, at the default discount (``DEFAULT_MONTHLY_DISCOUNT``)."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +133,40 @@ def forecast(
     ]
 
 
+def predictions_of(
+    fit: FitInForce,
+    customer_id: str,
+    figures: CustomerFigures | None,
+    *,
+    horizon_days: int,
+    monthly_discount: float,
+) -> dict[str, Any]:
+    """One customer's predictions as the read API answers them (``PredictionsResponse``)
+    and ``lifecycle analytics predict --json`` prints them: null without figures; at the
+    default horizon and discount, as the fit computed them."""
+    predicted: Forecast | CustomerFigures | None = figures
+    if figures is not None and (horizon_days, monthly_discount) != DEFAULTS:
+        predicted = forecast(
+            fit, [figures], horizon_days=horizon_days, monthly_discount=monthly_discount
+        )[0]
+    return {
+        "position": fit.position,
+        "customer_id": customer_id,
+        "observation_end": fit.observation_end,
+        "period_days": fit.period_days,
+        "horizon_days": horizon_days,
+        "monthly_discount": monthly_discount,
+        "p_alive": predicted.p_alive if predicted else None,
+        "expected_purchases": predicted.expected_purchases if predicted else None,
+        "expected_average_value": predicted.expected_average_value if predicted else None,
+        "clv": predicted.clv if predicted else None,
+        "frequency": figures.frequency if figures else None,
+        "recency": figures.recency if figures else None,
+        "T": figures.age if figures else None,
+        "monetary_value": figures.monetary_value if figures else None,
+    }
+
+
 def _finite(value: float | None) -> float | None:
     """None for what the model leaves undefined (NaN: a mean spend that does not exist)."""
     return float(value) if value is not None and math.isfinite(value) else None
@@ -128,7 +176,7 @@ class PredictionsView(SqlView):
     projection_name = "predictions"
     tables = (
         Table(
-            "customers",
+            CUSTOMERS,
             (
                 ("customer_id", "TEXT NOT NULL"),
                 ("frequency", "BIGINT NOT NULL"),
@@ -137,6 +185,8 @@ class PredictionsView(SqlView):
                 ("monetary_value", "{float} NOT NULL"),
                 ("p_alive", "{float} NOT NULL"),
                 ("expected_average_value", "{float}"),
+                ("expected_purchases", "{float} NOT NULL"),
+                ("clv", "{float}"),
             ),
             ("customer_id",),
             indexes=(("p_alive", "p_alive, customer_id"),),
@@ -169,7 +219,7 @@ class PredictionsView(SqlView):
             if recorded is not None and recorded >= fit.position:
                 return False
             cursor.execute(self.sql("DELETE FROM {customers}"))
-            statement = self.upsert_statement("customers")
+            statement = self.upsert_statement(CUSTOMERS)
             for chunk in chunks(customers):
                 cursor.executemany(
                     statement,
@@ -182,6 +232,8 @@ class PredictionsView(SqlView):
                             c.monetary_value,
                             c.p_alive,
                             _finite(c.expected_average_value),
+                            c.expected_purchases,
+                            _finite(c.clv),
                         )
                         for c in chunk
                     ],
@@ -263,6 +315,8 @@ def _figures(row: Any) -> CustomerFigures:
         monetary_value=row["monetary_value"],
         p_alive=row["p_alive"],
         expected_average_value=row["expected_average_value"],
+        expected_purchases=row["expected_purchases"],
+        clv=row["clv"],
     )
 
 
@@ -280,6 +334,7 @@ class Predictions:
     follows the log into (it is not among ``projections.wiring.READ_MODELS``)."""
 
     name = "predictions"
+    TABLE = CUSTOMERS
     view_classes: dict[str, type[SqlView]] = {  # noqa: RUF012
         "sqlite": SQLitePredictionsView,
         "postgres": PostgresPredictionsView,

@@ -25,14 +25,12 @@ from lifecycle.analytics.service import (
 )
 from lifecycle.domain.analytics import (
     BG_NBD,
-    DEFAULT_HORIZON_DAYS,
-    DEFAULT_MONTHLY_DISCOUNT,
     GAMMA_GAMMA,
     MODEL_TITLES,
 )
 from lifecycle.domain.errors import LifecycleError
 from lifecycle.entrypoints.bootstrap import Components
-from projections.predictions import CustomerFigures, FitInForce, forecast
+from projections.predictions import CustomerFigures, FitInForce
 from projections.purchases import Purchases, PurchasesView
 from projections.service import catch_up
 from projections.wiring import close_view
@@ -104,6 +102,8 @@ def fit(components: Components, *, observation_end: date, period_days: int) -> F
                     monetary_value=float(customers.monetary_value[i]),
                     p_alive=float(predicted.p_alive[i]),
                     expected_average_value=float(predicted.expected_average_value[i]),
+                    expected_purchases=float(predicted.expected_purchases[i]),
+                    clv=float(predicted.clv[i]),
                 )
                 for i, customer_id in enumerate(customers.ids)
             ),
@@ -178,23 +178,16 @@ def print_fit_and_lapsed(
         likely_lapsed = view.most_likely_lapsed(lapsed)
     finally:
         close_view(view)
-    forecasts = forecast(
-        recorded.fit,
-        likely_lapsed,
-        horizon_days=DEFAULT_HORIZON_DAYS,
-        monthly_discount=DEFAULT_MONTHLY_DISCOUNT,
-    )
-    print(f"  the {len(forecasts)} customers most likely lapsed:", file=out)
+    print(f"  the {len(likely_lapsed)} customers most likely lapsed:", file=out)
     print(
         f"    {'customer':<14} {'p_alive':>8} {'purchase days':>14} {'days silent':>12} "
         f"{'clv 90 days':>12}",
         file=out,
     )
-    for predicted in forecasts:
-        figures = predicted.figures
-        worth = "-" if predicted.clv is None else f"{predicted.clv:,.2f}"
+    for figures in likely_lapsed:
+        worth = "-" if figures.clv is None else f"{figures.clv:,.2f}"
         print(
-            f"    {predicted.customer_id:<14} {predicted.p_alive:>8.4f} "
+            f"    {figures.customer_id:<14} {figures.p_alive:>8.4f} "
             f"{figures.frequency + 1:>14} {figures.age - figures.recency:>12} {worth:>12}",
             file=out,
         )

@@ -259,23 +259,30 @@ class Components:
         return view
 
     def read_side(self) -> ReadSide:
-        """What the read API serves from: the views of every read model and the
-        application, closed together."""
+        """What the read API serves from: the views of every read model, the analytics
+        predictions (which the summary's reads join in) and the application, closed
+        together."""
         from consumers.metrics import REGISTRY as KAFKA_EDGE_REGISTRY
         from projections.api.app import ReadSide
+        from projections.predictions import Predictions
+        from projections.summary import Summary, SummaryView
         from projections.wiring import close_view, open_views
 
         views = open_views(self, None)
+        predictions = self.predictions_view()
+        summary = cast(SummaryView, views[Summary.name])
+        summary.join_predictions(summary.reach(predictions, Predictions.TABLE))
         application = self.application()
 
         def close() -> None:
-            for view in views.values():
+            for view in (*views.values(), predictions):
                 close_view(view)
             application.close()
 
         return ReadSide(
             settings=self.settings,
             views=views,
+            predictions=predictions,
             application=application,
             close=close,
             # The Kafka edge keeps its counters in a registry of its own.

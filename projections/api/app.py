@@ -24,7 +24,7 @@ from projections import metrics
 from projections.api.dependencies import ReadSide
 from projections.api.errors import add_error_handlers
 from projections.api.paths import KeepEncodedSlashes
-from projections.api.routes import audit, customers, funnel, operations, service
+from projections.api.routes import analytics, audit, customers, funnel, operations, service
 
 __all__ = ["ReadSide", "create_app"]
 
@@ -50,7 +50,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
     app.add_middleware(KeepEncodedSlashes)
     app.add_middleware(_LatencyMiddleware)
     add_error_handlers(app)
-    for routes in (customers, audit, funnel, service, operations):
+    for routes in (customers, analytics, audit, funnel, service, operations):
         app.include_router(routes.router)
     return app
 

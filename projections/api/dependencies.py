@@ -23,6 +23,7 @@ from lifecycle.settings import Settings
 from projections import metrics
 from projections.api import models
 from projections.api.errors import ApiError
+from projections.predictions import PredictionsView
 from projections.views import SqlView
 
 POSITION_HEADER = "X-Projection-Position"
@@ -36,11 +37,14 @@ _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 @dataclass
 class ReadSide:
-    """What the API reads: the views of the read models and, for auditors, the
-    application itself."""
+    """What the API reads: the views of the read models, the analytics predictions and,
+    for auditors, the application itself."""
 
     settings: Settings
     views: dict[str, SqlView]
+    predictions: PredictionsView
+    """Not a read model following the log (so not among ``views``, whose lag /readyz
+    judges): each fit writes it."""
     application: LifecycleApplication
     close: Callable[[], None] = field(default=lambda: None)
     metrics_registries: Sequence[CollectorRegistry] = ()

@@ -17,15 +17,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lifecycle.domain.analytics import NoModelFitted
 from lifecycle.domain.errors import LifecycleError, RelationshipNotFound
 from projections.api import models
 
-STATUS_OF_CODE: dict[str, int] = {RelationshipNotFound.code: 404}
+STATUS_OF_CODE: dict[str, int] = {RelationshipNotFound.code: 404, NoModelFitted.code: 409}
 """The HTTP status of each domain error the read API may meet. Any other is a server
 error: the API did not expect it, so no client could have avoided it."""
 
 ERROR_OF_STATUS = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "not_allowed"}
-"""The ``error`` an answer of the status names, where no more precise one is known."""
+"""The ``error`` an answer of the status names, where no more precise one is known (else
+the domain error's own code)."""
 
 
 class ApiError(Exception):
@@ -65,7 +67,8 @@ async def _domain_error(_: Request, error: Exception) -> JSONResponse:
     status = STATUS_OF_CODE.get(error.code)
     if status is None:
         raise error
-    return _answer(status, models.Error(error=ERROR_OF_STATUS[status], message=str(error)))
+    name = ERROR_OF_STATUS.get(status, error.code)
+    return _answer(status, models.Error(error=name, message=str(error)))
 
 
 async def _invalid(_: Request, error: Exception) -> JSONResponse:

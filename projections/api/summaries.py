@@ -17,7 +17,7 @@ on the stored values, as ``SummaryView.page`` filters them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -58,14 +58,17 @@ class SummaryRenderer:
         "latest_survey_score",
         "open_complaints",
         "oldest_open_complaint_at",
+        "p_alive",
     )
 
-    def __init__(self, view: SqlView, as_of: datetime) -> None:
+    def __init__(
+        self, view: SqlView, as_of: datetime, limits: Mapping[str, Any] | None = None
+    ) -> None:
         self.as_of = as_of
         self._from_time = view.dialect.from_time
         # Bounds in the stored form (SQLite: fixed-width UTC text, which compares like
         # time), so a row's flags are judged without parsing its times first.
-        self._flags = FlagsAt(as_of, view.dialect.time).reader(self.COLUMNS)
+        self._flags = FlagsAt(as_of, view.dialect.time, limits).reader(self.COLUMNS)
 
     def page(self, rows: Iterable[Any], position: int, next_cursor: str | None) -> bytes:
         """The JSON of a ``models.SummaryPage``."""
@@ -105,6 +108,7 @@ class SummaryRenderer:
             latest_score,
             open_complaints,
             oldest_open,
+            _p_alive,  # judged by the flags only
         ) = values
         from_time = self._from_time
         kinds: dict[str, int] = orjson.loads(kind_counts)

@@ -17,13 +17,19 @@ import pytest
 from lifecycle.analytics.btyd import BgNbd
 from lifecycle.audit.export import EVENTS_FILE, export_events, verify_export
 from lifecycle.audit.verify import TamperingDetected
-from lifecycle.domain.analytics import ANALYTICS_STREAM, BG_NBD, GAMMA_GAMMA
+from lifecycle.domain.analytics import (
+    ANALYTICS_STREAM,
+    BG_NBD,
+    DEFAULT_HORIZON_DAYS,
+    DEFAULT_MONTHLY_DISCOUNT,
+    GAMMA_GAMMA,
+)
 from lifecycle.domain.messages import utc_now
 from lifecycle.domain.purchases import purchase_pattern
 from lifecycle.domain.streams import stream_id
 from lifecycle.entrypoints.analytics import FitRecorded, fit, purchase_histories, run_validation
 from lifecycle.entrypoints.bootstrap import Components
-from projections.predictions import CustomerFigures, PredictionsView
+from projections.predictions import CustomerFigures, PredictionsView, forecast
 from projections.wiring import close_view
 from tests.analytics_support import (
     START,
@@ -258,3 +264,24 @@ def test_a_replaced_fit_leaves_no_figures_of_the_previous_one(
         assert view.every_customer() == []
     finally:
         close_view(view)
+
+
+def test_the_predictions_kept_with_the_fit_are_those_computed_on_request(
+    components: Components, fitted: FitRecorded
+) -> None:
+    kept = figures(components)[:40]
+
+    computed = forecast(
+        fitted.fit,
+        kept,
+        horizon_days=DEFAULT_HORIZON_DAYS,
+        monthly_discount=DEFAULT_MONTHLY_DISCOUNT,
+    )
+
+    for figure, predicted in zip(kept, computed, strict=True):
+        assert predicted.p_alive == pytest.approx(figure.p_alive, rel=1e-12)
+        assert predicted.expected_purchases == pytest.approx(figure.expected_purchases, rel=1e-12)
+        assert predicted.clv == pytest.approx(figure.clv, rel=1e-12)
+        assert predicted.expected_average_value == pytest.approx(
+            figure.expected_average_value, rel=1e-12
+        )

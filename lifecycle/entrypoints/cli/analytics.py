@@ -32,7 +32,6 @@ from lifecycle.entrypoints.cli.common import (
 
 if TYPE_CHECKING:
     from lifecycle.analytics.btyd import Fit
-    from projections.predictions import FitInForce, Forecast
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -182,7 +181,7 @@ def _fit_json(fit: Fit[Any]) -> dict[str, Any]:
 
 
 def predict_command(args: argparse.Namespace) -> int:
-    from projections.predictions import forecast
+    from projections.predictions import predictions_of
     from projections.wiring import close_view
 
     components = Components(settings_from(args))
@@ -193,87 +192,52 @@ def predict_command(args: argparse.Namespace) -> int:
         app.close()
     view = components.predictions_view()
     try:
-        fit_in_force, figures = view.customer(args.customer)
+        fit, figures = view.customer(args.customer)
     finally:
         close_view(view)
-    if fit_in_force is None:
+    if fit is None:
         raise NoModelFitted("no model fitted yet: run `lifecycle analytics fit` first")
-    predicted = (
-        forecast(
-            fit_in_force,
-            [figures],
-            horizon_days=args.horizon_days,
-            monthly_discount=args.monthly_discount,
-        )[0]
-        if figures is not None
-        else None
+    predicted = predictions_of(
+        fit,
+        args.customer,
+        figures,
+        horizon_days=args.horizon_days,
+        monthly_discount=args.monthly_discount,
     )
     if args.json:
-        print(json.dumps(_prediction_json(args, fit_in_force, predicted)))
+        print(json.dumps(predicted, default=str))
         return 0
-    _print_prediction(args, fit_in_force, predicted)
-    return 0
-
-
-def _prediction_json(
-    args: argparse.Namespace, fit: FitInForce, predicted: Forecast | None
-) -> dict[str, Any]:
-    figures = predicted.figures if predicted is not None else None
-    return {
-        "customer_id": args.customer,
-        "position": fit.position,
-        "observation_end": fit.observation_end.isoformat(),
-        "period_days": fit.period_days,
-        "horizon_days": args.horizon_days,
-        "monthly_discount": args.monthly_discount,
-        "p_alive": predicted.p_alive if predicted else None,
-        "expected_purchases": predicted.expected_purchases if predicted else None,
-        "expected_average_value": predicted.expected_average_value if predicted else None,
-        "clv": predicted.clv if predicted else None,
-        "frequency": figures.frequency if figures else None,
-        "recency": figures.recency if figures else None,
-        "T": figures.age if figures else None,
-        "monetary_value": figures.monetary_value if figures else None,
-    }
-
-
-def _print_prediction(
-    args: argparse.Namespace, fit: FitInForce, predicted: Forecast | None
-) -> None:
     print(
         f"{args.customer}: from the fit at log position {fit.position} (observation end "
         f"{fit.observation_end.isoformat()}, periods of {fit.period_days} days)"
     )
-    if predicted is None:
+    if figures is None:
         print(f"  no purchase on or before {fit.observation_end.isoformat()}: no predictions")
-        return
-    figures = predicted.figures
+        return 0
     print(
         f"  purchase pattern: frequency {figures.frequency}, recency {figures.recency} days, "
         f"T {figures.age} days, monetary value {figures.monetary_value:.2f}"
     )
-    value = predicted.expected_average_value
-    clv = predicted.clv
     rows = (
-        ("p_alive", f"{predicted.p_alive:.4f}", "probability still a customer"),
+        ("p_alive", predicted["p_alive"], ".4f", "probability still a customer"),
         (
             "expected_purchases",
-            f"{predicted.expected_purchases:.3f}",
+            predicted["expected_purchases"],
+            ".3f",
             f"purchase days in the {args.horizon_days} days after the observation end",
         ),
-        (
-            "expected_average_value",
-            "-" if value is None else f"{value:.2f}",
-            "spend per purchase day",
-        ),
+        ("expected_average_value", predicted["expected_average_value"], ".2f", "per purchase day"),
         (
             "clv",
-            "-" if clv is None else f"{clv:.2f}",
+            predicted["clv"],
+            ".2f",
             f"over the horizon, discounted {args.monthly_discount:.1%} a month",
         ),
     )
-    for name, number, meaning in rows:
-        print(f"  {name:<23} {number:>10}  {meaning}")
+    for name, number, style, meaning in rows:
+        shown = "-" if number is None else format(number, style)
+        print(f"  {name:<23} {shown:>10}  {meaning}")
+    return 0
 
 
 def validate_command(args: argparse.Namespace) -> int:
