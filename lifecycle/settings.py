@@ -7,15 +7,16 @@ import os
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from lifecycle.domain.analytics import DEFAULT_P_ALIVE_AT_RISK
-from lifecycle.domain.messages import MessageRules
 from lifecycle.persistence.store import Store
+
+if TYPE_CHECKING:
+    from lifecycle.domain.messages import MessageRules
 
 ApiRole = Literal["reader", "auditor", "admin"]
 
@@ -112,7 +113,7 @@ class Settings(BaseSettings):
         default=2.0, ge=0, le=30, description="how long min_position may wait before 409"
     )
     p_alive_at_risk: float = Field(
-        default=DEFAULT_P_ALIVE_AT_RISK,
+        default=0.3,
         gt=0,
         lt=1,
         description="the at-risk flag likely_lapsed: p_alive below this, once a model is fitted",
@@ -147,6 +148,8 @@ class Settings(BaseSettings):
 
     @property
     def message_rules(self) -> MessageRules:
+        from lifecycle.domain.messages import MessageRules
+
         return MessageRules(
             default_currency=self.default_currency,
             max_future_skew=timedelta(seconds=self.max_future_skew_seconds),

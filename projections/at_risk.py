@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from lifecycle.domain.analytics import DEFAULT_P_ALIVE_AT_RISK
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.settings import Settings
 
@@ -55,11 +54,17 @@ def _fixed(limit: float) -> Callable[[datetime], float]:
     return lambda as_of: limit
 
 
+def _setting(name: str) -> Callable[[datetime], Any]:
+    """The setting's default: ``limits_of`` gives its value where settings are known."""
+    default = Settings.model_fields[name].default
+    return lambda as_of: default
+
+
 DEFINITIONS = (
     Flag("no_touchpoint_90_days", "last_touchpoint_at", "<", _days_before(90)),
     Flag("low_survey_score", "latest_survey_score", "<=", _fixed(6)),
     Flag("complaint_open_14_days", "oldest_open_complaint_at", "<", _days_before(14)),
-    Flag(LIKELY_LAPSED, "p_alive", "<", _fixed(DEFAULT_P_ALIVE_AT_RISK)),
+    Flag(LIKELY_LAPSED, "p_alive", "<", _setting("p_alive_at_risk")),
 )
 FLAGS = tuple(flag.name for flag in DEFINITIONS)
 """The flags' names, in the order a summary lists them."""

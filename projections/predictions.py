@@ -28,12 +28,8 @@ from typing import Any
 import orjson
 from eventsourcing.persistence import Tracking
 
-from lifecycle.domain.analytics import (
-    BG_NBD,
-    DEFAULT_HORIZON_DAYS,
-    DEFAULT_MONTHLY_DISCOUNT,
-    GAMMA_GAMMA,
-)
+from lifecycle.analytics import DEFAULT_HORIZON_DAYS, DEFAULT_MONTHLY_DISCOUNT
+from lifecycle.domain.analytics import BG_NBD, GAMMA_GAMMA
 from lifecycle.persistence import library
 from projections.views import UPSTREAM, PostgresView, SQLiteView, SqlView, Table, chunks
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from lifecycle.analytics import DEFAULT_HORIZON_DAYS, DEFAULT_MONTHLY_DISCOUNT, DEFAULT_PERIOD_DAYS
 from lifecycle.analytics.btyd import (
     Array,
     BgNbd,
@@ -34,14 +35,7 @@ from lifecycle.analytics.btyd import (
     p_alive,
     parameters_dict,
 )
-from lifecycle.domain.analytics import (
-    BG_NBD,
-    DEFAULT_HORIZON_DAYS,
-    DEFAULT_MONTHLY_DISCOUNT,
-    DEFAULT_PERIOD_DAYS,
-    GAMMA_GAMMA,
-    ModelFit,
-)
+from lifecycle.domain.analytics import BG_NBD, GAMMA_GAMMA, ModelFit
 from lifecycle.domain.errors import LifecycleError
 from lifecycle.domain.purchases import PurchaseDays, purchase_pattern
 

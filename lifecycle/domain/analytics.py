@@ -39,13 +39,6 @@ MODEL_PARAMETERS: dict[str, tuple[str, ...]] = {
 """Each model and the names of its parameters, in the papers' order."""
 MODEL_TITLES = {BG_NBD: "BG/NBD", GAMMA_GAMMA: "Gamma-Gamma"}
 
-DEFAULT_PERIOD_DAYS = 7
-"""Recency and T in weeks, as in the papers."""
-DEFAULT_HORIZON_DAYS = 90
-DEFAULT_MONTHLY_DISCOUNT = 0.01
-DEFAULT_P_ALIVE_AT_RISK = 0.3
-"""The at-risk flag ``likely_lapsed``: p_alive below this."""
-
 
 class InvalidModelFit(LifecycleError):
     code = "invalid_model_fit"

@@ -1,7 +1,7 @@
 """What eventsourcing's recorders do not offer and the batch path needs: which of many
 aggregates already have events, answered with one query instead of one per aggregate;
-a SQLite process recorder that inserts a batch with one ``executemany``; a PostgreSQL
-process recorder that does not stall on large batches.
+a SQLite process recorder that inserts a batch with one ``executemany`` (PostgreSQL's
+is in ``lifecycle.persistence.postgres``, so that a SQLite store never loads psycopg).
 
 For auditing: the log read as plain rows (``select_notifications`` builds an object and
 parses a UUID per event, which costs more than checking the event's hash), and one
@@ -10,24 +10,18 @@ stream's events with their log positions."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import structlog
 from eventsourcing.persistence import ApplicationRecorder, Notification, StoredEvent, Tracking
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteProcessRecorder
 
-from lifecycle.faults import Backoff, is_database_fault, retry
 from lifecycle.persistence import library
 
-log = structlog.get_logger(__name__)
+if TYPE_CHECKING:
+    from eventsourcing.postgres import PostgresApplicationRecorder
 
 _SQLITE_CHUNK = 500
-INSERT_ATTEMPTS = 10
-INSERT_BACKOFF = Backoff(initial=0.2, factor=1.0)
-"""A few quick attempts at an insert, as the library makes them (a pooled connection
-lost): a longer outage is for the caller to wait out."""
 
 
 def existing_originator_ids(recorder: ApplicationRecorder, ids: Collection[UUID]) -> set[UUID]:
@@ -36,6 +30,8 @@ def existing_originator_ids(recorder: ApplicationRecorder, ids: Collection[UUID]
         return set()
     if isinstance(recorder, SQLiteApplicationRecorder):
         return _sqlite_existing(recorder, list(ids))
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
     if isinstance(recorder, PostgresApplicationRecorder):
         return _postgres_existing(recorder, list(ids))
     # Any other recorder: ask per aggregate, as the library would.
@@ -165,34 +161,6 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
         return found
 
 
-class BatchPostgresProcessRecorder(PostgresProcessRecorder):
-    """The library's PostgreSQL process recorder, inserting without pipeline mode.
-
-    In pipeline mode, psycopg 3.3 over a Unix socket stalls on large batches (the server
-    waits in ClientRead for the rest of the INSERT while the client waits in
-    ``Pipeline.sync``). A plain transaction does the same work in the same order
-    (``library.insert_in_plain_transaction``).
-    """
-
-    def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        return retry(
-            lambda: self._insert_in_one_transaction(stored_events, **kwargs),
-            is_fault=is_database_fault,
-            cause="database",
-            log=log,
-            backoff=INSERT_BACKOFF,
-            attempts=INSERT_ATTEMPTS,
-        )
-
-    def _insert_in_one_transaction(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            return library.insert_in_plain_transaction(self, curs, stored_events, **kwargs)
-
-
 LogRow = tuple[int, str, int, str, bytes]
 """One event of the log: (position, relationship id as 32 hex digits, version, topic, state)."""
 
@@ -215,6 +183,8 @@ def read_log(recorder: ApplicationRecorder, start: int | None, limit: int) -> li
             raw.execute(statement, params)
             rows: list[LogRow] = raw.fetchall()
             return rows
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
     if isinstance(recorder, PostgresApplicationRecorder):
         return _postgres_log(recorder, start, limit)
     return [
@@ -234,6 +204,8 @@ def stream_log(recorder: ApplicationRecorder, originator_id: UUID) -> list[LogRo
                 [originator_id.hex],
             )
             return [(r[0], r[1], r[2], r[3], r[4]) for r in cursor.fetchall()]
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
     if isinstance(recorder, PostgresApplicationRecorder):
         return _postgres_stream(recorder, originator_id)
     # The engine stores events in SQLite or PostgreSQL only (lifecycle.persistence.store).

@@ -14,16 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lifecycle.analytics import DEFAULT_HORIZON_DAYS, DEFAULT_MONTHLY_DISCOUNT
 from lifecycle.analytics.btyd import BgNbd
 from lifecycle.audit.export import EVENTS_FILE, export_events, verify_export
 from lifecycle.audit.verify import TamperingDetected
-from lifecycle.domain.analytics import (
-    ANALYTICS_STREAM,
-    BG_NBD,
-    DEFAULT_HORIZON_DAYS,
-    DEFAULT_MONTHLY_DISCOUNT,
-    GAMMA_GAMMA,
-)
+from lifecycle.domain.analytics import ANALYTICS_STREAM, BG_NBD, GAMMA_GAMMA
 from lifecycle.domain.messages import utc_now
 from lifecycle.domain.purchases import purchase_pattern
 from lifecycle.domain.streams import stream_id

@@ -12,16 +12,7 @@ import json
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from lifecycle.domain.analytics import (
-    BG_NBD,
-    DEFAULT_HORIZON_DAYS,
-    DEFAULT_MONTHLY_DISCOUNT,
-    DEFAULT_PERIOD_DAYS,
-    GAMMA_GAMMA,
-    MODEL_TITLES,
-    NoModelFitted,
-)
-from lifecycle.domain.messages import utc_now
+from lifecycle.analytics import DEFAULT_HORIZON_DAYS, DEFAULT_MONTHLY_DISCOUNT, DEFAULT_PERIOD_DAYS
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.entrypoints.cli.common import (
     UsageError,
@@ -134,6 +125,7 @@ def _rate(text: str) -> float:
 
 
 def fit_command(args: argparse.Namespace) -> int:
+    from lifecycle.domain.analytics import BG_NBD, GAMMA_GAMMA, MODEL_TITLES
     from lifecycle.entrypoints.analytics import describe_fit, fit
 
     components = Components(settings_from(args))
@@ -181,6 +173,7 @@ def _fit_json(fit: Fit[Any]) -> dict[str, Any]:
 
 
 def predict_command(args: argparse.Namespace) -> int:
+    from lifecycle.domain.analytics import NoModelFitted
     from projections.predictions import predictions_of
     from projections.wiring import close_view
 
@@ -241,6 +234,8 @@ def predict_command(args: argparse.Namespace) -> int:
 
 
 def validate_command(args: argparse.Namespace) -> int:
+    from lifecycle.domain.analytics import BG_NBD, MODEL_TITLES
+    from lifecycle.domain.messages import utc_now
     from lifecycle.entrypoints.analytics import describe_fit, run_validation
 
     if args.holdout_end <= args.calibration_end:

@@ -14,11 +14,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 import lifecycle.analytics.service  # noqa: F401  (numpy and scipy, loaded with the app)
-from lifecycle.domain.analytics import (
-    DEFAULT_HORIZON_DAYS,
-    DEFAULT_MONTHLY_DISCOUNT,
-    NoModelFitted,
-)
+from lifecycle.analytics import DEFAULT_HORIZON_DAYS, DEFAULT_MONTHLY_DISCOUNT
+from lifecycle.domain.analytics import NoModelFitted
 from lifecycle.domain.errors import RelationshipNotFound
 from projections.api import models
 from projections.api.dependencies import CustomerId, Reached, ReadSideDep, reader, respond
