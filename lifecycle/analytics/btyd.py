@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -469,7 +469,3 @@ def _total(weights: Array, values: Array) -> float:
 
 def parameters_dict(params: BgNbd | GammaGamma) -> dict[str, float]:
     return {name: float(getattr(params, name)) for name in params.NAMES}
-
-
-def as_arrays(*columns: Sequence[Any]) -> list[Array]:
-    return [np.asarray(column, dtype=float) for column in columns]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from tests.analytics_support import (
     weeks_after_start,
 )
 from tests.builders import line
-from tests.conftest import REPO, run_cli
+from tests.conftest import run_cli
 
 OBSERVATION_END = weeks_after_start(52).date().isoformat()
 HOLDOUT_END = weeks_after_start(78).date().isoformat()
@@ -222,17 +221,6 @@ def test_fitting_without_repeat_purchases_exits_2_in_one_line(
     assert done.returncode == 2
     assert "repeat purchases" in done.stderr
     assert done.stderr.count("\n") == 1
-
-
-def test_the_command_starts_without_numpy_or_scipy() -> None:
-    probe = (
-        "import sys; from lifecycle.entrypoints.cli import build_parser; build_parser(); "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'scipy'}))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True
-    )
-    assert done.stdout.strip() == "[]"
 
 
 def test_the_report_draws_the_tracking_of_the_latest_validation(
