@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     api_wait_seconds: float = Field(
         default=2.0, ge=0, le=30, description="how long min_position may wait before 409"
     )
+    p_alive_at_risk: float = Field(
+        default=0.3,
+        gt=0,
+        lt=1,
+        description="the at-risk flag likely_lapsed: p_alive below this, once a model is fitted",
+    )
     api_workers: int | None = Field(
         default=None,
         ge=1,
