@@ -40,9 +40,10 @@ import structlog
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import MessageSizeTooLargeError
 
-from consumers.faults import Backoff, is_broker_fault, retry
+from consumers.faults import is_broker_fault
 from consumers.redrive_log import Redrive, RedriveLog
 from lifecycle.domain.errors import LifecycleError, RejectedTouchpoint
+from lifecycle.faults import Backoff, retry
 
 log = structlog.get_logger(__name__)
 

@@ -315,6 +315,15 @@ def audited_store(database_url: str) -> Iterator[AuditedStore]:
         store.close()
 
 
+def recorded_store(database_url: str, *, sealed: bool = False) -> Iterator[AuditedStore]:
+    """For a fixture: the population recorded (and sealed), closed afterwards."""
+    with audited_store(database_url) as audited:
+        record_population(audited.app)
+        if sealed:
+            audited.seal()
+        yield audited
+
+
 def _type(topic: str) -> str:
     return topic.rpartition(".")[2]
 

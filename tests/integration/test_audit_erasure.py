@@ -26,14 +26,13 @@ from tests.integration.audit_support import (
     audited_store,
     population,
     record_population,
+    recorded_store,
 )
 
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[AuditedStore]:
-    with audited_store(database_url) as audited:
-        record_population(audited.app)
-        yield audited
+    yield from recorded_store(database_url)
 
 
 def personal_views(store: AuditedStore, customer: str) -> list[object]:

@@ -16,17 +16,13 @@ from lifecycle.domain.outbound import RelationshipEvent
 from tests.integration.audit_support import (
     DAY_ZERO,
     AuditedStore,
-    audited_store,
-    record_population,
+    recorded_store,
 )
 
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[AuditedStore]:
-    with audited_store(database_url) as audited:
-        record_population(audited.app)
-        audited.seal()
-        yield audited
+    yield from recorded_store(database_url, sealed=True)
 
 
 def export(store: AuditedStore, out: Path, **filters: object) -> Path:

@@ -18,16 +18,13 @@ from lifecycle.entrypoints.bootstrap import Components
 from tests.integration.audit_support import (
     DAY_ZERO,
     AuditedStore,
-    audited_store,
-    record_population,
+    recorded_store,
 )
 
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[AuditedStore]:
-    with audited_store(database_url) as audited:
-        record_population(audited.app)
-        yield audited
+    yield from recorded_store(database_url)
 
 
 def test_the_first_seal_signs_a_checkpoint_over_the_whole_log(store: AuditedStore) -> None:

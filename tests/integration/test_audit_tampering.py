@@ -14,18 +14,14 @@ from tests.integration.audit_support import (
     AuditedStore,
     StoredRow,
     Tamperer,
-    audited_store,
-    record_population,
+    recorded_store,
 )
 
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[AuditedStore]:
     """Four customers recorded (32 events) and sealed."""
-    with audited_store(database_url) as audited:
-        record_population(audited.app)
-        audited.seal()
-        yield audited
+    yield from recorded_store(database_url, sealed=True)
 
 
 @pytest.fixture
