@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from consumers.broker import Topics
     from consumers.ingest import TouchpointIngest
+    from consumers.redrive_log import RedriveLog
     from consumers.relay import Relay
     from lifecycle.audit.ledger import AuditKey, AuditLedger
     from lifecycle.audit.sealing import PeriodicSealer
@@ -182,6 +183,22 @@ class Components:
             max_records=self.settings.kafka_max_poll_records,
         )
 
+    def redrive_log(self, *, read_only: bool = False) -> RedriveLog:
+        """What the dead-letter re-drive remembers: lifecycle.redrives.db beside a SQLite
+        store, a table on PostgreSQL; ``read_only`` creates nothing. Close it when done."""
+        from consumers.redrive_log import PostgresRedriveLog, SQLiteRedriveLog
+
+        store = self.settings.store
+        if store.is_sqlite:
+            return SQLiteRedriveLog(store.sibling_path("redrives"), read_only=read_only)
+        from eventsourcing.postgres import PostgresFactory
+        from eventsourcing.utils import Environment
+
+        env = Environment(
+            "lifecycle_redrives", {**store.persistence_env(), "POSTGRES_POOL_SIZE": "1"}
+        )
+        return PostgresRedriveLog(PostgresFactory(env).datastore, read_only=read_only)
+
     def relay_tracking(self) -> InfrastructureFactory[TrackingRecorder]:
         """Where the relay stores its position: lifecycle.relay.db beside a SQLite
         store, the ``lifecyclerelay_tracking`` table on PostgreSQL. Close it after the
@@ -212,6 +229,7 @@ class Components:
             topic=topics.relationship_events,
             batch_size=self.settings.relay_batch_size,
             idle_seconds=self.settings.relay_idle_seconds,
+            schema_version=self.settings.relay_schema_version,
         )
 
     # Read side --------------------------------------------------------------------------

@@ -391,7 +391,10 @@ class LifecycleApplication(Application[UUID]):
                 relationship = self.repository.get(aggregate_id)
             else:
                 relationship = Relationship(
-                    customer_id=touchpoint.customer_id, started_at=touchpoint.occurred_at
+                    customer_id=touchpoint.customer_id,
+                    started_at=touchpoint.occurred_at,
+                    correlation_id=touchpoint.correlation_id,
+                    producer=touchpoint.producer,
                 )
             loaded[aggregate_id] = relationship
         return relationship
