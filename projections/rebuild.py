@@ -19,11 +19,16 @@ leaves the live tables serving as before (its ``__next`` tables are dropped by t
 rebuild). A worker that fails (a bug, a poison event, a lost database) stops the others
 and the rebuild raises ``RebuildFailed`` naming the part and the reason; a worker killed
 from outside is reported the same way.
+
+Sharing the customers between processes (``run_in_parts``) serves any job that reads
+the log part by part, not only read models: ``projections.whatif`` replays the log
+under two policies with it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import queue
 import resource
@@ -33,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 
@@ -56,7 +61,30 @@ folding this many events in an existing one does."""
 
 
 class RebuildFailed(Exception):
-    """A part of a rebuild failed; nothing was swapped in."""
+    """A part of a rebuild (or of another job run in parts) failed; nothing was swapped in."""
+
+
+T_co = TypeVar("T_co", covariant=True)
+T = TypeVar("T")
+
+Part = tuple[int, int]
+"""(index, count): the customers whose relationship id is index modulo count."""
+
+
+class PartJob(Protocol[T_co]):
+    """What each part of a job run in parts does: read the log up to ``head`` for the
+    customers of ``part``, with ``application``, telling ``advance`` how many events of
+    the log it got through; its outcome goes back to the process that started the job.
+    It must pickle to reach a worker: a module-level function, or a partial of one."""
+
+    def __call__(
+        self,
+        wiring: Wiring,
+        part: Part,
+        head: int,
+        advance: Callable[[int], None] | None,
+        application: LifecycleApplication,
+    ) -> T_co: ...
 
 
 @dataclass(frozen=True)
@@ -132,13 +160,15 @@ def _rebuild_locked(
     for model in read_model_classes(names):
         close_view(wiring.open_view(model, NEXT))
     head = application.recorder.max_notification_id() or 0
-    if workers is None:
-        workers = min(wiring.settings.projection_rebuild_workers, 1 + head // EVENTS_PER_WORKER)
     started = time.perf_counter()
-    if workers == 1:
-        outcomes = [_rebuild_part(wiring, names, (0, 1), head, advance, application)]
-    else:
-        outcomes = _rebuild_in_workers(wiring, names, workers, head, advance, application)
+    outcomes = run_in_parts(
+        wiring,
+        functools.partial(_rebuild_part, names),
+        workers or parts_for(wiring, head),
+        head,
+        advance,
+        application,
+    )
     seconds = time.perf_counter() - started
     positions: dict[str, int | None] = {}
     for name, view in live_views.items():
@@ -152,10 +182,16 @@ def _rebuild_locked(
     )
 
 
+def parts_for(wiring: Wiring, head: int) -> int:
+    """How many parts a job over a log of ``head`` events is shared between: the
+    setting, fewer for a short log."""
+    return min(wiring.settings.projection_rebuild_workers, 1 + head // EVENTS_PER_WORKER)
+
+
 def _rebuild_part(
-    wiring: Wiring,
     names: Sequence[str],
-    part: tuple[int, int],
+    wiring: Wiring,
+    part: Part,
     head: int,
     advance: Callable[[int], None] | None,
     application: LifecycleApplication,
@@ -172,34 +208,37 @@ def _rebuild_part(
         close_runner(runner)
 
 
-def _rebuild_in_workers(
+def run_in_parts(
     wiring: Wiring,
-    names: list[str],
+    job: PartJob[T],
     parts: int,
     head: int,
     advance: Callable[[int], None] | None,
     application: LifecycleApplication,
-) -> list[PartOutcome]:
-    """Part 0 in this process, each other part in a worker process."""
+) -> list[T]:
+    """``job`` for each of ``parts`` parts of the customers, up to ``head``: part 0 in
+    this process with ``application``, each other part in a spawned worker process with
+    a log reader of its own; the outcomes in part order. ``advance`` is told how many
+    events of the log every part has got through since it was last told."""
+    if parts == 1:
+        return [job(wiring, (0, 1), head, advance, application)]
     # Spawned, not forked: a fork would share this process's open database connections.
     context = multiprocessing.get_context("spawn")
     messages: multiprocessing.Queue[tuple[str, int, Any]] = context.Queue()
     workers = {
         index: context.Process(
             target=_worker,
-            args=(wiring, names, (index, parts), head, messages),
-            name=f"rebuild-part-{index}",
+            args=(wiring, job, (index, parts), head, messages),
+            name=f"part-{index}",
             daemon=True,
         )
         for index in range(1, parts)
     }
     for worker in workers.values():
         worker.start()
-    heard = _Parts(parts, workers, messages, advance)
+    heard: _Parts[T] = _Parts(parts, workers, messages, advance)
     try:
-        heard.outcomes[0] = _rebuild_part(
-            wiring, names, (0, parts), head, heard.read_here, application
-        )
+        heard.outcomes[0] = job(wiring, (0, parts), head, heard.read_here, application)
         while len(heard.outcomes) < parts:
             heard.receive(timeout=0.5)
     finally:
@@ -210,8 +249,8 @@ def _rebuild_in_workers(
     return [heard.outcomes[index] for index in range(parts)]
 
 
-class _Parts:
-    """What the parts of a rebuild have done, as this process and the workers' messages
+class _Parts(Generic[T]):
+    """What the parts of a job have done, as this process and the workers' messages
     tell; a failed worker is raised as ``RebuildFailed``."""
 
     def __init__(
@@ -222,7 +261,7 @@ class _Parts:
         advance: Callable[[int], None] | None,
     ) -> None:
         self.workers, self.messages, self.advance = workers, messages, advance
-        self.outcomes: dict[int, PartOutcome] = {}
+        self.outcomes: dict[int, T] = {}
         self.reads = [0] * parts
         self.told = 0
 
@@ -249,7 +288,7 @@ class _Parts:
         elif kind == "done":
             self.outcomes[index] = payload
         else:
-            raise RebuildFailed(f"rebuilding part {index} failed: {payload}")
+            raise RebuildFailed(f"part {index} failed: {payload}")
         return True
 
     def _read(self, index: int, events: int) -> None:
@@ -263,14 +302,14 @@ class _Parts:
         for index, worker in self.workers.items():
             if index not in self.outcomes and worker.exitcode is not None:
                 raise RebuildFailed(
-                    f"rebuilding part {index} failed: its worker exited with code {worker.exitcode}"
+                    f"part {index} failed: its worker exited with code {worker.exitcode}"
                 )
 
 
 def _worker(
     wiring: Wiring,
-    names: list[str],
-    part: tuple[int, int],
+    job: PartJob[Any],
+    part: Part,
     head: int,
     messages: multiprocessing.Queue[tuple[str, int, Any]],
 ) -> None:
@@ -279,11 +318,9 @@ def _worker(
     reader: LifecycleApplication | None = None
     try:
         reader = wiring.log_reader()
-        outcome = _rebuild_part(
-            wiring, names, part, head, lambda n: messages.put(("read", index, n)), reader
-        )
+        outcome = job(wiring, part, head, lambda n: messages.put(("read", index, n)), reader)
     except BaseException as error:
-        log.exception("projection_rebuild_failed", part=index, projections=names)
+        log.exception("part_failed", part=index, job=repr(job))
         messages.put(("failed", index, f"{type(error).__name__}: {error}"))
         sys.exit(1)
     finally:

@@ -8,6 +8,10 @@ hold the rest.
 Every event is chained (``lifecycle.domain.streams``): it carries the hash of the event
 before it and its own hash, computed as the event is triggered, so every path that
 records events (batches, manual changes, the sweep, erasure) chains them alike.
+
+How a relationship's state folds its touchpoints and how the policy moves it are
+defined once, in ``LifecycleState``: the aggregate records each move as an event, and
+the what-if replay (``lifecycle.domain.whatif``) applies the same moves in memory only.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ RELATIONSHIP_NAMESPACE = UUID("5b0b8f52-3c55-4a7e-9d6a-2f1f6c9e1a7d")
 _STAGES = {stage.value: stage for stage in Stage}
 MANUAL_TRIGGER = "manual"
 INACTIVITY_TRIGGER = "inactivity"
+POLICY_ADOPTION_TRIGGER = "policy-adoption"
 
 
 @lru_cache(maxsize=1 << 17)
@@ -38,20 +43,19 @@ def relationship_id(customer_id: str) -> UUID:
     return uuid5(RELATIONSHIP_NAMESPACE, customer_id)
 
 
-class Relationship(ChainedAggregate):
-    class Event(ChainedAggregate.Event):
-        """Base of every event of a relationship."""
+class LifecycleState:
+    """A relationship's lifecycle state, how its touchpoints fold into the facts the
+    rules look at, and how the policy moves it: one definition for the aggregate, which
+    records every move as a ``StageChanged`` event (``_change_stage``), and for the
+    what-if replay, which only applies it."""
 
-    class RelationshipStarted(Event, Aggregate.Created):
-        customer_id: str
-        started_at: datetime
+    customer_id: str
+    started_at: datetime
+    _stage: str
+    stage_since: datetime
+    cycle: int
 
-    @staticmethod
-    def create_id(customer_id: str, **_: Any) -> UUID:
-        return relationship_id(customer_id)
-
-    @event(RelationshipStarted)
-    def __init__(self, customer_id: str, started_at: datetime) -> None:
+    def _begin(self, customer_id: str, started_at: datetime) -> None:
         self.customer_id = customer_id
         self.started_at = started_at
         self._stage = Stage.EXPLORATION.value
@@ -74,75 +78,56 @@ class Relationship(ChainedAggregate):
     def stage(self) -> Stage:
         return _STAGES[self._stage]
 
-    # Commands ---------------------------------------------------------------------------
+    def cycle_facts(self) -> CycleFacts:
+        return CycleFacts(
+            stage=self.stage,
+            kind_counts=self.cycle_kind_counts,
+            purchase_days=self.cycle_purchase_days,
+            latest_survey_score=self.cycle_latest_survey_score,
+            open_complaints=len(self.open_complaints),
+        )
 
-    def record_touchpoint(self, touchpoint: Touchpoint, policy: Policy) -> bool:
-        """Record a touchpoint and apply the policy until nothing fires.
+    # How the policy moves a relationship --------------------------------------------
 
-        Returns False, changing nothing, when this event_id was recorded before.
-        """
-        if touchpoint.event_id in self.touchpoint_ids:
-            return False
-        if self.stage is Stage.DISSOLUTION and policy.reactivates(touchpoint.kind):
-            self.trigger_event(
-                self.StageChanged,
-                customer_id=self.customer_id,
-                from_stage=self._stage,
-                to_stage=Stage.EXPLORATION.value,
+    def _change_stage(
+        self, *, to_stage: Stage, cycle: int, rule: str, policy_version: int, **cause: Any
+    ) -> None:
+        """Move to ``to_stage`` in ``cycle``; ``cause`` says what moved it (the fields
+        of a ``StageChanged`` event: triggered_by, actor, reason, effective_at)."""
+        raise NotImplementedError
+
+    def _reactivate_if(self, kind: str, policy: Policy, **cause: Any) -> None:
+        """After dissolution, a touchpoint of a reactivating kind starts a new cycle."""
+        if self.stage is Stage.DISSOLUTION and policy.reactivates(kind):
+            self._change_stage(
+                to_stage=Stage.EXPLORATION,
                 cycle=self.cycle + 1,
                 rule=REACTIVATION,
                 policy_version=policy.version,
-                triggered_by=touchpoint.event_id,
-                actor=None,
-                reason=None,
-                effective_at=touchpoint.occurred_at,
+                **cause,
             )
-        self.trigger_event(
-            self.TouchpointRecorded,
-            customer_id=self.customer_id,
-            event_id=touchpoint.event_id,
-            kind=touchpoint.kind.value,
-            channel=touchpoint.channel.value,
-            occurred_at=touchpoint.occurred_at,
-            source=touchpoint.source,
-            attributes=touchpoint.attributes,
-            personal=touchpoint.personal,
-            schema_version=touchpoint.schema_version,
-        )
+
+    def _follow_rules(self, policy: Policy, **cause: Any) -> None:
+        """Apply the policy's rules until none fires (after a touchpoint, or when a new
+        policy is adopted)."""
         while (decision := policy.decide(self.cycle_facts())) is not None:
-            self.trigger_event(
-                self.StageChanged,
-                customer_id=self.customer_id,
-                from_stage=self._stage,
-                to_stage=decision.to_stage.value,
+            self._change_stage(
+                to_stage=decision.to_stage,
                 cycle=self.cycle,
                 rule=decision.rule,
                 policy_version=policy.version,
-                triggered_by=touchpoint.event_id,
-                actor=None,
-                reason=None,
-                effective_at=touchpoint.occurred_at,
+                **cause,
             )
-        return True
 
-    def change_stage(
-        self, to_stage: Stage, *, actor: str, reason: str, at: datetime, policy_version: int
-    ) -> None:
-        """A person moves the relationship; leaving dissolution starts a new cycle."""
-        self.check_manual_change(to_stage)
+    def _move_by_hand(self, to_stage: Stage, *, policy_version: int, **cause: Any) -> None:
+        """A person's move; leaving dissolution starts a new cycle."""
         reactivating = self.stage is Stage.DISSOLUTION
-        self.trigger_event(
-            self.StageChanged,
-            customer_id=self.customer_id,
-            from_stage=self._stage,
-            to_stage=to_stage.value,
+        self._change_stage(
+            to_stage=to_stage,
             cycle=self.cycle + 1 if reactivating else self.cycle,
             rule=MANUAL,
             policy_version=policy_version,
-            triggered_by=MANUAL_TRIGGER,
-            actor=actor,
-            reason=reason,
-            effective_at=at,
+            **cause,
         )
 
     def dissolve_if_inactive(self, policy: Policy, now: datetime) -> bool:
@@ -150,11 +135,8 @@ class Relationship(ChainedAggregate):
         last = self.last_touchpoint_at
         if not self.stage.is_open or last is None or not policy.is_inactive(last, now):
             return False
-        self.trigger_event(
-            self.StageChanged,
-            customer_id=self.customer_id,
-            from_stage=self._stage,
-            to_stage=Stage.DISSOLUTION.value,
+        self._change_stage(
+            to_stage=Stage.DISSOLUTION,
             cycle=self.cycle,
             rule=INACTIVITY,
             policy_version=policy.version,
@@ -165,83 +147,14 @@ class Relationship(ChainedAggregate):
         )
         return True
 
-    def erase_personal_data(self, *, reason: str, actor: str | None, at: datetime) -> None:
-        """Record that the customer's personal data was erased (its key destroyed)."""
-        if self.personal_data_erased:
-            raise PersonalDataAlreadyErased(
-                f"personal data of customer {self.customer_id!r} was erased before"
-            )
-        self.trigger_event(
-            self.PersonalDataErased,
-            customer_id=self.customer_id,
-            reason=reason,
-            actor=actor,
-            erased_at=at,
-        )
+    # How events change the state -----------------------------------------------------
 
-    def check_manual_change(self, to_stage: Stage) -> None:
-        if to_stage is self.stage:
-            raise InvalidStageChange(f"the relationship is already in {to_stage}")
-        if self.stage is Stage.DISSOLUTION and to_stage is not Stage.EXPLORATION:
-            raise InvalidStageChange(
-                "a dissolved relationship can only move to exploration (a new cycle)"
-            )
-
-    def cycle_facts(self) -> CycleFacts:
-        return CycleFacts(
-            stage=self.stage,
-            kind_counts=self.cycle_kind_counts,
-            purchase_days=self.cycle_purchase_days,
-            latest_survey_score=self.cycle_latest_survey_score,
-            open_complaints=len(self.open_complaints),
-        )
-
-    # Events: each is named in the past tense; its apply() is the state change ---------
-
-    class TouchpointRecorded(Event):
-        customer_id: str
-        event_id: str
-        kind: str
-        channel: str
-        occurred_at: datetime
-        source: str
-        attributes: dict[str, Any]
-        personal: dict[str, str] | None
-        schema_version: int
-
-        def apply(self, aggregate: Relationship) -> None:
-            aggregate.apply_touchpoint(self)
-
-    class StageChanged(Event):
-        customer_id: str
-        from_stage: str
-        to_stage: str
-        cycle: int
-        rule: str
-        policy_version: int
-        triggered_by: str
-        actor: str | None
-        reason: str | None
-        effective_at: datetime
-
-        def apply(self, aggregate: Relationship) -> None:
-            aggregate._stage = self.to_stage
-            aggregate.stage_since = self.effective_at
-            if self.cycle != aggregate.cycle:
-                aggregate.cycle = self.cycle
-                aggregate._start_cycle_facts()
-
-    class PersonalDataErased(Event):
-        """The customer's personal-data key was destroyed: every ``personal`` object
-        recorded for them is unreadable from now on; every other fact stays."""
-
-        customer_id: str
-        reason: str
-        actor: str | None
-        erased_at: datetime
-
-        def apply(self, aggregate: Relationship) -> None:
-            aggregate.personal_data_erased = True
+    def _enter(self, to_stage: str, cycle: int, since: datetime) -> None:
+        self._stage = to_stage
+        self.stage_since = since
+        if cycle != self.cycle:
+            self.cycle = cycle
+            self._start_cycle_facts()
 
     def apply_touchpoint(self, recorded: Relationship.TouchpointRecorded) -> None:
         occurred_at = recorded.occurred_at
@@ -276,6 +189,156 @@ class Relationship(ChainedAggregate):
         self.cycle_purchase_days = set()
         self.cycle_latest_survey_at = None
         self.cycle_latest_survey_score = None
+
+
+class Relationship(LifecycleState, ChainedAggregate):
+    class Event(ChainedAggregate.Event):
+        """Base of every event of a relationship."""
+
+    class RelationshipStarted(Event, Aggregate.Created):
+        customer_id: str
+        started_at: datetime
+
+    @staticmethod
+    def create_id(customer_id: str, **_: Any) -> UUID:
+        return relationship_id(customer_id)
+
+    @event(RelationshipStarted)
+    def __init__(self, customer_id: str, started_at: datetime) -> None:
+        self._begin(customer_id, started_at)
+
+    # Commands ---------------------------------------------------------------------------
+
+    def record_touchpoint(self, touchpoint: Touchpoint, policy: Policy) -> bool:
+        """Record a touchpoint and apply the policy until nothing fires.
+
+        Returns False, changing nothing, when this event_id was recorded before.
+        """
+        if touchpoint.event_id in self.touchpoint_ids:
+            return False
+        cause = _caused_by(touchpoint.event_id, touchpoint.occurred_at)
+        self._reactivate_if(touchpoint.kind, policy, **cause)
+        self.trigger_event(
+            self.TouchpointRecorded,
+            customer_id=self.customer_id,
+            event_id=touchpoint.event_id,
+            kind=touchpoint.kind.value,
+            channel=touchpoint.channel.value,
+            occurred_at=touchpoint.occurred_at,
+            source=touchpoint.source,
+            attributes=touchpoint.attributes,
+            personal=touchpoint.personal,
+            schema_version=touchpoint.schema_version,
+        )
+        self._follow_rules(policy, **cause)
+        return True
+
+    def change_stage(
+        self, to_stage: Stage, *, actor: str, reason: str, at: datetime, policy_version: int
+    ) -> None:
+        """A person moves the relationship; leaving dissolution starts a new cycle."""
+        self.check_manual_change(to_stage)
+        self._move_by_hand(
+            to_stage,
+            policy_version=policy_version,
+            triggered_by=MANUAL_TRIGGER,
+            actor=actor,
+            reason=reason,
+            effective_at=at,
+        )
+
+    def reevaluate(self, policy: Policy, at: datetime) -> bool:
+        """A new policy was adopted at ``at``: apply its rules to the relationship as it
+        stands, until none fires, as after a touchpoint. Whether it moved."""
+        if not self.stage.is_open:
+            return False
+        version = self.version
+        self._follow_rules(policy, **_caused_by(POLICY_ADOPTION_TRIGGER, at))
+        return self.version != version
+
+    def erase_personal_data(self, *, reason: str, actor: str | None, at: datetime) -> None:
+        """Record that the customer's personal data was erased (its key destroyed)."""
+        if self.personal_data_erased:
+            raise PersonalDataAlreadyErased(
+                f"personal data of customer {self.customer_id!r} was erased before"
+            )
+        self.trigger_event(
+            self.PersonalDataErased,
+            customer_id=self.customer_id,
+            reason=reason,
+            actor=actor,
+            erased_at=at,
+        )
+
+    def check_manual_change(self, to_stage: Stage) -> None:
+        if to_stage is self.stage:
+            raise InvalidStageChange(f"the relationship is already in {to_stage}")
+        if self.stage is Stage.DISSOLUTION and to_stage is not Stage.EXPLORATION:
+            raise InvalidStageChange(
+                "a dissolved relationship can only move to exploration (a new cycle)"
+            )
+
+    def _change_stage(
+        self, *, to_stage: Stage, cycle: int, rule: str, policy_version: int, **cause: Any
+    ) -> None:
+        self.trigger_event(
+            self.StageChanged,
+            customer_id=self.customer_id,
+            from_stage=self._stage,
+            to_stage=to_stage.value,
+            cycle=cycle,
+            rule=rule,
+            policy_version=policy_version,
+            **cause,
+        )
+
+    # Events: each is named in the past tense; its apply() is the state change ---------
+
+    class TouchpointRecorded(Event):
+        customer_id: str
+        event_id: str
+        kind: str
+        channel: str
+        occurred_at: datetime
+        source: str
+        attributes: dict[str, Any]
+        personal: dict[str, str] | None
+        schema_version: int
+
+        def apply(self, aggregate: Relationship) -> None:
+            aggregate.apply_touchpoint(self)
+
+    class StageChanged(Event):
+        customer_id: str
+        from_stage: str
+        to_stage: str
+        cycle: int
+        rule: str
+        policy_version: int
+        triggered_by: str
+        actor: str | None
+        reason: str | None
+        effective_at: datetime
+
+        def apply(self, aggregate: Relationship) -> None:
+            aggregate._enter(self.to_stage, self.cycle, self.effective_at)
+
+    class PersonalDataErased(Event):
+        """The customer's personal-data key was destroyed: every ``personal`` object
+        recorded for them is unreadable from now on; every other fact stays."""
+
+        customer_id: str
+        reason: str
+        actor: str | None
+        erased_at: datetime
+
+        def apply(self, aggregate: Relationship) -> None:
+            aggregate.personal_data_erased = True
+
+
+def _caused_by(trigger: str, at: datetime) -> dict[str, Any]:
+    """The cause of a move that no person made: a touchpoint's event id, or a trigger."""
+    return {"triggered_by": trigger, "actor": None, "reason": None, "effective_at": at}
 
 
 RELATIONSHIP_EVENTS: tuple[type[Relationship.Event], ...] = (

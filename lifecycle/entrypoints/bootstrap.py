@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from lifecycle.domain.policy import Policy
+from lifecycle.domain.policy import PolicyText
 from lifecycle.persistence.personal import (
     KeyStore,
     PersonalDataVault,
@@ -51,10 +51,13 @@ class Components:
 
     # Write side ---------------------------------------------------------------------
 
-    def policy(self) -> Policy:
+    def policy_file(self) -> PolicyText | None:
+        """``LIFECYCLE_POLICY_FILE``, read and validated (None: unset). It is the first
+        adoption of a store without a policy; a recording process started with any other
+        than the adopted policy refuses to start."""
         if self.settings.policy_file is None:
-            return Policy.default()
-        return Policy.from_file(self.settings.policy_file)
+            return None
+        return PolicyText.read(self.settings.policy_file)
 
     def application_env(self) -> dict[str, str]:
         return {
@@ -70,7 +73,7 @@ class Components:
     def application(self) -> LifecycleApplication:
         return LifecycleApplication(
             env=self.application_env(),
-            policy=self.policy(),
+            policy_file=self.policy_file(),
             snapshot_interval=self.settings.snapshot_interval,
             vault=self.vault(),
         )
@@ -79,9 +82,7 @@ class Components:
         """The application, to read its event log only (a rebuild's worker processes):
         its tables are not created (the process that started them made sure they exist,
         and concurrent DDL fails on PostgreSQL) and no key store is opened."""
-        return LifecycleApplication(
-            env={**self.application_env(), "CREATE_TABLE": "n"}, policy=self.policy()
-        )
+        return LifecycleApplication(env={**self.application_env(), "CREATE_TABLE": "n"})
 
     def key_store(self) -> KeyStore:
         """Per-customer keys: lifecycle.keys.db beside a SQLite database; a table on

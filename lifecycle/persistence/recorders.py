@@ -1,7 +1,8 @@
 """What eventsourcing's recorders do not offer and the batch path needs: which of many
 aggregates already have events, answered with one query instead of one per aggregate;
 a SQLite process recorder that inserts a batch with one ``executemany``; a PostgreSQL
-process recorder that does not stall on large batches.
+process recorder that does not stall on large batches. Both check a write's condition
+(``StreamAt``: a stream the write depends on has not moved) inside its transaction.
 
 For auditing: the log read as plain rows (``select_notifications`` builds an object and
 parses a UUID per event, which costs more than checking the event's hash), and one
@@ -10,6 +11,7 @@ stream's events with their log positions."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -26,6 +28,33 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from eventsourcing.utils import retry
 
 _SQLITE_CHUNK = 500
+
+CONDITION = "condition"
+"""The keyword of ``insert_events`` that carries a write's ``StreamAt`` condition."""
+
+
+@dataclass(frozen=True)
+class StreamAt:
+    """A write's condition: the stream ``originator_id`` is still at ``version`` (its
+    latest event's), as it was when the write was decided. It is checked inside the
+    write's transaction once the transaction holds the log's write lock (SQLite's, or
+    the table lock PostgreSQL inserts take), so no event of that stream can be committed
+    between the check and the write."""
+
+    originator_id: UUID
+    version: int
+
+
+class StreamMoved(Exception):
+    """A write's ``StreamAt`` condition failed: nothing was written."""
+
+    def __init__(self, condition: StreamAt, version: int) -> None:
+        super().__init__(
+            f"stream {condition.originator_id} is at version {version}, "
+            f"not {condition.version}: the write was decided on what it was"
+        )
+        self.condition = condition
+        self.version = version
 
 
 def existing_originator_ids(recorder: ApplicationRecorder, ids: Collection[UUID]) -> set[UUID]:
@@ -177,6 +206,16 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
         tracking: Tracking | None = kwargs.get("tracking")
         if tracking is not None:
             self._insert_tracking(c, tracking)
+        condition: StreamAt | None = kwargs.get(CONDITION)
+        if condition is not None:
+            # After the inserts: this transaction holds the write lock (when it wrote
+            # anything), so what it reads now is the latest and stays so until it commits.
+            c.execute(
+                f"SELECT MAX(originator_version) FROM {self.events_table_name} "
+                "WHERE originator_id = ?",
+                [condition.originator_id.hex],
+            )
+            _check(condition, c.fetchone()[0])
         if not stored_events:
             return []
         last: int = self._max_notification_id(c)
@@ -190,6 +229,7 @@ class BatchPostgresProcessRecorder(PostgresProcessRecorder):
     waits in ClientRead for the rest of the INSERT while the client waits in
     ``Pipeline.sync``). A plain transaction does the same work in the same order:
     tracking row, table lock, NOTIFY, the one multi-row INSERT, its notification ids.
+    A write's ``StreamAt`` condition is checked once the table lock is held.
     """
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
@@ -198,10 +238,37 @@ class BatchPostgresProcessRecorder(PostgresProcessRecorder):
     ) -> Sequence[int] | None:
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             self._insert_events(curs, stored_events, **kwargs)
+            condition: StreamAt | None = kwargs.get(CONDITION)
+            if condition is not None:
+                self._check_condition(curs, condition)
             if not stored_events:
                 return None
             self._insert_stored_events(curs, stored_events, **kwargs)
             return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+
+    def _check_condition(self, curs: Any, condition: StreamAt) -> None:
+        from psycopg.sql import SQL, Identifier
+
+        # The lock every insert takes: an event committed before it is seen by the
+        # query below (read committed), and none can be committed after it until this
+        # transaction ends. Taken again by the insert, which a holder may do.
+        self._lock_table(curs)
+        curs.execute(
+            SQL(
+                "SELECT MAX(originator_version) AS version FROM {schema}.{table} "
+                "WHERE originator_id = %s"
+            ).format(
+                schema=Identifier(self.datastore.schema),
+                table=Identifier(self.events_table_name),
+            ),
+            [condition.originator_id],
+        )
+        _check(condition, curs.fetchone()["version"])
+
+
+def _check(condition: StreamAt, version: int | None) -> None:
+    if (version or 0) != condition.version:
+        raise StreamMoved(condition, version or 0)
 
 
 LogRow = tuple[int, str, int, str, bytes]

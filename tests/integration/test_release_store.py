@@ -254,6 +254,11 @@ NEW_TOUCHPOINTS = {
 }
 
 
+FIRST_ADOPTION_EVENTS = 2
+"""The policy stream's first events (started, the built-in policy adopted), which the
+first recording process writes into a store that has none (release 0.1's had none)."""
+
+
 def _new_event_id(role: str) -> str:
     return f"after-upgrade-{role}"
 
@@ -306,6 +311,8 @@ def test_audit_verify_passes_once_new_events_are_sealed_onto_the_old_log(
         len(_json_lines(done.stdout)) - len(_old_history(role))
         for role, done in recorded_onto["histories"].items()
     )
+    # The first recording process adopted the built-in policy: the policy stream started.
+    new_events += FIRST_ADOPTION_EVENTS
 
     sealed = recorded_onto["sealed"]
     verified = run_cli("audit", "verify", "--json", env=recorded_onto["store"])

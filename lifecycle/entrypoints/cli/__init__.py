@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from lifecycle.domain.errors import LifecycleError
-from lifecycle.entrypoints.cli import audit, kafka, read, records, schemas, simulate
+from lifecycle.entrypoints.cli import audit, kafka, policy, read, records, schemas, simulate
 from lifecycle.entrypoints.cli.common import CheckFailed, UsageError, one_line
 
-COMMAND_GROUPS = (records, schemas, simulate, kafka, read, audit)
+COMMAND_GROUPS = (records, schemas, simulate, kafka, read, audit, policy)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -107,3 +107,37 @@ def progress(
     with Progress(*columns, transient=True, redirect_stderr=False) as bar:
         task = bar.add_task(description, total=total)
         yield lambda advance: bar.advance(task, advance)
+
+
+@contextlib.contextmanager
+def rate_progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar with events/s on a terminal (stderr); nothing when piped."""
+    if not sys.stderr.isatty():
+        yield lambda _advance: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("" if speed is None else f"{speed:,.0f} events/s")
+
+    columns: list[Any] = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, transient=True, redirect_stderr=False) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda advance: bar.advance(task, advance)

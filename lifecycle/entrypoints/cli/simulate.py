@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle.domain.messages import utc_now
-from lifecycle.domain.policy import RULE_IDS
+from lifecycle.domain.policy import RULE_IDS, PolicyText
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.entrypoints.cli.common import (
@@ -39,6 +39,8 @@ from lifecycle.settings import Settings
 from lifecycle.simulation import BROKEN_MESSAGES, as_json_lines, simulate_population
 
 DEMO_DIRECTORY = Path("lifecycle-demo")
+CANDIDATE_EXAMPLE = "candidate-example.toml"
+"""A sample candidate policy shipped with the engine, which the demo compares."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -101,6 +103,7 @@ def demo_command(args: argparse.Namespace) -> int:
     )
     app = Components(settings).application()
     try:
+        app.follow_policy()
         started = datetime.now(UTC)
         if args.direct:
             report, swept = record_month_by_month(app, messages, settings.message_rules, end)
@@ -114,6 +117,7 @@ def demo_command(args: argparse.Namespace) -> int:
             f"inactivity sweeps dissolved {swept}"
         )
         print_lifecycle_summary(app)
+        print_candidate_diff(settings, app, end)
     finally:
         app.close()
     from lifecycle.entrypoints.read_side import read_side_for_demo
@@ -261,3 +265,19 @@ def print_lifecycle_summary(app: LifecycleApplication) -> None:
     print("\ntransitions:")
     for (from_stage, to_stage), count in sorted(transitions.items(), key=lambda kv: -kv[1]):
         print(f"  {from_stage:>11} -> {to_stage:<12} {count:>7}")
+
+
+def print_candidate_diff(settings: Settings, app: LifecycleApplication, now: datetime) -> None:
+    """What the sample candidate policy would change (``lifecycle policy diff``),
+    inactivity judged at the simulation's end."""
+    from lifecycle.entrypoints.cli.policy import print_diff
+    from projections.whatif import diff_policies
+
+    origin = f"lifecycle/domain/policies/{CANDIDATE_EXAMPLE}"
+    candidate = PolicyText.builtin(CANDIDATE_EXAMPLE, origin)
+    stream = app.policy_stream()
+    assert stream is not None  # the demo recorded: a policy was adopted
+    adopted = stream.adopted.document()
+    found = diff_policies(Components(settings), adopted, candidate, inactive_at=now)
+    print(f"\nwhat if {origin} were adopted? (lifecycle policy diff FILE --now TIME)")
+    print_diff(adopted, candidate, found, origin, now)

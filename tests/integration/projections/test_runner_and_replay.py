@@ -14,7 +14,7 @@ from eventsourcing.persistence import OperationalError
 
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.entrypoints.bootstrap import Components
-from lifecycle.service.application import LifecycleApplication
+from lifecycle.service.application import RELATIONSHIP_TOPICS, LifecycleApplication
 from lifecycle.settings import Settings
 from projections import follow_ups, pairs, readmodel
 from projections.rebuild import RebuildFailed, rebuild
@@ -187,7 +187,8 @@ def test_a_rebuild_shared_between_worker_processes_equals_the_live_read_models(
     assert _dumps(settings) == live
     assert [part.part for part in outcome.parts] == [0, 1, 2]
     assert all(part.events for part in outcome.parts)
-    assert sum(part.events for part in outcome.parts) == app.recorder.max_notification_id()
+    relationship_events = app.recorder.select_notifications(1, 10_000, topics=RELATIONSHIP_TOPICS)
+    assert sum(part.events for part in outcome.parts) == len(relationship_events)
 
 
 def test_a_rebuild_stops_where_the_log_was_when_it_began(
@@ -251,6 +252,7 @@ def test_a_read_model_that_holds_enough_commits_alone(
     history: History, app: LifecycleApplication, settings: Settings, monkeypatch: Any
 ) -> None:
     history("c1", "complaint", 0, complaint_id="k1")
+    first_complaint = app.recorder.max_notification_id()
     history("c1", "complaint", 1, complaint_id="k2")
     monkeypatch.setattr(pairs, "CASES_HELD", 1)
     runner = build_runner(Components(settings), app, ["summary", "complaints"])
@@ -262,7 +264,7 @@ def test_a_read_model_that_holds_enough_commits_alone(
     finally:
         close_runner(runner)
 
-    assert committed == {"summary": None, "complaints": 2}
+    assert committed == {"summary": None, "complaints": first_complaint}
 
 
 def test_a_second_rebuild_of_a_read_model_is_refused_while_the_first_runs(
