@@ -88,7 +88,7 @@ def build_store(touchpoints: int, customers: int, seed: int = 11) -> str:
                 kind=Kind(kind),
                 channel=Channel(rng.choice(("web", "email", "phone", "chat"))),
                 occurred_at=start + step * number,
-                source="bench",
+                producer="bench",
                 attributes=attributes,
             )
         )
@@ -234,7 +234,7 @@ def main() -> None:
         return
     args.customers = args.customers or 100_000
 
-    from projections.wiring import READ_MODEL_NAMES
+    from projections.names import READ_MODEL_NAMES
 
     url = build_store(args.touchpoints, args.customers)
     print(f"store: {args.touchpoints} touchpoints over {args.customers} customers (SQLite)\n")

@@ -7,16 +7,18 @@ import os
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from lifecycle.domain.messages import MessageRules
 from lifecycle.persistence.store import Store
 
-ApiRole = Literal["reader", "auditor", "admin"]
+if TYPE_CHECKING:
+    from lifecycle.domain.messages import MessageRules
+
+ApiRole = Literal["reader", "auditor", "admin", "publisher"]
 
 
 class Settings(BaseSettings):
@@ -64,6 +66,11 @@ class Settings(BaseSettings):
     relay_idle_seconds: float = Field(
         default=0.5, gt=0, description="how long the relay waits when the log has nothing new"
     )
+    relay_schema_version: Literal[1, 2] = Field(
+        default=2,
+        description="version of Contract 3 the relay publishes: 1 for consumers that have "
+        "not upgraded",
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -102,13 +109,20 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=0, le=65535)
     api_keys: Annotated[dict[str, ApiRole], NoDecode] = Field(
         default_factory=dict,
-        description='bearer keys and their roles: JSON {"key": "reader"} or key:role,key:role',
+        description="bearer keys and their roles (reader, auditor, admin, publisher): JSON "
+        '{"key": "reader"} or key:role,key:role',
     )
     api_ready_max_lag: int = Field(
         default=1_000, ge=0, description="/readyz: most events any read model may lag"
     )
     api_wait_seconds: float = Field(
         default=2.0, ge=0, le=30, description="how long min_position may wait before 409"
+    )
+    p_alive_at_risk: float = Field(
+        default=0.3,
+        gt=0,
+        lt=1,
+        description="the at-risk flag likely_lapsed: p_alive below this, once a model is fitted",
     )
     api_workers: int | None = Field(
         default=None,
@@ -140,6 +154,8 @@ class Settings(BaseSettings):
 
     @property
     def message_rules(self) -> MessageRules:
+        from lifecycle.domain.messages import MessageRules
+
         return MessageRules(
             default_currency=self.default_currency,
             max_future_skew=timedelta(seconds=self.max_future_skew_seconds),

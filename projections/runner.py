@@ -40,7 +40,7 @@ from eventsourcing.utils import get_topic
 
 from lifecycle.domain.vocabulary import Kind
 from lifecycle.faults import Backoff, Stopped, is_database_fault, retry
-from lifecycle.persistence.recorders import BatchPostgresProcessRecorder, BulkSQLiteProcessRecorder
+from lifecycle.persistence.recorders import SelectsShards
 from lifecycle.persistence.topics import current_topic, stored_topics
 from lifecycle.persistence.transcoding import stored_kinds
 from projections import metrics
@@ -62,8 +62,6 @@ head it commits at once): each commit rewrites every row its batch changed, so a
 catch-up that commits often rewrites the same customers over and over."""
 RETRY_BACKOFF = Backoff(initial=1.0, factor=1.0)
 _UNKNOWN: Any = object()
-SHARD_SELECTING_RECORDERS = (BulkSQLiteProcessRecorder, BatchPostgresProcessRecorder)
-"""The recorders that select a rebuild's shard of the log themselves."""
 
 
 @dataclass
@@ -154,9 +152,7 @@ class Runner:
         started, the same for every shard of it)."""
         self.lanes = [Lane(model) for model in models]
         self._needed_kinds = _kinds_needed_by(self.lanes)
-        self._shard_digits = (
-            shard.hex_digits if isinstance(recorder, SHARD_SELECTING_RECORDERS) else None
-        )
+        self._shard_digits = shard.hex_digits if isinstance(recorder, SelectsShards) else None
         """What the recorder selects this runner's shard of the log by (None: it does not,
         the runner passes over other shards' events itself)."""
         for lane in self.lanes:
@@ -184,7 +180,7 @@ class Runner:
             return 0
         topics = self._topics()
         if self._shard_digits is not None:
-            assert isinstance(self.recorder, SHARD_SELECTING_RECORDERS)
+            assert isinstance(self.recorder, SelectsShards)
             notifications = self.recorder.select_notifications(
                 start + 1, self.page_size, stop=head, topics=topics, shard_digits=self._shard_digits
             )

@@ -33,9 +33,26 @@ class InvalidStageChange(LifecycleError):
     code = "invalid_stage_change"
 
 
+class InvalidAccountManager(LifecycleError):
+    code = "invalid_account_manager"
+
+
 class RelationshipNotFound(LifecycleError):
     code = "relationship_not_found"
 
 
 class PersonalDataAlreadyErased(LifecycleError):
     code = "personal_data_already_erased"
+
+
+class PolicyNotAdoptable(LifecycleError):
+    """A policy that cannot be adopted: its version is not newer than the adopted one,
+    or it was adopted before with other text."""
+
+    code = "policy_not_adoptable"
+
+
+class PolicyMismatch(LifecycleError):
+    """A process was started with a policy file other than the adopted policy."""
+
+    code = "policy_mismatch"

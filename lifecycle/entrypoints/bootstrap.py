@@ -3,11 +3,12 @@
 
 ``Components(settings)`` builds the write side (the application, the key store), the
 audit ledger, the Kafka edge (consumer, relay) and the read side (views of the read
-models, the API's read side). Nothing is opened until asked for, and whoever asks
-closes it. It is also the read side's ``projections.wiring.Wiring``: it pickles (it
-holds only the settings), so a rebuild's worker processes build their own parts from it.
-Kafka and the read side are imported when asked for, so that commands without them
-never load them.
+models, and what the HTTP API serves from, which writes too: touchpoints over HTTP and
+account managers go through the application as every other writer's do). Nothing is
+opened until asked for, and whoever asks closes it. It is also the read side's
+``projections.wiring.Wiring``: it pickles (it holds only the settings), so a rebuild's
+worker processes build their own parts from it. Each part's modules are imported when
+the part is asked for, so that a command loads only what it uses.
 """
 
 from __future__ import annotations
@@ -16,15 +17,6 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from lifecycle.domain.policy import Policy
-from lifecycle.persistence.personal import (
-    KeyStore,
-    PersonalDataVault,
-    PostgresKeyStore,
-    SQLiteKeyStore,
-)
-from lifecycle.service.application import LifecycleApplication
-from lifecycle.settings import Settings
 from projections.shards import WHOLE_LOG, Shard
 
 if TYPE_CHECKING:
@@ -32,10 +24,16 @@ if TYPE_CHECKING:
 
     from consumers.broker import Topics
     from consumers.ingest import TouchpointIngest
+    from consumers.redrive_log import RedriveLog
     from consumers.relay import Relay
     from lifecycle.audit.ledger import AuditKey, AuditLedger
     from lifecycle.audit.sealing import PeriodicSealer
+    from lifecycle.domain.policy import PolicyText
+    from lifecycle.persistence.personal import KeyStore, PersonalDataVault
+    from lifecycle.service.application import LifecycleApplication
+    from lifecycle.settings import Settings
     from projections.api.app import ReadSide
+    from projections.predictions import PredictionsView
     from projections.readmodel import ReadModel
     from projections.views import SqlView
 
@@ -52,10 +50,15 @@ class Components:
 
     # Write side ---------------------------------------------------------------------
 
-    def policy(self) -> Policy:
+    def policy_file(self) -> PolicyText | None:
+        """``LIFECYCLE_POLICY_FILE``, read and validated (None: unset). It is the first
+        adoption of a store without a policy; a recording process started with any other
+        than the adopted policy refuses to start."""
+        from lifecycle.domain.policy import PolicyText
+
         if self.settings.policy_file is None:
-            return Policy.default()
-        return Policy.from_file(self.settings.policy_file)
+            return None
+        return PolicyText.read(self.settings.policy_file)
 
     def application_env(self) -> dict[str, str]:
         return {
@@ -69,9 +72,11 @@ class Components:
         }
 
     def application(self) -> LifecycleApplication:
+        from lifecycle.service.application import LifecycleApplication
+
         return LifecycleApplication(
             env=self.application_env(),
-            policy=self.policy(),
+            policy_file=self.policy_file(),
             snapshot_interval=self.settings.snapshot_interval,
             vault=self.vault(),
         )
@@ -80,23 +85,29 @@ class Components:
         """The application, to read its event log only (a rebuild's worker processes):
         its tables are not created (the process that started them made sure they exist,
         and concurrent DDL fails on PostgreSQL) and no key store is opened."""
-        return LifecycleApplication(
-            env={**self.application_env(), "CREATE_TABLE": "n"}, policy=self.policy()
-        )
+        from lifecycle.service.application import LifecycleApplication
+
+        return LifecycleApplication(env={**self.application_env(), "CREATE_TABLE": "n"})
 
     def key_store(self) -> KeyStore:
         """Per-customer keys: lifecycle.keys.db beside a SQLite database; a table on
         PostgreSQL."""
         store = self.settings.store
         if store.is_sqlite:
+            from lifecycle.persistence.personal import SQLiteKeyStore
+
             return SQLiteKeyStore(store.sibling_path("keys"))
         from eventsourcing.postgres import PostgresFactory
         from eventsourcing.utils import Environment
+
+        from lifecycle.persistence.personal import PostgresKeyStore
 
         env = Environment("lifecycle_keys", {**store.persistence_env(), "POSTGRES_POOL_SIZE": "2"})
         return PostgresKeyStore(PostgresFactory(env).datastore, store.conninfo)
 
     def vault(self) -> PersonalDataVault:
+        from lifecycle.persistence.personal import PersonalDataVault
+
         return PersonalDataVault(self.key_store())
 
     # Audit ----------------------------------------------------------------------------
@@ -173,6 +184,22 @@ class Components:
             max_records=self.settings.kafka_max_poll_records,
         )
 
+    def redrive_log(self, *, read_only: bool = False) -> RedriveLog:
+        """What the dead-letter re-drive remembers: lifecycle.redrives.db beside a SQLite
+        store, a table on PostgreSQL; ``read_only`` creates nothing. Close it when done."""
+        from consumers.redrive_log import PostgresRedriveLog, SQLiteRedriveLog
+
+        store = self.settings.store
+        if store.is_sqlite:
+            return SQLiteRedriveLog(store.sibling_path("redrives"), read_only=read_only)
+        from eventsourcing.postgres import PostgresFactory
+        from eventsourcing.utils import Environment
+
+        env = Environment(
+            "lifecycle_redrives", {**store.persistence_env(), "POSTGRES_POOL_SIZE": "1"}
+        )
+        return PostgresRedriveLog(PostgresFactory(env).datastore, read_only=read_only)
+
     def relay_tracking(self) -> InfrastructureFactory[TrackingRecorder]:
         """Where the relay stores its position: lifecycle.relay.db beside a SQLite
         store, the ``lifecyclerelay_tracking`` table on PostgreSQL. Close it after the
@@ -203,6 +230,7 @@ class Components:
             topic=topics.relationship_events,
             batch_size=self.settings.relay_batch_size,
             idle_seconds=self.settings.relay_idle_seconds,
+            schema_version=self.settings.relay_schema_version,
         )
 
     # Read side --------------------------------------------------------------------------
@@ -224,42 +252,77 @@ class Components:
         """The view of ``model`` (its tables created if missing), on the configured store;
         ``generation`` "" is the live tables (``projections.views.LIVE``); in the next
         generation, of one ``shard`` of a rebuild."""
+        return self._open_view(model.name, model.view_classes, generation, shard)
+
+    def predictions_view(self) -> PredictionsView:
+        """Where the analytics models' predictions are kept (Contract 8): a view beside
+        the read models' (``lifecycle.predictions.db`` beside a SQLite store)."""
+        from projections.predictions import Predictions
+
+        view = self._open_view(Predictions.name, Predictions.view_classes)
+        return cast("PredictionsView", view)
+
+    def _open_view(
+        self,
+        name: str,
+        view_classes: dict[str, type[SqlView]],
+        generation: str = "",
+        shard: Shard = WHOLE_LOG,
+    ) -> SqlView:
         from eventsourcing.persistence import InfrastructureFactory
         from eventsourcing.utils import Environment
 
         from projections.views import SqlView
 
-        env = {**os.environ, **self.view_env(model.name)}
+        env = {**os.environ, **self.view_env(name)}
         if not shard.is_whole_log:
             # The shards of a rebuild take turns writing the same tables: wait for each other.
             env["SQLITE_LOCK_TIMEOUT"] = str(SHARDS_WAIT_SECONDS)
-        factory = InfrastructureFactory.construct(Environment(model.name, env))
+        factory = InfrastructureFactory.construct(Environment(name, env))
         backend = "sqlite" if self.settings.store.is_sqlite else "postgres"
-        view = cast(SqlView, factory.tracking_recorder(model.view_classes[backend]))
+        view = cast(SqlView, factory.tracking_recorder(view_classes[backend]))
         view.use_generation(generation, shard)
         view.create_table()
         return view
 
     def read_side(self) -> ReadSide:
-        """What the read API serves from: the views of every read model and the
-        application, closed together."""
+        """What the HTTP API serves from, closed together: the views of every read model,
+        the analytics predictions (which the summary's reads join in), the audit ledger
+        (how far the log is sealed and verified), and the application.
+
+        The application writes: ``POST /v1/touchpoints`` records through its batch path
+        (``record_batch``) and ``PUT …/account-manager`` through its commands, under the
+        policy and settings of every other writer, beside Kafka consumers writing the
+        same customers (a version conflict is retried from freshly read relationships).
+        Its key store is opened, so that personal data arriving over HTTP is encrypted
+        as it is from Kafka, and the console can show it to auditors."""
         from consumers.metrics import REGISTRY as KAFKA_EDGE_REGISTRY
         from projections.api.app import ReadSide
+        from projections.predictions import Predictions
+        from projections.summary import Summary, SummaryView
         from projections.wiring import close_view, open_views
 
         views = open_views(self, None)
+        predictions = self.predictions_view()
+        summary = cast(SummaryView, views[Summary.name])
+        summary.join_predictions(summary.reach(predictions, Predictions.TABLE))
         application = self.application()
+        ledger = self.ledger()
 
         def close() -> None:
-            for view in views.values():
+            for view in (*views.values(), predictions):
                 close_view(view)
+            ledger.close()
             application.close()
 
         return ReadSide(
             settings=self.settings,
             views=views,
+            predictions=predictions,
             application=application,
             close=close,
             # The Kafka edge keeps its counters in a registry of its own.
             metrics_registries=(KAFKA_EDGE_REGISTRY,),
+            ledger=ledger,
+            audit_key=self.audit_key(required=False),
         )

@@ -39,20 +39,25 @@ stream; the domain imports nothing of the library but ``eventsourcing.domain``:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent, Tracking, TrackingRecorder
-from eventsourcing.postgres import PostgresProcessRecorder, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
+
+if TYPE_CHECKING:  # only a PostgreSQL store loads psycopg
+    from eventsourcing.postgres import PostgresProcessRecorder
 
 
 def insert_tracking(recorder: TrackingRecorder, cursor: Any, tracking: Tracking) -> None:
     """Record ``tracking`` in the transaction ``cursor`` of ``recorder`` (a SQLite or
     PostgreSQL tracking recorder) belongs to; an ``IntegrityError`` when that position
     is recorded already."""
-    if not isinstance(recorder, SQLiteTrackingRecorder | PostgresTrackingRecorder):
-        raise TypeError(f"no tracking in an open transaction on {recorder!r}")
+    if not isinstance(recorder, SQLiteTrackingRecorder):
+        from eventsourcing.postgres import PostgresTrackingRecorder
+
+        if not isinstance(recorder, PostgresTrackingRecorder):
+            raise TypeError(f"no tracking in an open transaction on {recorder!r}")
     recorder._insert_tracking(cursor, tracking)
 
 
@@ -71,6 +76,13 @@ def insert_in_plain_transaction(
         return None
     recorder._insert_stored_events(cursor, stored_events, **kwargs)
     return recorder._fetch_ids_after_insert_events(cursor, stored_events, **kwargs)
+
+
+def lock_events_table(recorder: PostgresProcessRecorder, cursor: Any) -> None:
+    """Take the lock every PostgreSQL insert of events takes (the library's
+    ``_lock_table``), in the transaction ``cursor`` belongs to: until it ends no other
+    writer commits an event, so what it reads stays the latest."""
+    recorder._lock_table(cursor)
 
 
 def notifications(

@@ -1,8 +1,10 @@
 """What eventsourcing's recorders do not offer and the batch path needs: which of many
 aggregates already have events, answered with one query instead of one per aggregate;
-a SQLite process recorder that inserts a batch with one ``executemany``; a PostgreSQL
-process recorder that does not stall on large batches; on both, the log read as plain
-rows made into notifications at once, optionally one shard of a rebuild's.
+a SQLite process recorder that inserts a batch with one ``executemany`` (PostgreSQL's
+is in ``lifecycle.persistence.postgres``, so that a SQLite store never loads psycopg).
+Both check a write's condition (``StreamAt``: a stream the write depends on has not
+moved) inside its transaction, and read the log as plain rows made into notifications
+at once, one shard of a rebuild's if asked (``SelectsShards``).
 
 For auditing: the log read as plain rows (``select_notifications`` builds an object and
 parses a UUID per event, which costs more than checking the event's hash), and one
@@ -11,24 +13,46 @@ stream's events with their log positions."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import structlog
 from eventsourcing.persistence import ApplicationRecorder, Notification, StoredEvent, Tracking
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteProcessRecorder
 
-from lifecycle.faults import Backoff, is_database_fault, retry
 from lifecycle.persistence import library
 
-log = structlog.get_logger(__name__)
+if TYPE_CHECKING:
+    from eventsourcing.postgres import PostgresApplicationRecorder
 
 _SQLITE_CHUNK = 500
-INSERT_ATTEMPTS = 10
-INSERT_BACKOFF = Backoff(initial=0.2, factor=1.0)
-"""A few quick attempts at an insert, as the library makes them (a pooled connection
-lost): a longer outage is for the caller to wait out."""
+
+CONDITION = "condition"
+"""The keyword of ``insert_events`` that carries a write's ``StreamAt`` condition."""
+
+
+@dataclass(frozen=True)
+class StreamAt:
+    """A write's condition: the stream ``originator_id`` is still at ``version`` (its
+    latest event's), as it was when the write was decided. It is checked inside the
+    write's transaction once the transaction holds the log's write lock (SQLite's, or
+    the table lock PostgreSQL inserts take), so no event of that stream can be committed
+    between the check and the write."""
+
+    originator_id: UUID
+    version: int
+
+
+class StreamMoved(Exception):
+    """A write's ``StreamAt`` condition failed: nothing was written."""
+
+    def __init__(self, condition: StreamAt, version: int) -> None:
+        super().__init__(
+            f"stream {condition.originator_id} is at version {version}, "
+            f"not {condition.version}: the write was decided on what it was"
+        )
+        self.condition = condition
+        self.version = version
 
 
 def existing_originator_ids(recorder: ApplicationRecorder, ids: Collection[UUID]) -> set[UUID]:
@@ -37,6 +61,8 @@ def existing_originator_ids(recorder: ApplicationRecorder, ids: Collection[UUID]
         return set()
     if isinstance(recorder, SQLiteApplicationRecorder):
         return _sqlite_existing(recorder, list(ids))
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
     if isinstance(recorder, PostgresApplicationRecorder):
         return _postgres_existing(recorder, list(ids))
     # Any other recorder: ask per aggregate, as the library would.
@@ -72,7 +98,25 @@ def _postgres_existing(recorder: PostgresApplicationRecorder, ids: list[UUID]) -
         return {row["originator_id"] for row in cursor.fetchall()}
 
 
-class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
+class SelectsShards:
+    """A recorder whose ``select_notifications`` takes ``shard_digits``: only the events
+    of aggregates whose id ends in one of these hex digits (a shard of a rebuild,
+    ``projections.shards.Shard.hex_digits``), selected by the database."""
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+        shard_digits: str | None = None,
+    ) -> Sequence[Notification]:
+        raise NotImplementedError
+
+
+class BulkSQLiteProcessRecorder(SelectsShards, SQLiteProcessRecorder):
     """The library's SQLite process recorder, inserting a batch with one ``executemany``.
 
     The library inserts row by row to learn each notification id. Once the first row is
@@ -106,6 +150,17 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
             tracking: Tracking | None = kwargs.get("tracking")
             if tracking is not None:
                 library.insert_tracking(self, c, tracking)
+            condition: StreamAt | None = kwargs.get(CONDITION)
+            if condition is not None:
+                # After the inserts: this transaction holds the write lock (when it wrote
+                # anything), so what it reads now is the latest and stays so until it
+                # commits.
+                c.execute(
+                    f"SELECT MAX(originator_version) FROM {self.events_table_name} "
+                    "WHERE originator_id = ?",
+                    [condition.originator_id.hex],
+                )
+                check_condition(condition, c.fetchone()[0])
             if not stored_events:
                 return []
             c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
@@ -166,87 +221,6 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
         return found
 
 
-class BatchPostgresProcessRecorder(PostgresProcessRecorder):
-    """The library's PostgreSQL process recorder, inserting without pipeline mode, and
-    reading the log as the SQLite one does.
-
-    In pipeline mode, psycopg 3.3 over a Unix socket stalls on large batches (the server
-    waits in ClientRead for the rest of the INSERT while the client waits in
-    ``Pipeline.sync``). A plain transaction does the same work in the same order
-    (``library.insert_in_plain_transaction``).
-    """
-
-    def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        return retry(
-            lambda: self._insert_in_one_transaction(stored_events, **kwargs),
-            is_fault=is_database_fault,
-            cause="database",
-            log=log,
-            backoff=INSERT_BACKOFF,
-            attempts=INSERT_ATTEMPTS,
-        )
-
-    def _insert_in_one_transaction(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            return library.insert_in_plain_transaction(self, curs, stored_events, **kwargs)
-
-    def select_notifications(
-        self,
-        start: int | None,
-        limit: int,
-        stop: int | None = None,
-        topics: Sequence[str] = (),
-        *,
-        inclusive_of_start: bool = True,
-        shard_digits: str | None = None,
-    ) -> Sequence[Notification]:
-        """The library's query, its rows read as tuples and made into notifications at
-        once (``library.notifications``), as ``BulkSQLiteProcessRecorder`` reads them.
-
-        ``shard_digits``: only the events of aggregates whose id ends in one of these
-        hex digits (a shard of a rebuild), selected by the server."""
-        from psycopg.rows import tuple_row
-        from psycopg.sql import SQL, Identifier
-
-        where: list[SQL] = []
-        params: list[Any] = []
-        if start is not None:
-            where.append(
-                SQL("notification_id >= %s" if inclusive_of_start else "notification_id > %s")
-            )
-            params.append(start)
-        if stop is not None:
-            where.append(SQL("notification_id <= %s"))
-            params.append(stop)
-        if topics:
-            where.append(SQL("topic = ANY(%s)"))
-            params.append(list(topics))
-        if shard_digits is not None:
-            where.append(SQL("strpos(%s, right(originator_id::text, 1)) > 0"))
-            params.append(shard_digits)
-        statement = SQL(
-            "SELECT notification_id, originator_id, originator_version, topic, state "
-            "FROM {schema}.{table} "
-        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
-        if where:
-            statement += SQL("WHERE ") + SQL(" AND ").join(where) + SQL(" ")
-        statement += SQL("ORDER BY notification_id LIMIT %s")
-        params.append(limit)
-        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute(statement, params, prepare=True)
-            rows = curs.fetchall()
-        return library.notifications(rows, _as_is)
-
-
-def _as_is(originator_id: Any) -> Any:
-    """PostgreSQL returns ids as ``UUID`` already."""
-    return originator_id
-
-
 LogRow = tuple[int, str, int, str, bytes]
 """One event of the log: (position, relationship id as 32 hex digits, version, topic, state)."""
 
@@ -269,6 +243,8 @@ def read_log(recorder: ApplicationRecorder, start: int | None, limit: int) -> li
             raw.execute(statement, params)
             rows: list[LogRow] = raw.fetchall()
             return rows
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
     if isinstance(recorder, PostgresApplicationRecorder):
         return _postgres_log(recorder, start, limit)
     return [
@@ -288,6 +264,8 @@ def stream_log(recorder: ApplicationRecorder, originator_id: UUID) -> list[LogRo
                 [originator_id.hex],
             )
             return [(r[0], r[1], r[2], r[3], r[4]) for r in cursor.fetchall()]
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
     if isinstance(recorder, PostgresApplicationRecorder):
         return _postgres_stream(recorder, originator_id)
     # The engine stores events in SQLite or PostgreSQL only (lifecycle.persistence.store).
@@ -337,3 +315,9 @@ def _postgres_row(row: Any) -> LogRow:
         row["topic"],
         bytes(row["state"]),
     )
+
+
+def check_condition(condition: StreamAt, version: int | None) -> None:
+    """Raise ``StreamMoved`` unless the stream is at the condition's version."""
+    if (version or 0) != condition.version:
+        raise StreamMoved(condition, version or 0)

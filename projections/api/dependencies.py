@@ -3,7 +3,11 @@ caller's role (from the bearer key), a read model's view once it reflects the po
 request asks for (``min_position``, waited for briefly, else 409: read-your-writes) and
 the request's ``Answer``; the parameters several routes take; and the answer itself,
 which names the position it reflects in its body and in the ``X-Projection-Position``
-header, and is tagged (``ETag``) so that a client holding it already is answered 304."""
+header, and is tagged (``ETag``) so that a client holding it already is answered 304.
+
+Roles: ``reader`` reads the read models, ``auditor`` also the event log and personal
+data, ``admin`` everything and the writes of people (account managers); ``publisher`` is
+an upstream system: it records touchpoints and reads the summaries of its own writes."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from importlib import metadata
-from typing import Annotated, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from fastapi import Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -27,7 +31,11 @@ from lifecycle.settings import Settings
 from projections import metrics
 from projections.api import models
 from projections.api.errors import ApiError, NotModified
+from projections.predictions import PredictionsView
 from projections.views import SqlView
+
+if TYPE_CHECKING:
+    from lifecycle.audit.ledger import AuditKey, AuditLedger
 
 POSITION_HEADER = "X-Projection-Position"
 DISTRIBUTION = "relationship-lifecycle"
@@ -35,6 +43,9 @@ DISTRIBUTION = "relationship-lifecycle"
 READERS = frozenset({"reader", "auditor", "admin"})
 AUDITORS = frozenset({"auditor", "admin"})
 ADMINS = frozenset({"admin"})
+PUBLISHERS = frozenset({"publisher", "admin"})
+SUMMARY_READERS = READERS | {"publisher"}
+"""Who reads the summaries: readers, and publishers reading their own writes."""
 
 _EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
@@ -42,16 +53,24 @@ _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 @dataclass
 class ReadSide:
-    """What the API reads: the views of the read models and, for auditors, the
-    application itself."""
+    """What the API serves from: the views of the read models, the analytics
+    predictions, and the application, which reads the event log (for auditors and
+    business-time questions) and records what the API is given to write (touchpoints over
+    HTTP, account managers) through the same paths as every other writer."""
 
     settings: Settings
     views: dict[str, SqlView]
+    predictions: PredictionsView
+    """Not a read model following the log (so not among ``views``, whose lag /readyz
+    judges): each fit writes it."""
     application: LifecycleApplication
     close: Callable[[], None] = field(default=lambda: None)
     metrics_registries: Sequence[CollectorRegistry] = ()
     """Registries of other parts of this process (the Kafka edge's) that /metrics
     serves beside the read side's."""
+    ledger: AuditLedger | None = None
+    """The audit ledger, to say how far a customer's events are sealed and verified."""
+    audit_key: AuditKey | None = None
 
     def head(self) -> int:
         head = self.application.recorder.max_notification_id() or 0
@@ -68,6 +87,14 @@ class ReadSide:
             metrics.PROJECTION_LAG.labels(name).set(lag)
             statuses.append(models.ProjectionStatus(name=name, position=position, lag=lag))
         return head, statuses
+
+    def summary_terms(
+        self, as_of: datetime, limits: Mapping[str, Any] | None = None
+    ) -> tuple[object, ...]:
+        """What an answer made of summaries depends on beside their rows (for its tag,
+        see ``Answer``): the time its flags are judged at, their bounds set by settings,
+        and which fit's ``p_alive`` the rows join in (the predictions' position)."""
+        return as_of, sorted((limits or {}).items()), self.predictions.position()
 
 
 # Parameters ---------------------------------------------------------------------------------
@@ -151,8 +178,17 @@ class Role:
 
 
 reader = Depends(Role(READERS))
+summary_reader = Depends(Role(SUMMARY_READERS))
 auditor = Depends(Role(AUDITORS))
 admin = Depends(Role(ADMINS))
+publisher = Depends(Role(PUBLISHERS))
+
+
+def key_fingerprint(credentials: HTTPAuthorizationCredentials | None) -> str:
+    """What names the key a request was made with in the audit trail (an actor), without
+    revealing it: the start of its SHA-256."""
+    presented = credentials.credentials if credentials is not None else ""
+    return "api key " + hashlib.sha256(presented.encode()).hexdigest()[:12]
 
 
 def _role_of(

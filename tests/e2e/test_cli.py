@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import line
+from tests.builders import line, message_v2
 from tests.conftest import run_cli
 
 
@@ -35,6 +35,33 @@ def test_import_records_touchpoints_and_prints_the_counts(workdir: Path) -> None
     assert result.returncode == 0, result.stderr
     assert "recorded 2, duplicates 0, rejected 0" in result.stdout
     assert not (workdir / "in.jsonl.rejects.jsonl").exists()
+
+
+def test_import_records_both_versions_of_the_message_and_rejects_an_unknown_one(
+    workdir: Path,
+) -> None:
+    source = write_lines(
+        workdir / "in.jsonl",
+        line(kind="purchase", customer_id="c-1"),
+        json.dumps(message_v2("purchase", customer_id="c-1", correlation_id="k-1")).encode(),
+        line(customer_id="c-1", schema_version=3),
+    )
+
+    result = run_cli("import", str(source), "--json", env=db_env(workdir))
+    history = run_cli("history", "c-1", "--json", env=db_env(workdir))
+
+    assert result.returncode == 0, result.stderr
+    counts = json.loads(result.stdout)
+    assert (counts["recorded"], counts["rejected_by_code"]) == (
+        2,
+        {"unsupported_schema_version": 1},
+    )
+    recorded = [
+        json.loads(event)["data"]
+        for event in history.stdout.splitlines()
+        if json.loads(event)["type"] == "TouchpointRecorded"
+    ]
+    assert [(r["schema_version"], r["correlation_id"]) for r in recorded] == [(1, None), (2, "k-1")]
 
 
 def test_importing_the_same_file_twice_records_nothing_the_second_time(workdir: Path) -> None:
@@ -207,6 +234,48 @@ def test_every_subcommand_has_help() -> None:
         result = run_cli(command, "--help")
         assert result.returncode == 0
         assert "usage: lifecycle" in result.stdout
+
+
+HEAVY_MODULES = (
+    "psycopg",
+    "kafka",
+    "consumers",
+    "projections.wiring",
+    "fastapi",
+    "uvicorn",
+    "structlog",
+    "rich",
+    "cryptography",
+    "numpy",
+    "scipy",
+)
+"""What a point-in-time read on SQLite never needs, each costing start-up time."""
+
+
+def modules_loaded_by(*args: str, env: dict[str, str] | None = None) -> set[str]:
+    """Every module `lifecycle ARGS` imports, from Python's import-time report."""
+    result = run_cli(*args, env={**(env or {}), "PYTHONPROFILEIMPORTTIME": "1"})
+    assert result.returncode == 0, result.stderr
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+
+
+def within(modules: set[str], packages: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == p or m.startswith(f"{p}.") for p in packages))
+
+
+def test_help_loads_neither_pydantic_nor_the_event_store_nor_any_heavy_module() -> None:
+    loaded = modules_loaded_by("--help")
+    assert within(loaded, (*HEAVY_MODULES, "pydantic", "pydantic_settings", "eventsourcing")) == []
+
+
+def test_state_loads_neither_postgres_kafka_the_read_side_nor_the_logging_library(
+    imported: Path,
+) -> None:
+    assert within(modules_loaded_by("state", "c-1", env=db_env(imported)), HEAVY_MODULES) == []
 
 
 def test_the_demo_walks_every_path_of_the_lifecycle(workdir: Path) -> None:

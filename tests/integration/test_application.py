@@ -11,7 +11,7 @@ from lifecycle.domain.errors import RelationshipNotFound
 from lifecycle.domain.relationship import Relationship
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.entrypoints.bootstrap import Components
-from lifecycle.persistence.recorders import BatchPostgresProcessRecorder, BulkSQLiteProcessRecorder
+from lifecycle.persistence.recorders import SelectsShards
 from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
 from tests.builders import DAY_ZERO, touchpoint
@@ -246,7 +246,7 @@ def test_a_shard_of_the_log_holds_the_events_of_its_customers_only(database_url:
             [touchpoint("purchase", n, customer=f"c{n}", amount="5") for n in range(40)]
         )
         recorder = application.recorder
-        assert isinstance(recorder, BulkSQLiteProcessRecorder | BatchPostgresProcessRecorder)
+        assert isinstance(recorder, SelectsShards)
         everything = recorder.select_notifications(1, 1_000)
         for count in (2, 4):
             read = [

@@ -8,12 +8,12 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
-from lifecycle.logs import configure_logging
-from lifecycle.settings import Settings
+    from lifecycle.settings import Settings
 
 
 class UsageError(Exception):
@@ -43,15 +43,25 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
     """Environment settings, overridden by the flags given; configures logging once."""
+    from lifecycle.logs import configure_logging
+
+    settings = settings_without_logging(args, **extra)
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def settings_without_logging(args: argparse.Namespace, **extra: Any) -> Settings:
+    """The settings of a command that runs nothing that logs (a read that prints its
+    answer): logging stays unconfigured, so the command never loads the logging library."""
+    from lifecycle.settings import Settings
+
     overrides = {
         name: value
         for name in ("database_url", "policy_file", "log_format", "kafka_bootstrap")
         if (value := getattr(args, name, None)) is not None
     }
     overrides.update({k: v for k, v in extra.items() if v is not None})
-    settings = Settings(**overrides)
-    configure_logging(settings.log_format, settings.log_level)
-    return settings
+    return Settings(**overrides)
 
 
 def parse_time(text: str) -> datetime:
@@ -87,7 +97,8 @@ def one_line(error: ValidationError) -> str:
 def progress(
     description: str, total: int | None, unit: str = ""
 ) -> Iterator[Callable[[int], None]]:
-    """A progress bar on a terminal (stderr); nothing when output is piped."""
+    """A progress bar on a terminal (stderr); nothing when output is piped. ``unit``:
+    "bytes" shows a transfer speed; a noun ("events") shows its rate per second."""
     if not sys.stderr.isatty():
         yield lambda _advance: None
         return
@@ -95,15 +106,28 @@ def progress(
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        ProgressColumn,
+        Task,
         TaskProgressColumn,
         TextColumn,
         TimeRemainingColumn,
         TransferSpeedColumn,
     )
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("" if speed is None else f"{speed:,.0f} {unit}/s")
 
     columns: list[Any] = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn()]
-    columns += [TransferSpeedColumn()] if unit == "bytes" else [MofNCompleteColumn()]
-    columns += [TimeRemainingColumn()]
+    if unit == "bytes":
+        columns.append(TransferSpeedColumn())
+    else:
+        columns.append(MofNCompleteColumn())
+        if unit:
+            columns.append(RateColumn())
+    columns.append(TimeRemainingColumn())
     with Progress(*columns, transient=True, redirect_stderr=False) as bar:
         task = bar.add_task(description, total=total)
         yield lambda advance: bar.advance(task, advance)

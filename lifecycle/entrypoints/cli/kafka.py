@@ -16,9 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any
-
-import structlog
+from typing import IO, TYPE_CHECKING, Any
 
 from lifecycle.domain.errors import LifecycleError, RejectedTouchpoint
 from lifecycle.entrypoints.bootstrap import Components
@@ -28,9 +26,9 @@ from lifecycle.entrypoints.cli.common import (
     positive_int,
     settings_from,
 )
-from lifecycle.settings import Settings
 
-log = structlog.get_logger(__name__)
+if TYPE_CHECKING:
+    from lifecycle.settings import Settings
 
 Service = tuple[str, Callable[[threading.Event], None]]
 
@@ -54,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "touchpoints with their Kafka positions in one transaction, dead-letters invalid "
         "ones. Run several in one group to share the partitions.",
     )
-    _bootstrap_option(p)
+    bootstrap_option(p)
     p.add_argument("--group", help="consumer group (env LIFECYCLE_KAFKA_CONSUMER_GROUP)")
     p.add_argument(
         "--max-records",
@@ -70,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Publishes every recorded event as a Contract 3 message, at least once "
         "and in log order per customer, resuming from its stored position.",
     )
-    _bootstrap_option(p)
+    bootstrap_option(p)
     add_common_options(p)
     p.set_defaults(handler=relay_command)
 
@@ -82,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "Exit 0 when the input was processed, even with invalid lines.",
     )
     p.add_argument("file", metavar="FILE|-", help="a JSON-lines file, or - for standard input")
-    _bootstrap_option(p)
+    bootstrap_option(p)
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
     add_common_options(p)
     p.set_defaults(handler=publish_command)
@@ -93,13 +91,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Starts the embedded broker unless LIFECYCLE_KAFKA_BOOTSTRAP is set, then "
         "the touchpoint consumer and the outbound relay, until stopped.",
     )
-    _bootstrap_option(p)
+    bootstrap_option(p)
     _broker_options(p)
     add_common_options(p)
     p.set_defaults(handler=run_command)
 
 
-def _bootstrap_option(p: argparse.ArgumentParser) -> None:
+def bootstrap_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--bootstrap",
         dest="kafka_bootstrap",
@@ -134,10 +132,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def stop_on_signals() -> threading.Event:
     """An event set by SIGTERM or SIGINT (instead of dying or KeyboardInterrupt)."""
+    import structlog
+
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: Any) -> None:
-        log.info("stop_requested", signal=signal.Signals(signum).name)
+        structlog.get_logger(__name__).info("stop_requested", signal=signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, request_stop)
@@ -173,6 +173,7 @@ def consume_command(args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     app = Components(settings).application()
     try:
+        app.follow_policy()
         return run_services([("consume", Components(settings).ingest(app).run)], stop)
     finally:
         app.close()
@@ -191,6 +192,8 @@ def relay_command(args: argparse.Namespace) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    import structlog
+
     from consumers.broker import EmbeddedBroker
 
     settings = _settings(args)
@@ -204,6 +207,7 @@ def run_command(args: argparse.Namespace) -> int:
         bootstrap = settings.bootstrap_servers
         ingest_app = Components(settings).application()
         stack.callback(ingest_app.close)
+        ingest_app.follow_policy()
         relay_app = Components(settings).application()
         stack.callback(relay_app.close)
         tracking = Components(settings).relay_tracking()
@@ -219,7 +223,7 @@ def run_command(args: argparse.Namespace) -> int:
         ]
         services += read_side_services(settings)
         services += audit_services(settings, stack)
-        log.info(
+        structlog.get_logger(__name__).info(
             "engine_started",
             bootstrap=bootstrap,
             embedded_broker=broker is not None,
@@ -253,9 +257,12 @@ def read_side_services(settings: Settings) -> list[Service]:
 
 def audit_services(settings: Settings, stack: ExitStack) -> list[Service]:
     """Sealing the audit ledger every LIFECYCLE_AUDIT_SEAL_INTERVAL_SECONDS, when a key is set."""
+    import structlog
 
     if Components(settings).audit_key(required=False) is None:
-        log.warning("audit_sealing_off", reason="LIFECYCLE_AUDIT_HMAC_KEY is not set")
+        structlog.get_logger(__name__).warning(
+            "audit_sealing_off", reason="LIFECYCLE_AUDIT_HMAC_KEY is not set"
+        )
         return []
     app = Components(settings).application()
     stack.callback(app.close)
@@ -332,6 +339,9 @@ def run_services(
     A service is ``(name, run)`` where ``run(stop)`` returns once ``stop`` is set.
     ``alive`` is checked while waiting (the embedded broker). Returns the exit status.
     """
+    import structlog
+
+    log = structlog.get_logger(__name__)
     failures: list[str] = []
 
     def guarded(name: str, run: Callable[[threading.Event], None]) -> None:

@@ -4,19 +4,33 @@ the pydantic models that validate them."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lifecycle.domain.messages import touchpoint_json_schema
-from lifecycle.domain.outbound import relationship_event_json_schema
 from lifecycle.entrypoints.cli.common import CheckFailed
 
-SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
-    "touchpoint.v1.schema.json": touchpoint_json_schema,
-    "relationship-event.v1.schema.json": relationship_event_json_schema,
-}
+
+def schemas() -> dict[str, Callable[[], dict[str, Any]]]:
+    """Each schema file's name, and the function that generates it from its model: one
+    schema per version of each contract message, every version the engine speaks."""
+    from lifecycle.domain.messages import MESSAGE_VERSIONS, touchpoint_json_schema
+    from lifecycle.domain.outbound import OUTBOUND_VERSIONS, relationship_event_json_schema
+
+    return {
+        **{
+            f"touchpoint.v{number}.schema.json": functools.partial(touchpoint_json_schema, number)
+            for number in MESSAGE_VERSIONS
+        },
+        **{
+            f"relationship-event.v{number}.schema.json": functools.partial(
+                relationship_event_json_schema, number
+            )
+            for number in OUTBOUND_VERSIONS
+        },
+    }
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,7 +51,7 @@ def render(build: Callable[[], dict[str, Any]]) -> str:
 def export_command(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for name, build in SCHEMAS.items():
+    for name, build in schemas().items():
         (out / name).write_text(render(build), encoding="utf-8")
         print(out / name)
     return 0
@@ -46,7 +60,7 @@ def export_command(args: argparse.Namespace) -> int:
 def check_command(args: argparse.Namespace) -> int:
     stale = [
         name
-        for name, build in SCHEMAS.items()
+        for name, build in schemas().items()
         if not (Path(args.dir) / name).is_file()
         or (Path(args.dir) / name).read_text(encoding="utf-8") != render(build)
     ]

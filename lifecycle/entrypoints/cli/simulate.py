@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lifecycle.domain.messages import utc_now
-from lifecycle.domain.policy import RULE_IDS
+from lifecycle.domain.policy import RULE_IDS, PolicyText
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.entrypoints.cli.common import (
@@ -32,13 +32,16 @@ from lifecycle.entrypoints.cli.common import (
     progress,
     settings_from,
 )
-from lifecycle.logs import configure_logging
-from lifecycle.service.application import STAGE_CHANGED_TOPICS, LifecycleApplication
-from lifecycle.service.importer import ImportReport, import_lines
-from lifecycle.settings import Settings
 from lifecycle.simulation import BROKEN_MESSAGES, as_json_lines, simulate_population
 
+if TYPE_CHECKING:
+    from lifecycle.service.application import LifecycleApplication
+    from lifecycle.service.importer import ImportReport
+    from lifecycle.settings import Settings
+
 DEMO_DIRECTORY = Path("lifecycle-demo")
+CANDIDATE_EXAMPLE = "candidate-example.toml"
+"""A sample candidate policy shipped with the engine, which the demo compares."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,6 +77,7 @@ def _population_options(p: argparse.ArgumentParser) -> None:
 
 
 def simulate_command(args: argparse.Namespace) -> int:
+
     messages = simulate_population(args.customers, end=utc_now(), years=args.years, seed=args.seed)
     out = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")  # noqa: SIM115
     try:
@@ -86,6 +90,8 @@ def simulate_command(args: argparse.Namespace) -> int:
 
 
 def demo_command(args: argparse.Namespace) -> int:
+    from lifecycle.logs import configure_logging
+
     if args.database_url is None:
         shutil.rmtree(DEMO_DIRECTORY, ignore_errors=True)
         args.database_url = f"sqlite:///{DEMO_DIRECTORY / 'lifecycle.db'}"
@@ -101,6 +107,7 @@ def demo_command(args: argparse.Namespace) -> int:
     )
     app = Components(settings).application()
     try:
+        app.follow_policy()
         started = datetime.now(UTC)
         if args.direct:
             report, swept = record_month_by_month(app, messages, settings.message_rules, end)
@@ -114,6 +121,7 @@ def demo_command(args: argparse.Namespace) -> int:
             f"inactivity sweeps dissolved {swept}"
         )
         print_lifecycle_summary(app)
+        print_candidate_diff(settings, app, end)
     finally:
         app.close()
     from lifecycle.entrypoints.read_side import read_side_for_demo
@@ -126,6 +134,8 @@ def record_month_by_month(
     app: LifecycleApplication, messages: list[dict[str, Any]], rules: Any, end: datetime
 ) -> tuple[ImportReport, int]:
     """Record each simulated month, then sweep at its end, as a live engine would."""
+    from lifecycle.service.importer import ImportReport, import_lines
+
     months: dict[str, list[dict[str, Any]]] = {}
     for message in messages:
         months.setdefault(message["occurred_at"][:7], []).append(message)
@@ -153,6 +163,7 @@ def consume_month_by_month(
     from consumers.broker import EmbeddedBroker, Topics, ensure_topics, free_port
     from consumers.clients import new_producer
     from consumers.publish import publish_raw
+    from lifecycle.service.importer import ImportReport
 
     stop = threading.Event()
     swept = 0
@@ -234,6 +245,8 @@ def _month_end(month: str) -> datetime:
 
 def print_lifecycle_summary(app: LifecycleApplication) -> None:
     """Stage counts and rule firings, read from the event log itself."""
+    from lifecycle.service.application import STAGE_CHANGED_TOPICS
+
     stage_of: dict[Any, str] = {}
     rules: Counter[str] = Counter()
     transitions: Counter[tuple[str, str]] = Counter()
@@ -261,3 +274,19 @@ def print_lifecycle_summary(app: LifecycleApplication) -> None:
     print("\ntransitions:")
     for (from_stage, to_stage), count in sorted(transitions.items(), key=lambda kv: -kv[1]):
         print(f"  {from_stage:>11} -> {to_stage:<12} {count:>7}")
+
+
+def print_candidate_diff(settings: Settings, app: LifecycleApplication, now: datetime) -> None:
+    """What the sample candidate policy would change (``lifecycle policy diff``),
+    inactivity judged at the simulation's end."""
+    from lifecycle.entrypoints.cli.policy import print_diff
+    from projections.whatif import diff_policies
+
+    origin = f"lifecycle/domain/policies/{CANDIDATE_EXAMPLE}"
+    candidate = PolicyText.builtin(CANDIDATE_EXAMPLE, origin)
+    stream = app.policy_stream()
+    assert stream is not None  # the demo recorded: a policy was adopted
+    adopted = stream.adopted.document()
+    found = diff_policies(Components(settings), adopted, candidate, inactive_at=now)
+    print(f"\nwhat if {origin} were adopted? (lifecycle policy diff FILE --now TIME)")
+    print_diff(adopted, candidate, found, origin, now)

@@ -23,6 +23,8 @@ ROUTES = [
     f"/v1/complaints?{AS_OF}",
     f"/v1/inquiries?{AS_OF}",
     "/v1/follow-ups?before=2024-02-01&since=2024-01-01",
+    "/v1/customers/alice/stages",
+    f"/v1/account-managers/ana/customers?{AS_OF}",
     "/v1/customers/alice/history",
     "/v1/customers/alice/state",
     "/v1/projections",
