@@ -60,7 +60,6 @@ from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
-import structlog
 from eventsourcing.application import (
     AggregateNotFoundError,
     Application,
@@ -117,7 +116,13 @@ FIRST_USE_ACTOR = "lifecycle"
 ADOPTION_TRACKING = "policy-adoption:{version}"
 """Where an adoption's re-evaluation keeps how far it got."""
 
-log = structlog.get_logger(__name__)
+
+def _log() -> Any:
+    # Imported on first use: read-only commands (state, history) never log, and start
+    # faster without the logging library.
+    import structlog
+
+    return structlog.get_logger(__name__)
 
 
 @dataclass
@@ -474,7 +479,7 @@ class LifecycleApplication(Application[UUID]):
             adopted = self.policy_stream()
             assert adopted is not None
             return adopted
-        log.info("policy_adopted", version=document.version, sha256=document.sha256)
+        _log().info("policy_adopted", version=document.version, sha256=document.sha256)
         return stream
 
     def _follow(self, stream: PolicyStream) -> _Followed:
@@ -483,7 +488,7 @@ class LifecycleApplication(Application[UUID]):
             adopted = stream.adopted
             followed = _Followed(adopted.document().policy, StreamAt(stream.id, stream.version))
             self._followed = followed
-            log.info("policy_followed", version=adopted.version, sha256=adopted.sha256)
+            _log().info("policy_followed", version=adopted.version, sha256=adopted.sha256)
         return followed
 
     def _follow_adopted(self) -> None:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.entrypoints.cli.common import UsageError, add_common_options, settings_from
 from lifecycle.entrypoints.cli.kafka import bootstrap_option
-from lifecycle.settings import Settings
+
+if TYPE_CHECKING:
+    from lifecycle.settings import Settings
 
 T = TypeVar("T")
 

@@ -43,7 +43,7 @@ def _touchpoint(customer: str, kind: str, day: int, **fields: Any) -> Touchpoint
         kind=Kind(kind),
         channel=Channel.PHONE if kind == "inquiry" else Channel.WEB,
         occurred_at=START + timedelta(days=day),
-        source="console-test",
+        producer="console-test",
         attributes=attributes.get(kind, {}),
         **fields,
     )
