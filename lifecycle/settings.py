@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     relay_idle_seconds: float = Field(
         default=0.5, gt=0, description="how long the relay waits when the log has nothing new"
     )
+    relay_schema_version: Literal[1, 2] = Field(
+        default=2,
+        description="version of Contract 3 the relay publishes: 1 for consumers that have "
+        "not upgraded",
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -112,6 +117,12 @@ class Settings(BaseSettings):
     )
     api_wait_seconds: float = Field(
         default=2.0, ge=0, le=30, description="how long min_position may wait before 409"
+    )
+    p_alive_at_risk: float = Field(
+        default=0.3,
+        gt=0,
+        lt=1,
+        description="the at-risk flag likely_lapsed: p_alive below this, once a model is fitted",
     )
     api_workers: int | None = Field(
         default=None,

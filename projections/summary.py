@@ -397,6 +397,10 @@ class SummaryRow:
     def oldest_open_complaint_at(self) -> datetime | None:
         return min(self._open_complaints.values()) if self._open_complaints else None
 
+    p_alive = None
+    """Not known to the projection: the read API joins it in from the latest fit, so a
+    row judged here never raises ``likely_lapsed``."""
+
     def flags(self, as_of: datetime) -> list[str]:
         judge = FlagsAt(as_of).reader(JUDGED_ON)
         return judge([getattr(self, name) for name in JUDGED_ON])
@@ -410,8 +414,8 @@ def _select_list(columns: Sequence[str]) -> str:
     return ", ".join(columns) if columns else "*"
 
 
-def _select_page(columns: Sequence[str], where: Sequence[str]) -> str:
-    statement = f"SELECT {_select_list(columns)} FROM {{relationships}}"
+def _select_page(columns: Sequence[str], rows: str, where: Sequence[str]) -> str:
+    statement = f"SELECT {_select_list(columns)} FROM {rows}"
     if where:
         statement += " WHERE " + " AND ".join(where)
     return statement + " ORDER BY customer_id LIMIT ?"
@@ -488,7 +492,7 @@ class SummaryView(SqlView):
         """One customer's row as stored (or None), its ``columns`` (default all), and
         the position it reflects."""
         rows, position = self.fetch_with_position(
-            f"SELECT {_select_list(columns)} FROM {{relationships}} WHERE customer_id = ?",
+            f"SELECT {_select_list(columns)} FROM {self._rows()} WHERE customer_id = ?",
             (customer_id,),
         )
         return (rows[0] if rows else None), position
@@ -504,8 +508,12 @@ class SummaryView(SqlView):
         after: str | None = None,
         limit: int = 50,
         columns: Sequence[str] = (),
+        p_alive_below: float | None = None,
+        limits: Mapping[str, Any] | None = None,
     ) -> tuple[list[Any], int | None]:
-        """Rows as stored, as ``page`` selects them, their ``columns`` (default all).
+        """Rows as stored, as ``page`` selects them, their ``columns`` (default all);
+        ``p_alive_below`` keeps customers whom the latest fit gives a lower p_alive, and
+        ``limits`` are the flags' bounds that settings configure (``FlagsAt``).
 
         Each stage is read along the (stage, customer_id) index, already in order: with
         several stages, one ordered and limited read per stage, merged, rather than
@@ -516,7 +524,10 @@ class SummaryView(SqlView):
         if after is not None:
             where.append("customer_id > ?")
             params.append(after)
-        conditions = FlagsAt(as_of, self.dialect.time).conditions()
+        if p_alive_below is not None:
+            where.append("COALESCE(p_alive < ?, FALSE)")
+            params.append(p_alive_below)
+        conditions = FlagsAt(as_of, self.dialect.time, limits).conditions()
         for flag in flags:
             where.append(conditions[flag][0])
             params.extend(conditions[flag][1])
@@ -531,9 +542,9 @@ class SummaryView(SqlView):
             params.extend(types)
         wanted = list(dict.fromkeys(stages))
         if len(wanted) <= 1:
-            statement = _select_page(columns, where + ["stage = ?"] * len(wanted))
+            statement = _select_page(columns, self._rows(), where + ["stage = ?"] * len(wanted))
             return self.fetch_with_position(statement, [*params, *wanted, limit])
-        per_stage = _select_page(columns, [*where, "stage = ?"])
+        per_stage = _select_page(columns, self._rows(), [*where, "stage = ?"])
         statement = " UNION ALL ".join(
             f"SELECT * FROM ({per_stage}) AS stage_{number}" for number in range(len(wanted))
         )
@@ -543,6 +554,23 @@ class SummaryView(SqlView):
         return self.fetch_with_position(
             f"{statement} ORDER BY customer_id LIMIT ?", [*merged, limit]
         )
+
+    predictions: str | None = None
+    """The analytics models' latest predictions, as this view's reads reach that table
+    (``join_predictions``); None: no ``p_alive`` to join, it reads null."""
+
+    def join_predictions(self, table: str) -> None:
+        self.predictions = table
+
+    def _rows(self) -> str:
+        """The summary rows with the customer's ``p_alive`` from the latest fit: what
+        pages and records read, so that flags and filters see it as a column."""
+        p_alive = (
+            f"(SELECT p.p_alive FROM {self.predictions} p WHERE p.customer_id = r.customer_id)"
+            if self.predictions
+            else f"CAST(NULL AS {self.dialect.float_type})"
+        )
+        return f"(SELECT r.*, {p_alive} AS p_alive FROM {{relationships}} r) AS relationships"
 
     def book_records(
         self, manager_id: str, *, after: str | None, limit: int, columns: Sequence[str] = ()
@@ -554,7 +582,9 @@ class SummaryView(SqlView):
         if after is not None:
             where.append("customer_id > ?")
             params.append(after)
-        return self.fetch_with_position(_select_page(columns, where), [*params, limit])
+        return self.fetch_with_position(
+            _select_page(columns, self._rows(), where), [*params, limit]
+        )
 
     def starting_with(
         self, prefix: str, limit: int, columns: Sequence[str] = ()
@@ -562,7 +592,7 @@ class SummaryView(SqlView):
         """Rows as stored whose customer_id starts with ``prefix`` (a search box: it
         reads every row, in customer_id order)."""
         return self.fetch_with_position(
-            _select_page(columns, ["substr(customer_id, 1, ?) = ?"]),
+            _select_page(columns, self._rows(), ["substr(customer_id, 1, ?) = ?"]),
             [len(prefix), prefix, limit],
         )
 

@@ -182,6 +182,12 @@ class SqlView(TrackingRecorder):
         a second time, in any process, raises ``RebuildInProgress`` at once rather than
         dropping the tables the first holder is filling. A process that dies lets go."""
 
+    @abstractmethod
+    def reach(self, other: SqlView, base: str) -> str:
+        """The name under which this view's reads reach table ``base`` of ``other`` (the
+        summary's reads join the analytics predictions in): on PostgreSQL the views
+        share one database; a SQLite view attaches the other's file to its readers."""
+
     # Names ---------------------------------------------------------------------------
 
     shard: Shard = WHOLE_LOG
@@ -443,10 +449,34 @@ class SQLiteView(SqlView, SQLiteTrackingRecorder):
                     raise IntegrityError(error) from error
                 raise
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.attached: dict[str, str] = {}
+        """Files of other views attached to this view's read connections, by schema."""
+
     @contextlib.contextmanager
     def _read_transaction(self) -> Iterator[Any]:
-        with self.datastore.transaction(commit=False) as cursor:
-            yield cursor
+        if not self.attached:
+            with self.datastore.transaction(commit=False) as cursor:
+                yield cursor
+            return
+        with self.datastore.get_connection(commit=False) as connection:
+            cursor = connection.cursor()
+            # Outside a transaction (SQLite refuses ATTACH inside one), once per connection.
+            cursor.execute("PRAGMA database_list")
+            present = {row["name"] for row in cursor.fetchall()}
+            for schema, path in self.attached.items():
+                if schema not in present:
+                    cursor.execute("ATTACH DATABASE ? AS " + schema, (path,))
+            cursor.execute("BEGIN")
+            try:
+                yield cursor
+            finally:
+                connection.rollback()
+
+    def reach(self, other: SqlView, base: str) -> str:
+        self.attached[other.projection_name] = other.datastore.pool.db_name  # type: ignore[attr-defined]
+        return f"{other.projection_name}.{other.table(base)}"
 
     def _tracking_table(self) -> str:
         return "tracking"
@@ -523,6 +553,9 @@ class PostgresView(SqlView, PostgresTrackingRecorder):
             finally:
                 connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
                 connection.commit()
+
+    def reach(self, other: SqlView, base: str) -> str:
+        return other.table(base)
 
     def _tracking_table(self) -> str:
         return self.tracking_table_name

@@ -61,15 +61,39 @@ class Relationship(ChainedAggregate):
         """Base of every event of a relationship."""
 
     class RelationshipStarted(Event, Aggregate.Created):
+        """The relationship's first event, caused by its first touchpoint.
+
+        Version 2 added the ``correlation_id`` and ``producer`` of that touchpoint, as
+        every event a touchpoint causes carries them (Contract 3); version 1 events have
+        none (null)."""
+
+        class_version = 2
+
         customer_id: str
         started_at: datetime
+        correlation_id: str | None
+        producer: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["correlation_id"] = None
+            state["producer"] = None
 
     @staticmethod
     def create_id(customer_id: str, **_: Any) -> UUID:
         return relationship_id(customer_id)
 
     @event(RelationshipStarted)
-    def __init__(self, customer_id: str, started_at: datetime) -> None:
+    def __init__(
+        self,
+        customer_id: str,
+        started_at: datetime,
+        correlation_id: str | None = None,
+        producer: str | None = None,
+    ) -> None:
+        # The first touchpoint's correlation id and producer are the event's, for
+        # Contract 3: no rule looks at them.
+        del correlation_id, producer
         self.customer_id = customer_id
         self.started_at = started_at
         self._stage = Stage.EXPLORATION.value
@@ -114,6 +138,8 @@ class Relationship(ChainedAggregate):
                 actor=None,
                 reason=None,
                 effective_at=touchpoint.occurred_at,
+                correlation_id=touchpoint.correlation_id,
+                producer=touchpoint.producer,
             )
         self.trigger_event(
             self.TouchpointRecorded,
@@ -122,7 +148,9 @@ class Relationship(ChainedAggregate):
             kind=touchpoint.kind.value,
             channel=touchpoint.channel.value,
             occurred_at=touchpoint.occurred_at,
-            source=touchpoint.source,
+            source=touchpoint.producer,
+            producer=touchpoint.producer,
+            correlation_id=touchpoint.correlation_id,
             attributes=touchpoint.attributes,
             personal=touchpoint.personal,
             schema_version=touchpoint.schema_version,
@@ -140,6 +168,8 @@ class Relationship(ChainedAggregate):
                 actor=None,
                 reason=None,
                 effective_at=touchpoint.occurred_at,
+                correlation_id=touchpoint.correlation_id,
+                producer=touchpoint.producer,
             )
         return True
 
@@ -161,6 +191,8 @@ class Relationship(ChainedAggregate):
             actor=actor,
             reason=reason,
             effective_at=at,
+            correlation_id=None,
+            producer=None,
         )
 
     def dissolve_if_inactive(self, policy: Policy, now: datetime) -> bool:
@@ -180,6 +212,8 @@ class Relationship(ChainedAggregate):
             actor=None,
             reason=None,
             effective_at=now,
+            correlation_id=None,
+            producer=None,
         )
         return True
 
@@ -250,20 +284,53 @@ class Relationship(ChainedAggregate):
     # Events: each is named in the past tense; its apply() is the state change ---------
 
     class TouchpointRecorded(Event):
+        """A touchpoint, recorded in its current form (``schema_version`` is the version
+        of the message it arrived as).
+
+        Version 2 added ``producer`` (the upstream system, as version 2 of the message
+        names it) and ``correlation_id``; version 1 events are read with ``producer``
+        from their ``source`` and no correlation id. ``source`` stays, holding the same
+        value as ``producer``: the data of a Contract 3 event, an export line or a
+        history line of version 2 is then a superset of version 1's, so every consumer
+        and tool reading ``data.source`` keeps working on old and new events alike, and
+        ``LIFECYCLE_RELAY_SCHEMA_VERSION=1`` publishes version 1 data by leaving fields
+        out, never by renaming them.
+        """
+
+        class_version = 2
+
         customer_id: str
         event_id: str
         kind: str
         channel: str
         occurred_at: datetime
         source: str
+        producer: str
+        correlation_id: str | None
         attributes: dict[str, Any]
         personal: dict[str, str] | None
         schema_version: int
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["producer"] = state["source"]
+            state["correlation_id"] = None
 
         def apply(self, aggregate: Relationship) -> None:
             aggregate.apply_touchpoint(self)
 
     class StageChanged(Event):
+        """A move from one stage to another, as decided when it was recorded.
+
+        Version 2 added the ``correlation_id`` and ``producer`` of the touchpoint that
+        triggered the change, taken from it when the policy decided (null when no
+        touchpoint triggered it, a manual change or the sweep, and for every version 1
+        event), so that the change carries the upstream's trace as every event the
+        touchpoint causes does (Contract 3).
+        """
+
+        class_version = 2
+
         customer_id: str
         from_stage: str
         to_stage: str
@@ -274,6 +341,13 @@ class Relationship(ChainedAggregate):
         actor: str | None
         reason: str | None
         effective_at: datetime
+        correlation_id: str | None
+        producer: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["correlation_id"] = None
+            state["producer"] = None
 
         def apply(self, aggregate: Relationship) -> None:
             aggregate._stage = self.to_stage

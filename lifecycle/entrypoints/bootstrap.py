@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from consumers.broker import Topics
     from consumers.ingest import TouchpointIngest
+    from consumers.redrive_log import RedriveLog
     from consumers.relay import Relay
     from lifecycle.audit.ledger import AuditKey, AuditLedger
     from lifecycle.audit.sealing import PeriodicSealer
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from lifecycle.service.application import LifecycleApplication
     from lifecycle.settings import Settings
     from projections.api.app import ReadSide
+    from projections.predictions import PredictionsView
     from projections.readmodel import ReadModel
     from projections.views import SqlView
 
@@ -181,6 +183,22 @@ class Components:
             max_records=self.settings.kafka_max_poll_records,
         )
 
+    def redrive_log(self, *, read_only: bool = False) -> RedriveLog:
+        """What the dead-letter re-drive remembers: lifecycle.redrives.db beside a SQLite
+        store, a table on PostgreSQL; ``read_only`` creates nothing. Close it when done."""
+        from consumers.redrive_log import PostgresRedriveLog, SQLiteRedriveLog
+
+        store = self.settings.store
+        if store.is_sqlite:
+            return SQLiteRedriveLog(store.sibling_path("redrives"), read_only=read_only)
+        from eventsourcing.postgres import PostgresFactory
+        from eventsourcing.utils import Environment
+
+        env = Environment(
+            "lifecycle_redrives", {**store.persistence_env(), "POSTGRES_POOL_SIZE": "1"}
+        )
+        return PostgresRedriveLog(PostgresFactory(env).datastore, read_only=read_only)
+
     def relay_tracking(self) -> InfrastructureFactory[TrackingRecorder]:
         """Where the relay stores its position: lifecycle.relay.db beside a SQLite
         store, the ``lifecyclerelay_tracking`` table on PostgreSQL. Close it after the
@@ -211,6 +229,7 @@ class Components:
             topic=topics.relationship_events,
             batch_size=self.settings.relay_batch_size,
             idle_seconds=self.settings.relay_idle_seconds,
+            schema_version=self.settings.relay_schema_version,
         )
 
     # Read side --------------------------------------------------------------------------
@@ -232,25 +251,43 @@ class Components:
         """The view of ``model`` (its tables created if missing), on the configured store;
         ``generation`` "" is the live tables (``projections.views.LIVE``); in the next
         generation, of one ``shard`` of a rebuild."""
+        return self._open_view(model.name, model.view_classes, generation, shard)
+
+    def predictions_view(self) -> PredictionsView:
+        """Where the analytics models' predictions are kept (Contract 8): a view beside
+        the read models' (``lifecycle.predictions.db`` beside a SQLite store)."""
+        from projections.predictions import Predictions
+
+        view = self._open_view(Predictions.name, Predictions.view_classes)
+        return cast("PredictionsView", view)
+
+    def _open_view(
+        self,
+        name: str,
+        view_classes: dict[str, type[SqlView]],
+        generation: str = "",
+        shard: Shard = WHOLE_LOG,
+    ) -> SqlView:
         from eventsourcing.persistence import InfrastructureFactory
         from eventsourcing.utils import Environment
 
         from projections.views import SqlView
 
-        env = {**os.environ, **self.view_env(model.name)}
+        env = {**os.environ, **self.view_env(name)}
         if not shard.is_whole_log:
             # The shards of a rebuild take turns writing the same tables: wait for each other.
             env["SQLITE_LOCK_TIMEOUT"] = str(SHARDS_WAIT_SECONDS)
-        factory = InfrastructureFactory.construct(Environment(model.name, env))
+        factory = InfrastructureFactory.construct(Environment(name, env))
         backend = "sqlite" if self.settings.store.is_sqlite else "postgres"
-        view = cast(SqlView, factory.tracking_recorder(model.view_classes[backend]))
+        view = cast(SqlView, factory.tracking_recorder(view_classes[backend]))
         view.use_generation(generation, shard)
         view.create_table()
         return view
 
     def read_side(self) -> ReadSide:
         """What the HTTP API serves from, closed together: the views of every read model,
-        the audit ledger (how far the log is sealed and verified), and the application.
+        the analytics predictions (which the summary's reads join in), the audit ledger
+        (how far the log is sealed and verified), and the application.
 
         The application writes: ``POST /v1/touchpoints`` records through its batch path
         (``record_batch``) and ``PUT …/account-manager`` through its commands, under the
@@ -260,14 +297,19 @@ class Components:
         as it is from Kafka, and the console can show it to auditors."""
         from consumers.metrics import REGISTRY as KAFKA_EDGE_REGISTRY
         from projections.api.app import ReadSide
+        from projections.predictions import Predictions
+        from projections.summary import Summary, SummaryView
         from projections.wiring import close_view, open_views
 
         views = open_views(self, None)
+        predictions = self.predictions_view()
+        summary = cast(SummaryView, views[Summary.name])
+        summary.join_predictions(summary.reach(predictions, Predictions.TABLE))
         application = self.application()
         ledger = self.ledger()
 
         def close() -> None:
-            for view in views.values():
+            for view in (*views.values(), predictions):
                 close_view(view)
             ledger.close()
             application.close()
@@ -275,6 +317,7 @@ class Components:
         return ReadSide(
             settings=self.settings,
             views=views,
+            predictions=predictions,
             application=application,
             close=close,
             # The Kafka edge keeps its counters in a registry of its own.

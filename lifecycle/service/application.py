@@ -41,6 +41,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking, Transcoder
 from eventsourcing.utils import EnvType
 
+from lifecycle.domain.analytics import ANALYTICS_STREAM, AnalyticsModels, ModelFit
 from lifecycle.domain.errors import LifecycleError, RelationshipNotFound
 from lifecycle.domain.hashchain import install_hasher
 from lifecycle.domain.policy import Policy
@@ -51,6 +52,7 @@ from lifecycle.domain.relationship import (
     relationship_id,
     stage_in_force,
 )
+from lifecycle.domain.streams import stream_id
 from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.persistence.personal import PersonalDataVault
@@ -247,6 +249,22 @@ class LifecycleApplication(Application[UUID]):
         self.save(relationship)
         return relationship, True
 
+    def record_model_fits(self, fits: Sequence[ModelFit]) -> tuple[int, datetime]:
+        """Record fits of the analytics models (Contract 8) together, in one transaction;
+        returns the log position and the recorded time of the last one."""
+        for _ in range(MAX_ATTEMPTS):
+            models = self.analytics_models() or AnalyticsModels()
+            for fit in fits:
+                models.record_fit(fit)
+            try:
+                recordings = self.save(models)
+            except IntegrityError:
+                continue  # another fit was recorded meanwhile: chain onto it
+            last = recordings[-1]
+            fitted = cast(AnalyticsModels.Event, last.domain_event)
+            return last.notification.id, fitted.timestamp
+        raise ConcurrencyConflict(f"model fits not recorded after {MAX_ATTEMPTS} version conflicts")
+
     def close(self) -> None:
         if self.vault is not None:
             self.vault.close()
@@ -295,6 +313,16 @@ class LifecycleApplication(Application[UUID]):
                 f"no relationship for customer {customer_id!r}{where}"
             ) from None
         return aggregate
+
+    def analytics_models(self) -> AnalyticsModels | None:
+        """The stream of model fits, or None before the first fit."""
+        try:
+            models: AnalyticsModels = self.repository.get(
+                stream_id(ANALYTICS_STREAM), version=LATEST
+            )
+        except AggregateNotFoundError:
+            return None
+        return models
 
     def relationship_as_of(self, customer_id: str, recorded_at: datetime) -> Relationship:
         """The relationship as the engine knew it at ``recorded_at`` (recorded time)."""
@@ -363,7 +391,10 @@ class LifecycleApplication(Application[UUID]):
                 relationship = self.repository.get(aggregate_id)
             else:
                 relationship = Relationship(
-                    customer_id=touchpoint.customer_id, started_at=touchpoint.occurred_at
+                    customer_id=touchpoint.customer_id,
+                    started_at=touchpoint.occurred_at,
+                    correlation_id=touchpoint.correlation_id,
+                    producer=touchpoint.producer,
                 )
             loaded[aggregate_id] = relationship
         return relationship

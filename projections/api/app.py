@@ -28,6 +28,7 @@ from projections.api.errors import add_error_handlers
 from projections.api.paths import KeepEncodedSlashes
 from projections.api.routes import (
     account_managers,
+    analytics,
     audit,
     console,
     customers,
@@ -62,7 +63,16 @@ def create_app(read_side: ReadSide) -> FastAPI:
     app.add_middleware(KeepEncodedSlashes)
     app.add_middleware(_LatencyMiddleware)
     add_error_handlers(app)
-    for routes in (customers, account_managers, audit, funnel, service, ingest, operations):
+    for routes in (
+        customers,
+        account_managers,
+        analytics,
+        audit,
+        funnel,
+        service,
+        ingest,
+        operations,
+    ):
         app.include_router(routes.router)
     app.include_router(console.router)
     _document_messages(app)

@@ -28,6 +28,7 @@ from lifecycle.settings import Settings
 from projections import metrics
 from projections.api import models
 from projections.api.errors import ApiError
+from projections.predictions import PredictionsView
 from projections.views import SqlView
 
 if TYPE_CHECKING:
@@ -47,13 +48,16 @@ _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 @dataclass
 class ReadSide:
-    """What the API serves from: the views of the read models, and the application,
-    which reads the event log (for auditors and business-time questions) and records
-    what the API is given to write (touchpoints over HTTP, account managers) through the
-    same paths as every other writer."""
+    """What the API serves from: the views of the read models, the analytics
+    predictions, and the application, which reads the event log (for auditors and
+    business-time questions) and records what the API is given to write (touchpoints over
+    HTTP, account managers) through the same paths as every other writer."""
 
     settings: Settings
     views: dict[str, SqlView]
+    predictions: PredictionsView
+    """Not a read model following the log (so not among ``views``, whose lag /readyz
+    judges): each fit writes it."""
     application: LifecycleApplication
     close: Callable[[], None] = field(default=lambda: None)
     metrics_registries: Sequence[CollectorRegistry] = ()

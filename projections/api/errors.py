@@ -18,10 +18,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lifecycle.domain.analytics import NoModelFitted
 from lifecycle.domain.errors import InvalidAccountManager, LifecycleError, RelationshipNotFound
 from projections.api import models
 
-STATUS_OF_CODE: dict[str, int] = {RelationshipNotFound.code: 404, InvalidAccountManager.code: 422}
+STATUS_OF_CODE: dict[str, int] = {
+    RelationshipNotFound.code: 404,
+    InvalidAccountManager.code: 422,
+    NoModelFitted.code: 409,
+}
 """The HTTP status of each domain error the read API may meet. Any other is a server
 error: the API did not expect it, so no client could have avoided it."""
 
@@ -72,7 +77,8 @@ async def _domain_error(_: Request, error: Exception) -> JSONResponse:
     status = STATUS_OF_CODE.get(error.code)
     if status is None:
         raise error
-    return _answer(status, models.Error(error=ERROR_OF_STATUS[status], message=str(error)))
+    name = ERROR_OF_STATUS.get(status, error.code)
+    return _answer(status, models.Error(error=name, message=str(error)))
 
 
 async def _invalid(_: Request, error: Exception) -> JSONResponse:

@@ -324,6 +324,38 @@ class PurchasePatternResponse(Model):
     category_affinity: list[CategoryAffinity]
 
 
+class PredictionsResponse(Model):
+    position: Position = Field(
+        description="log position of the fit the predictions come from (its ModelFitted events)"
+    )
+    customer_id: str
+    observation_end: date = Field(
+        description="the fit's last day of purchases: predictions are conditional on the "
+        "customer's purchases up to it and cover the horizon after it"
+    )
+    period_days: int = Field(description="days per period the models were fitted in")
+    horizon_days: int
+    monthly_discount: float
+    p_alive: float | None = Field(
+        description="probability the customer is still a customer at the observation end "
+        "(BG/NBD); null without a purchase by then"
+    )
+    expected_purchases: float | None = Field(
+        description="expected purchase days in the horizon (BG/NBD conditional expectation)"
+    )
+    expected_average_value: float | None = Field(
+        description="expected spend per purchase day (Gamma-Gamma conditional expectation)"
+    )
+    clv: float | None = Field(
+        description="expected spend in the horizon, each 30-day month discounted by "
+        "(1 + monthly_discount)^month"
+    )
+    frequency: int | None = Field(description="repeat purchase days by the observation end")
+    recency: int | None = Field(description="days from the first to the last purchase day")
+    T: int | None = Field(description="days from the first purchase day to the observation end")
+    monetary_value: float | None = Field(description="mean total of the repeat purchase days")
+
+
 class HistoryResponse(Model):
     position: Position
     customer_id: str

@@ -18,7 +18,7 @@ read as stored (the row stores ``SummaryRow.relationship_type``, on which lists 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -61,6 +61,7 @@ class SummaryRenderer:
         "oldest_open_complaint_at",
         "relationship_type",
         "account_manager",
+        "p_alive",
     )
 
     BOOK_COLUMNS = (
@@ -74,9 +75,12 @@ class SummaryRenderer:
         "oldest_open_complaint_at",
         "previous_stage",
         "stage_rule",
+        "p_alive",
     )
 
-    def __init__(self, view: SqlView, as_of: datetime) -> None:
+    def __init__(
+        self, view: SqlView, as_of: datetime, limits: Mapping[str, Any] | None = None
+    ) -> None:
         self.as_of = as_of
         self._from_time = view.dialect.from_time
         # Bounds in the stored form (SQLite: fixed-width UTC text, which compares like
@@ -125,6 +129,7 @@ class SummaryRenderer:
             oldest_open,
             kind_of_relationship,
             account_manager,
+            _p_alive,  # judged by the flags only
         ) = values
         from_time = self._from_time
         kinds: dict[str, int] = orjson.loads(kind_counts)
@@ -194,6 +199,7 @@ class SummaryRenderer:
             _oldest_open,
             previous_stage,
             stage_rule,
+            _p_alive,  # judged by the flags only
         ) = values
         from_time = self._from_time
         flags = self._book_flags(values)

@@ -53,7 +53,7 @@ def population() -> list[Touchpoint]:
                     kind=Kind(kind),
                     channel=Channel.WEB,
                     occurred_at=DAY_ZERO + timedelta(days=day * 3 + number, hours=number),
-                    source="shop",
+                    producer="shop",
                     attributes=attributes,
                     personal=(
                         {"name": "Ann Example", "email": PLAINTEXT_EMAIL}

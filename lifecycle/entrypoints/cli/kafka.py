@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "touchpoints with their Kafka positions in one transaction, dead-letters invalid "
         "ones. Run several in one group to share the partitions.",
     )
-    _bootstrap_option(p)
+    bootstrap_option(p)
     p.add_argument("--group", help="consumer group (env LIFECYCLE_KAFKA_CONSUMER_GROUP)")
     p.add_argument(
         "--max-records",
@@ -68,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Publishes every recorded event as a Contract 3 message, at least once "
         "and in log order per customer, resuming from its stored position.",
     )
-    _bootstrap_option(p)
+    bootstrap_option(p)
     add_common_options(p)
     p.set_defaults(handler=relay_command)
 
@@ -80,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "Exit 0 when the input was processed, even with invalid lines.",
     )
     p.add_argument("file", metavar="FILE|-", help="a JSON-lines file, or - for standard input")
-    _bootstrap_option(p)
+    bootstrap_option(p)
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
     add_common_options(p)
     p.set_defaults(handler=publish_command)
@@ -91,13 +91,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Starts the embedded broker unless LIFECYCLE_KAFKA_BOOTSTRAP is set, then "
         "the touchpoint consumer and the outbound relay, until stopped.",
     )
-    _bootstrap_option(p)
+    bootstrap_option(p)
     _broker_options(p)
     add_common_options(p)
     p.set_defaults(handler=run_command)
 
 
-def _bootstrap_option(p: argparse.ArgumentParser) -> None:
+def bootstrap_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--bootstrap",
         dest="kafka_bootstrap",

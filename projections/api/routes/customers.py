@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from lifecycle.domain.analytics import NoModelFitted
 from lifecycle.domain.errors import RelationshipNotFound
 from lifecycle.domain.relationship import Relationship, stage_in_force
 from lifecycle.domain.vocabulary import Stage
@@ -29,7 +30,7 @@ from projections.api.dependencies import (
 )
 from projections.api.errors import error_responses
 from projections.api.summaries import SummaryRenderer
-from projections.at_risk import FLAGS
+from projections.at_risk import FLAGS, limits_of
 from projections.purchases import PurchasesView, purchase_pattern
 from projections.summary import RELATIONSHIP_TYPES, SummaryView
 
@@ -46,6 +47,7 @@ Purchases = Annotated[PurchasesView, Depends(Reached("purchases"))]
     summary="List relationship summaries, filtered, with cursor pagination",
 )
 def list_customers(
+    read_side: ReadSideDep,
     summaries: Summaries,
     stage: Annotated[list[Stage] | None, Query()] = None,
     at_risk: Annotated[bool | None, Query(description="any at-risk flag raised")] = None,
@@ -54,12 +56,24 @@ def list_customers(
         list[Literal[RELATIONSHIP_TYPES]] | None,  # type: ignore[valid-type]
         Query(description="any of these relationship types"),
     ] = None,
+    p_alive_below: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            le=1,
+            description="customers whose p_alive in the latest fit of the analytics models "
+            "is below this (409 no_model_fitted before any fit)",
+        ),
+    ] = None,
     as_of: AsOf = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Response:
+    if p_alive_below is not None and read_side.predictions.fit_in_force() is None:
+        raise NoModelFitted("no model fitted yet: p_alive_below needs `lifecycle analytics fit`")
     when = as_of or datetime.now(UTC)
     after = decode_cursor(cursor, 1)
+    limits = limits_of(read_side.settings)
     rows, position = summaries.page_records(
         as_of=when,
         stages=[s.value for s in stage or ()],
@@ -69,9 +83,11 @@ def list_customers(
         after=after[0] if after else None,
         limit=limit + 1,
         columns=SummaryRenderer.COLUMNS,
+        p_alive_below=p_alive_below,
+        limits=limits,
     )
     next_cursor = encode_cursor([rows[limit - 1]["customer_id"]]) if len(rows) > limit else None
-    body = SummaryRenderer(summaries, when).page(rows[:limit], position or 0, next_cursor)
+    body = SummaryRenderer(summaries, when, limits).page(rows[:limit], position or 0, next_cursor)
     return respond_json(body, position or 0)
 
 
@@ -81,11 +97,14 @@ def list_customers(
     responses=error_responses(401, 403, 404, 409, 422),
     summary="The relationship summary (customer 360) of one customer",
 )
-def get_customer(customer_id: CustomerId, summaries: Summaries, as_of: AsOf = None) -> Response:
+def get_customer(
+    customer_id: CustomerId, read_side: ReadSideDep, summaries: Summaries, as_of: AsOf = None
+) -> Response:
     row, position = summaries.record(customer_id, SummaryRenderer.COLUMNS)
     if row is None:
         raise _no_relationship(customer_id)
-    body = SummaryRenderer(summaries, as_of or datetime.now(UTC)).one(row, position or 0)
+    when = as_of or datetime.now(UTC)
+    body = SummaryRenderer(summaries, when, limits_of(read_side.settings)).one(row, position or 0)
     return respond_json(body, position or 0)
 
 

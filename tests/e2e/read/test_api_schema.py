@@ -54,5 +54,5 @@ def test_the_api_keeps_to_its_openapi_document(client: TestClient) -> None:
 
         keeps_to_the_document()
 
-    assert len(operations) == 17
+    assert len(operations) == 18
     assert {200, 404, 422} <= statuses

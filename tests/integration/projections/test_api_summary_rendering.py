@@ -15,7 +15,7 @@ from lifecycle.settings import Settings
 from lifecycle.simulation import as_json_lines, simulate_population
 from projections.api import models
 from projections.api.summaries import SummaryRenderer
-from projections.at_risk import FLAGS
+from projections.at_risk import FLAGS, LIKELY_LAPSED
 from projections.summary import RELATIONSHIP_TYPES, SummaryRow, SummaryView
 from tests.integration.projections.conftest import Project
 
@@ -108,7 +108,9 @@ def test_the_population_raises_every_flag_and_reaches_every_stage(
     rows, _ = summaries.page(as_of=END, limit=1_000)
 
     raised = {flag for as_of in TIMES for row in rows for flag in row.flags(as_of)}
-    assert raised == set(FLAGS)
+    # likely_lapsed is judged on the analytics fit's p_alive, which a SummaryRow does not
+    # know (tests/e2e/read/test_api_predictions.py raises it).
+    assert raised == set(FLAGS) - {LIKELY_LAPSED}
     assert {row.stage for row in rows} == {
         "exploration",
         "awareness",
