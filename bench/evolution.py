@@ -19,22 +19,40 @@ CPU time of decoding version 1 events upcast and as stored (the classes said to 
 version 1, the library upcasts nothing), alternating in one process. Each other
 measurement runs in its own process; the stores alternate for ``--rounds`` rounds and
 the best of each is kept, because the shared machine's load drifts.
+
+(b) ``policy diff`` of the sample candidate policy (lifecycle/domain/policies/
+    candidate-example.toml) against the adopted v1 (inactivity not judged), in
+    events/s, beside a rebuild of
+    every read model (``lifecycle replay``) of the same store, both sharing the
+    customers between the configured number of processes; the two alternate for
+    ``--rounds`` rounds and the best of each is kept, as the machine's load drifts.
+(c) ``policy adopt`` of the same candidate: relationships re-evaluated per second, on a
+    copy of the store (an adoption writes), in this process.
+
+The store is the projection benchmark's (``bench.projections.build_store``: SQLite, built
+once through ``record_batch`` and kept in bench/data/).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench.projections import DATA, build_store
+from lifecycle.domain.messages import utc_now
+from lifecycle.domain.policy import PolicyText
 from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.logs import configure_logging
+from lifecycle.settings import Settings
 
 VERSION_2_FIELDS = ("class_version", "producer", "correlation_id")
 """What version 2 added to the stored state of the versioned classes."""
@@ -219,7 +237,85 @@ def part_a(args: argparse.Namespace) -> None:
     )
 
 
-PARTS: dict[str, Callable[[argparse.Namespace], None]] = {"a": part_a}
+# (b) and (c) The policy: what-if and adoption -------------------------------------------
+
+CANDIDATE = "candidate-example.toml"
+
+
+def _store(args: argparse.Namespace) -> str:
+    configure_logging("console", "warning")
+    return build_store(args.touchpoints, args.customers)
+
+
+def candidate() -> PolicyText:
+    return PolicyText.builtin(CANDIDATE, f"lifecycle/domain/policies/{CANDIDATE}")
+
+
+def policy_diff_against_rebuild(url: str, rounds: int) -> None:
+    """(b) ``policy diff`` events/s against a rebuild's, on the same store."""
+    from projections.rebuild import rebuild
+    from projections.whatif import diff_policies
+
+    settings = Settings(database_url=url, log_level="warning")
+    app = Components(settings).application()
+    stream = app.policy_stream()
+    app.close()
+    assert stream is not None, "the store was recorded: a policy was adopted"
+    adopted = stream.adopted.document()
+    rebuilds, diffs = [], []
+    for _ in range(rounds):
+        rebuilt = rebuild(Components(settings))
+        rebuilds.append((rebuilt.events_per_second, rebuilt.seconds, len(rebuilt.shards)))
+        found = diff_policies(Components(settings), adopted, candidate(), inactive_at=None)
+        diffs.append((found.events_per_second, found.seconds, found.parts))
+    rebuild_rate, rebuild_seconds, processes = max(rebuilds)
+    diff_rate, diff_seconds, diff_processes = max(diffs)
+    events = found.events
+    print(f"(b) policy diff against a rebuild of every read model, {events:,} events:")
+    print(
+        f"  rebuild (all read models)  {rebuild_rate:>10,.0f} events/s  "
+        f"{rebuild_seconds:6.1f} s  {processes} processes   "
+        f"(rounds: {', '.join(f'{r:,.0f}' for r, _, _ in rebuilds)})"
+    )
+    print(
+        f"  policy diff                {diff_rate:>10,.0f} events/s  "
+        f"{diff_seconds:6.1f} s  {diff_processes} processes   "
+        f"(rounds: {', '.join(f'{r:,.0f}' for r, _, _ in diffs)})"
+    )
+    comparison = found.comparison
+    print(
+        f"  diff / rebuild: {diff_rate / rebuild_rate:.2f}; {comparison.relationships:,} "
+        f"relationships, {len(comparison.differing):,} would be in another stage\n"
+    )
+
+
+def adoption_rate(url: str, rounds: int) -> None:
+    """(c) ``policy adopt``: relationships re-evaluated per second."""
+    del rounds  # an adoption changes its copy of the store: one round per copy
+    source = Path(url.removeprefix("sqlite:///")).parent
+    with tempfile.TemporaryDirectory(dir=source.parent) as scratch:
+        copy = Path(scratch) / "store"
+        shutil.copytree(source, copy, ignore=shutil.ignore_patterns("lifecycle.*.db*"))
+        settings = Settings(database_url=f"sqlite:///{copy / 'lifecycle.db'}", log_level="warning")
+        app = Components(settings).application()
+        try:
+            started = time.perf_counter()
+            outcome = app.adopt_policy(candidate(), actor="bench", reason="bench", at=utc_now())
+            seconds = time.perf_counter() - started
+        finally:
+            app.close()
+    print(f"(c) policy adopt of {CANDIDATE}, {outcome.reevaluated:,} relationships:")
+    print(
+        f"  {outcome.reevaluated / seconds:,.0f} relationships re-evaluated/s  {seconds:.1f} s; "
+        f"{outcome.moved:,} moved to another stage\n"
+    )
+
+
+PARTS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "a": part_a,
+    "b": lambda args: policy_diff_against_rebuild(_store(args), args.rounds),
+    "c": lambda args: adoption_rate(_store(args), args.rounds),
+}
 
 
 def main() -> None:

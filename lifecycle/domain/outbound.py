@@ -170,6 +170,8 @@ BUSINESS_TIME_FIELDS = {
     "PersonalDataErased": "erased_at",
     "AccountManagerAssigned": "assigned_at",
     "AccountManagerUnassigned": "unassigned_at",
+    "PolicyStreamStarted": "started_at",
+    "PolicyAdopted": "adopted_at",
 }
 """Which field of each event type holds its business time (``occurred_at``); an event
 type without one happened when it was recorded."""

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from consumers.relay import Relay
     from lifecycle.audit.ledger import AuditKey, AuditLedger
     from lifecycle.audit.sealing import PeriodicSealer
-    from lifecycle.domain.policy import Policy
+    from lifecycle.domain.policy import PolicyText
     from lifecycle.persistence.personal import KeyStore, PersonalDataVault
     from lifecycle.service.application import LifecycleApplication
     from lifecycle.settings import Settings
@@ -50,12 +50,15 @@ class Components:
 
     # Write side ---------------------------------------------------------------------
 
-    def policy(self) -> Policy:
-        from lifecycle.domain.policy import Policy
+    def policy_file(self) -> PolicyText | None:
+        """``LIFECYCLE_POLICY_FILE``, read and validated (None: unset). It is the first
+        adoption of a store without a policy; a recording process started with any other
+        than the adopted policy refuses to start."""
+        from lifecycle.domain.policy import PolicyText
 
         if self.settings.policy_file is None:
-            return Policy.default()
-        return Policy.from_file(self.settings.policy_file)
+            return None
+        return PolicyText.read(self.settings.policy_file)
 
     def application_env(self) -> dict[str, str]:
         return {
@@ -73,7 +76,7 @@ class Components:
 
         return LifecycleApplication(
             env=self.application_env(),
-            policy=self.policy(),
+            policy_file=self.policy_file(),
             snapshot_interval=self.settings.snapshot_interval,
             vault=self.vault(),
         )
@@ -84,9 +87,7 @@ class Components:
         and concurrent DDL fails on PostgreSQL) and no key store is opened."""
         from lifecycle.service.application import LifecycleApplication
 
-        return LifecycleApplication(
-            env={**self.application_env(), "CREATE_TABLE": "n"}, policy=self.policy()
-        )
+        return LifecycleApplication(env={**self.application_env(), "CREATE_TABLE": "n"})
 
     def key_store(self) -> KeyStore:
         """Per-customer keys: lifecycle.keys.db beside a SQLite database; a table on

@@ -78,6 +78,13 @@ def insert_in_plain_transaction(
     return recorder._fetch_ids_after_insert_events(cursor, stored_events, **kwargs)
 
 
+def lock_events_table(recorder: PostgresProcessRecorder, cursor: Any) -> None:
+    """Take the lock every PostgreSQL insert of events takes (the library's
+    ``_lock_table``), in the transaction ``cursor`` belongs to: until it ends no other
+    writer commits an event, so what it reads stays the latest."""
+    recorder._lock_table(cursor)
+
+
 def notifications(
     rows: Iterable[tuple[int, str, int, str, bytes]],
     convert_originator_id: Callable[[str], UUID | str],

@@ -12,6 +12,7 @@ from eventsourcing.postgres import PostgresProcessRecorder
 
 from lifecycle.faults import Backoff, is_database_fault, retry
 from lifecycle.persistence import library
+from lifecycle.persistence.recorders import CONDITION, StreamAt, check_condition
 
 log = structlog.get_logger(__name__)
 
@@ -46,4 +47,28 @@ class BatchPostgresProcessRecorder(PostgresProcessRecorder):
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            return library.insert_in_plain_transaction(self, curs, stored_events, **kwargs)
+            ids = library.insert_in_plain_transaction(self, curs, stored_events, **kwargs)
+            condition: StreamAt | None = kwargs.get(CONDITION)
+            if condition is not None:
+                self._check(curs, condition, locked=bool(stored_events))
+            return ids
+
+    def _check(self, curs: Any, condition: StreamAt, *, locked: bool) -> None:
+        """A write's ``StreamAt`` condition, checked under the table lock every insert
+        takes: an event committed before it is seen (read committed), and none can be
+        committed after it until this transaction ends."""
+        from psycopg.sql import SQL, Identifier
+
+        if not locked:
+            library.lock_events_table(self, curs)
+        curs.execute(
+            SQL(
+                "SELECT MAX(originator_version) AS version FROM {schema}.{table} "
+                "WHERE originator_id = %s"
+            ).format(
+                schema=Identifier(self.datastore.schema),
+                table=Identifier(self.events_table_name),
+            ),
+            [condition.originator_id],
+        )
+        check_condition(condition, curs.fetchone()["version"])

@@ -19,6 +19,7 @@ from consumers.broker import EmbeddedBroker, Topics, ensure_topics, free_port, p
 from consumers.clients import new_producer
 from consumers.dead_letters import DeadLetter, DeadLetterPublisher
 from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.service.application import RELATIONSHIP_TOPICS
 from lifecycle.settings import Settings
 from tests.conftest import run_cli
 from tests.kafka_support import (
@@ -168,7 +169,7 @@ def test_run_records_published_touchpoints_and_relays_the_resulting_events(
         published = run_cli("publish", str(source), env=env)
         wait_until(lambda: sum(recorded_event_ids(reader).values()) == len(messages))
         recorded = recorded_event_ids(reader)
-        events = reader.recorder.select_notifications(1, 10_000)
+        events = reader.recorder.select_notifications(1, 10_000, topics=RELATIONSHIP_TOPICS)
         relayed = read_topic(f"127.0.0.1:{port}", "crm.relationship-events", len(events))
         wait_until(lambda: funnel_size(api_port) == 20, what="the read API's funnel")
     finally:

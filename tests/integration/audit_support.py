@@ -328,5 +328,15 @@ def _type(topic: str) -> str:
     return topic.rpartition(".")[2]
 
 
+POPULATION_EVENTS = 32
+"""The events of the population's four relationships."""
+POLICY_EVENTS = 2
+"""The policy stream's first events (started, the built-in policy adopted), which the
+first batch recorded into a store writes before its own."""
+LOG_EVENTS = POLICY_EVENTS + POPULATION_EVENTS
+STREAMS = len(CUSTOMERS) + 1
+"""The population's relationships and the policy stream."""
+
+
 def record_population(app: LifecycleApplication) -> None:
     app.record_batch(population())

@@ -18,7 +18,7 @@ from lifecycle.domain.outbound import (
     to_relationship_event,
 )
 from lifecycle.entrypoints.bootstrap import Components
-from lifecycle.service.application import LifecycleApplication
+from lifecycle.service.application import RELATIONSHIP_TOPICS, LifecycleApplication
 from lifecycle.settings import Settings
 from tests.kafka_support import encode, population, read_topic, touchpoint_v2
 
@@ -51,7 +51,8 @@ def relay_everything(
 
 
 def log_events(app: LifecycleApplication) -> list[RelationshipEvent]:
-    notifications = app.recorder.select_notifications(1, 100_000)
+    """Every relationship event of the log (the policy's stream is not relayed)."""
+    notifications = app.recorder.select_notifications(1, 100_000, topics=RELATIONSHIP_TOPICS)
     return [to_relationship_event(app.mapper.to_domain_event(n)) for n in notifications]
 
 

@@ -294,6 +294,11 @@ NEW_TOUCHPOINTS = {
 VERSION_2_ROLES = [role for role, m in NEW_TOUCHPOINTS.items() if m.get("schema_version") == 2]
 
 
+FIRST_ADOPTION_EVENTS = 2
+"""The policy stream's first events (started, the built-in policy adopted), which the
+first recording process writes into a store that has none (release 0.1's had none)."""
+
+
 def _new_event_id(role: str) -> str:
     return f"after-upgrade-{role}"
 
@@ -353,6 +358,8 @@ def test_audit_verify_passes_once_new_events_are_sealed_onto_the_old_log(
         len(_json_lines(done.stdout)) - len(_old_history(role))
         for role, done in recorded_onto["histories"].items()
     )
+    # The first recording process adopted the built-in policy: the policy stream started.
+    new_events += FIRST_ADOPTION_EVENTS
 
     sealed = recorded_onto["sealed"]
     verified = run_cli("audit", "verify", "--json", env=recorded_onto["store"])
@@ -467,6 +474,13 @@ def test_export_writes_the_old_events_as_stored_and_the_new_ones_with_their_clas
     assert_kept(golden, old)
     assert all("producer" not in line["data"] for line in old)  # stored bytes never rewritten
     assert new
-    assert {line["data"].get("class_version") for line in new} == {2}
+    # The relationships' new events are at class version 2; the policy's stream, adopted
+    # by the first process that recorded onto the old store, names no customer.
+    relationships = [line for line in new if line["customer_id"] is not None]
+    assert {line["data"].get("class_version") for line in relationships} == {2}
+    assert {line["type"] for line in new if line["customer_id"] is None} <= {
+        "PolicyStreamStarted",
+        "PolicyAdopted",
+    }
     verified = run_cli("audit", "verify", "--export", str(out), env=recorded_onto["store"])
     assert verified.returncode == 0, verified.stderr

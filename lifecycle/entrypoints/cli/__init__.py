@@ -22,6 +22,7 @@ from lifecycle.entrypoints.cli import (
     audit,
     dead_letters,
     kafka,
+    policy,
     read,
     records,
     schemas,
@@ -29,7 +30,7 @@ from lifecycle.entrypoints.cli import (
 )
 from lifecycle.entrypoints.cli.common import CheckFailed, UsageError, one_line
 
-COMMAND_GROUPS = (records, schemas, simulate, kafka, dead_letters, read, audit, analytics)
+COMMAND_GROUPS = (records, schemas, simulate, kafka, dead_letters, read, audit, analytics, policy)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -173,6 +173,7 @@ def consume_command(args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     app = Components(settings).application()
     try:
+        app.follow_policy()
         return run_services([("consume", Components(settings).ingest(app).run)], stop)
     finally:
         app.close()
@@ -206,6 +207,7 @@ def run_command(args: argparse.Namespace) -> int:
         bootstrap = settings.bootstrap_servers
         ingest_app = Components(settings).application()
         stack.callback(ingest_app.close)
+        ingest_app.follow_policy()
         relay_app = Components(settings).application()
         stack.callback(relay_app.close)
         tracking = Components(settings).relay_tracking()
