@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import AfterValidator, AwareDatetime
 
 from lifecycle.service.application import LifecycleApplication
+from lifecycle.service.group_commit import GroupCommit
 from lifecycle.settings import Settings
 from projections import metrics
 from projections.api import models
@@ -87,6 +88,12 @@ class ReadSide:
     """The audit ledger, to say how far a customer's events are sealed and verified."""
     audit_key: AuditKey | None = None
     dead_letters: DeadLetters | None = None
+    group_commit: GroupCommit = field(init=False)
+    """How the application records touchpoints posted over HTTP: the requests waiting
+    meanwhile share a transaction."""
+
+    def __post_init__(self) -> None:
+        self.group_commit = GroupCommit(self.application)
 
     def head(self) -> int:
         head = self.application.recorder.max_notification_id() or 0
