@@ -34,16 +34,16 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from bench.workload import simulated_messages
 from consumers.broker import EmbeddedBroker, Topics, free_port
 from consumers.clients import new_producer
 from consumers.publish import publish_raw
-from lifecycle.domain.messages import utc_now
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.logs import configure_logging
 from lifecycle.persistence.store import Store
 from lifecycle.service.importer import import_lines
 from lifecycle.settings import Settings
-from lifecycle.simulation import as_json_lines, simulate_population
+from lifecycle.simulation import as_json_lines
 
 TARGET_RATIO = 0.70
 TARGET_SQLITE_RATE = 12_000
@@ -61,23 +61,8 @@ class Result:
 
 
 def population(touchpoints: int, customers: int) -> list[bytes]:
-    """``touchpoints`` simulated messages of ``customers`` customers, as JSON lines.
-
-    The simulation gives each customer about nine touchpoints; when more are asked
-    for, a larger population is simulated and folded onto ``customers`` ids, so some
-    customers live two simulated lives (their event ids stay unique).
-    """
-    end = utc_now()
-    simulated = customers
-    while True:
-        messages = simulate_population(simulated, end=end, years=2.0, seed=11)
-        if len(messages) >= touchpoints:
-            break
-        simulated = int(simulated * touchpoints / len(messages) * 1.02) + 1
-    for message in messages:
-        number = int(message["customer_id"].removeprefix("cust-")) % customers
-        message["customer_id"] = f"cust-{number:06d}"
-    return list(as_json_lines(messages[:touchpoints]))
+    """``touchpoints`` simulated messages of ``customers`` customers, as JSON lines."""
+    return list(as_json_lines(simulated_messages(touchpoints, customers)))
 
 
 def keyed(lines: list[bytes]) -> Iterator[tuple[bytes, bytes]]:

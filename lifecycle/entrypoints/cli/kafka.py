@@ -27,6 +27,7 @@ from lifecycle.entrypoints.cli.common import (
     add_common_options,
     positive_int,
     settings_from,
+    wait_for_database,
 )
 from lifecycle.settings import Settings
 
@@ -171,6 +172,8 @@ def broker_command(args: argparse.Namespace) -> int:
 def consume_command(args: argparse.Namespace) -> int:
     settings = _settings(args)
     stop = stop_on_signals()
+    if not wait_for_database(settings, stop):
+        return 0
     app = Components(settings).application()
     try:
         return run_services([("consume", Components(settings).ingest(app).run)], stop)
@@ -181,6 +184,8 @@ def consume_command(args: argparse.Namespace) -> int:
 def relay_command(args: argparse.Namespace) -> int:
     settings = _settings(args)
     stop = stop_on_signals()
+    if not wait_for_database(settings, stop):
+        return 0
     with ExitStack() as stack:
         app = Components(settings).application()
         stack.callback(app.close)

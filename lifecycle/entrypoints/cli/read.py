@@ -15,7 +15,12 @@ from typing import Any
 
 from lifecycle.domain.messages import utc_now
 from lifecycle.entrypoints.bootstrap import Components
-from lifecycle.entrypoints.cli.common import add_common_options, positive_int, settings_from
+from lifecycle.entrypoints.cli.common import (
+    add_common_options,
+    positive_int,
+    settings_from,
+    wait_for_database,
+)
 from lifecycle.settings import Settings
 
 
@@ -102,6 +107,10 @@ def project_command(args: argparse.Namespace) -> int:
     from projections.wiring import build_runner, close_runner
 
     settings = settings_from(args)
+    if not args.once:
+        with _stop_on_signals() as stop:
+            if not wait_for_database(settings, stop):
+                return 0
     app = Components(settings).application()
     runner = build_runner(Components(settings), app, args.projection, batch_size=args.batch_size)
     try:
