@@ -1,5 +1,11 @@
 """The read API's messages (Contract 4): every response names the projection position it
-reflects, and every error has one shape."""
+reflects, and every error has one shape.
+
+The routes build them from the read models' records and the domain's objects by their
+attributes (``from_attributes``: ``validation_alias`` names an attribute called otherwise);
+``Attributes`` adds what a route knows beside them (the position, …). Relationship
+summaries are the exception: ``projections.api.summaries`` renders them straight from the
+stored rows, as these models would."""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from lifecycle.domain.outbound import RelationshipEvent
 
@@ -18,7 +24,20 @@ Position = Annotated[
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", from_attributes=True, validate_by_name=True)
+
+
+class Attributes:
+    """``source``'s attributes, with ``beside`` added: what a response model is validated
+    from when a route knows more than the object it answers with holds."""
+
+    def __init__(self, source: object, **beside: Any) -> None:
+        self.__dict__.update(beside)
+        self._source = source
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for names not in ``beside``.
+        return getattr(self._source, name)
 
 
 class Error(Model):
@@ -75,7 +94,9 @@ class StageFigures(Model):
     stage: str
     current: int = Field(description="relationships in this stage now")
     entered: int = Field(description="times a relationship entered it (all cycles)")
-    median_days_in_stage: float | None = Field(description="over completed stays, whole days")
+    median_days_in_stage: float | None = Field(
+        validation_alias="median_days", description="over completed stays, whole days"
+    )
     completed_stays: int
 
 
@@ -207,15 +228,18 @@ class HistoryResponse(Model):
 
 
 class RelationshipState(Model):
+    # Read from a ``Relationship`` aggregate (a docstring would enter the OpenAPI document).
     customer_id: str
-    relationship_id: str
+    relationship_id: Annotated[str, BeforeValidator(str)] = Field(validation_alias="id")
     version: int
-    recorded_at: datetime = Field(description="when the version shown was recorded")
+    recorded_at: datetime = Field(
+        validation_alias="modified_on", description="when the version shown was recorded"
+    )
     stage: str
     stage_since: datetime
     cycle: int
     started_at: datetime
-    touchpoints: int
+    touchpoints: int = Field(validation_alias="touchpoint_count")
     first_touchpoint_at: datetime | None
     last_touchpoint_at: datetime | None
     open_complaints: dict[str, datetime]

@@ -1,0 +1,210 @@
+"""What the routes share: as FastAPI dependencies, the read side the app serves, the
+caller's role (from the bearer key) and a read model's view once it reflects the
+position a request asks for (``min_position``, waited for briefly, else 409:
+read-your-writes); the parameters several routes take; and the answer, which names the
+position it reflects in its body and in the ``X-Projection-Position`` header."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Annotated, Protocol
+
+from fastapi import Depends, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CollectorRegistry
+from pydantic import AfterValidator, AwareDatetime
+
+from lifecycle.service.application import LifecycleApplication
+from lifecycle.settings import Settings
+from projections import metrics
+from projections.api import models
+from projections.api.errors import ApiError
+from projections.views import SqlView
+
+POSITION_HEADER = "X-Projection-Position"
+READERS = frozenset({"reader", "auditor", "admin"})
+AUDITORS = frozenset({"auditor", "admin"})
+ADMINS = frozenset({"admin"})
+
+_EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class ReadSide:
+    """What the API reads: the views of the read models and, for auditors, the
+    application itself."""
+
+    settings: Settings
+    views: dict[str, SqlView]
+    application: LifecycleApplication
+    close: Callable[[], None] = field(default=lambda: None)
+    metrics_registries: Sequence[CollectorRegistry] = ()
+    """Registries of other parts of this process (the Kafka edge's) that /metrics
+    serves beside the read side's."""
+
+    def head(self) -> int:
+        head = self.application.recorder.max_notification_id() or 0
+        metrics.EVENT_LOG_HEAD.set(head)
+        return head
+
+    def statuses(self) -> tuple[int, list[models.ProjectionStatus]]:
+        head = self.head()
+        statuses = []
+        for name, view in self.views.items():
+            position = view.position() or 0
+            lag = max(head - position, 0)
+            metrics.PROJECTION_POSITION.labels(name).set(position)
+            metrics.PROJECTION_LAG.labels(name).set(lag)
+            statuses.append(models.ProjectionStatus(name=name, position=position, lag=lag))
+        return head, statuses
+
+
+# Parameters ---------------------------------------------------------------------------------
+
+
+def bounded_time(value: datetime) -> datetime:
+    if not _EARLIEST <= value <= _LATEST:
+        raise ValueError("must be between 1900-01-01 and 9000-01-01")
+    return value.astimezone(UTC)
+
+
+def _bounded_date(value: date) -> date:
+    if not _EARLIEST.date() <= value <= _LATEST.date():
+        raise ValueError("must be between 1900-01-01 and 9000-01-01")
+    return value
+
+
+Time = Annotated[AwareDatetime, AfterValidator(bounded_time)]
+Day = Annotated[date, AfterValidator(_bounded_date)]
+CustomerId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[^\x00]+$",
+        description="the customer's id upstream, percent-encoded as one path segment ('/' as %2F)",
+    ),
+]
+MinPosition = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        le=2**62,
+        description="wait (briefly) until the answer reflects at least this position; "
+        "409 if it does not in time",
+    ),
+]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Cursor = Annotated[str | None, Query(max_length=1024, description="next_cursor of a page")]
+AsOf = Annotated[Time | None, Query(description="judge time-dependent figures at (default now)")]
+bearer = HTTPBearer(auto_error=False, description="an API key from LIFECYCLE_API_KEYS")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+# Dependencies -------------------------------------------------------------------------------
+# async, all of them: they do no I/O (or hand it to the thread pool themselves), and a sync
+# dependency would cost every request a hop to the thread pool.
+
+
+async def read_side(request: Request) -> ReadSide:
+    """The read side the app serves (``create_app`` keeps it in the app's state)."""
+    served: ReadSide = request.app.state.read_side
+    return served
+
+
+ReadSideDep = Annotated[ReadSide, Depends(read_side)]
+
+
+class Role:
+    """The caller's role, by the key presented; 401 without a valid key, 403 for a role
+    not ``allowed``."""
+
+    def __init__(self, allowed: frozenset[str]) -> None:
+        self.allowed = allowed
+
+    async def __call__(self, read_side: ReadSideDep, credentials: Credentials) -> str:
+        role = _role_of(read_side.settings.api_keys, credentials)
+        if role is None:
+            raise ApiError(401, "unauthorized", "a valid API key is required (Bearer)")
+        if role not in self.allowed:
+            raise ApiError(403, "forbidden", f"the {role} role may not use this route")
+        return role
+
+
+reader = Depends(Role(READERS))
+auditor = Depends(Role(AUDITORS))
+admin = Depends(Role(ADMINS))
+
+
+def _role_of(
+    keys: Mapping[str, str], credentials: HTTPAuthorizationCredentials | None
+) -> str | None:
+    if credentials is None:
+        return None
+    presented = credentials.credentials.encode()
+    found = None
+    # Every key compared, in constant time each: how long it takes tells nothing.
+    for key, role in keys.items():
+        if hmac.compare_digest(key.encode(), presented):
+            found = role
+    return found
+
+
+class Reached:
+    """The view of the read model ``name``, once it reflects the request's
+    ``min_position`` (waited for up to ``api_wait_seconds``, else 409)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def __call__(self, read_side: ReadSideDep, min_position: MinPosition = None) -> SqlView:
+        view = read_side.views[self.name]
+        if min_position is None:
+            return view
+        try:
+            # Waiting polls the database: in the thread pool, where the routes read it too.
+            await run_in_threadpool(
+                view.wait,
+                view.tracking_name,
+                min_position,
+                timeout=read_side.settings.api_wait_seconds,
+            )
+        except TimeoutError:
+            raise ApiError(
+                409,
+                "position_not_reached",
+                f"{view.projection_name} has not reached position {min_position} yet",
+            ) from None
+        return view
+
+
+# Answers ------------------------------------------------------------------------------------
+
+
+class Positioned(Protocol):
+    """A response model naming the position it reflects."""
+
+    position: int
+
+    def model_dump_json(self) -> str: ...
+
+
+def respond(body: Positioned, status: int = 200) -> Response:
+    """The answer, serialized once (FastAPI would validate a returned model again), with
+    the position it reflects in a header too."""
+    return Response(
+        body.model_dump_json(),
+        status_code=status,
+        media_type="application/json",
+        headers={POSITION_HEADER: str(body.position)},
+    )
+
+
+def respond_json(body: bytes, position: int) -> Response:
+    """An answer already serialized (see ``projections.api.summaries``)."""
+    return Response(body, media_type="application/json", headers={POSITION_HEADER: str(position)})

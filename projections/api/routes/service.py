@@ -1,0 +1,197 @@
+"""The ``service`` tag: complaints, inquiries and the follow-ups that purchases,
+resolved complaints and anniversaries call for; for readers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from projections.api import models
+from projections.api.cursors import decode_cursor, encode_cursor, not_a_cursor
+from projections.api.dependencies import (
+    AsOf,
+    Cursor,
+    Day,
+    Limit,
+    Reached,
+    bounded_time,
+    reader,
+    respond,
+)
+from projections.api.errors import ApiError, error_responses
+from projections.complaints import ComplaintsView
+from projections.follow_ups import KINDS, MAX_ANNIVERSARY_WINDOW, FollowUpsView
+from projections.inquiries import InquiriesView
+from projections.pairs import CLOSED, OPEN, Case, CaseStats, CaseView
+
+router = APIRouter(tags=["service"], dependencies=[reader])
+
+OfCustomer = Annotated[str | None, Query(max_length=128, pattern=r"^[^\x00]+$")]
+
+
+@router.get(
+    "/v1/complaints",
+    response_model=models.ComplaintsResponse,
+    responses=error_responses(401, 403, 409, 422),
+    summary="Complaints, open or resolved, with age and resolution-time figures",
+)
+def list_complaints(
+    complaints: Annotated[ComplaintsView, Depends(Reached("complaints"))],
+    status: Literal["open", "resolved", "all"] = "all",
+    customer_id: OfCustomer = None,
+    as_of: AsOf = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Response:
+    status_of_case = {"open": OPEN, "resolved": CLOSED}.get(status)
+    page = _case_page(complaints, status_of_case, customer_id, as_of, cursor, limit)
+    items = [_complaint(case, page.as_of) for case in page.cases]
+    return respond(models.ComplaintsResponse.model_validate(models.Attributes(page, items=items)))
+
+
+@router.get(
+    "/v1/inquiries",
+    response_model=models.InquiriesResponse,
+    responses=error_responses(401, 403, 409, 422),
+    summary="Inquiries and the time to their first response",
+)
+def list_inquiries(
+    inquiries: Annotated[InquiriesView, Depends(Reached("inquiries"))],
+    status: Literal["answered", "unanswered", "all"] = "all",
+    customer_id: OfCustomer = None,
+    as_of: AsOf = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Response:
+    status_of_case = {"unanswered": OPEN, "answered": CLOSED}.get(status)
+    page = _case_page(inquiries, status_of_case, customer_id, as_of, cursor, limit)
+    items = [_inquiry(case, page.as_of) for case in page.cases]
+    return respond(models.InquiriesResponse.model_validate(models.Attributes(page, items=items)))
+
+
+@router.get(
+    "/v1/follow-ups",
+    response_model=models.FollowUpsResponse,
+    responses=error_responses(401, 403, 409, 422),
+    summary="Follow-ups due before a date: thank-you calls, satisfaction checks "
+    "(overdue ones included) and anniversaries in [since, before)",
+)
+def list_follow_ups(
+    follow_ups: Annotated[FollowUpsView, Depends(Reached("follow_ups"))],
+    before: Annotated[Day, Query(description="due before this day (UTC)")],
+    since: Annotated[
+        Day | None, Query(description="anniversaries from this day (default today)")
+    ] = None,
+    kind: Annotated[list[Literal[KINDS]] | None, Query()] = None,  # type: ignore[valid-type]
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Response:
+    start = since or datetime.now(UTC).date()
+    if start > before:
+        raise ApiError(422, "invalid_parameter", "since must not be after before")
+    if before - start > MAX_ANNIVERSARY_WINDOW:
+        raise ApiError(422, "invalid_parameter", "before may be at most 366 days after since")
+    after = decode_cursor(cursor, 4)
+    after_key = None
+    if after is not None:
+        try:
+            after_key = (bounded_time(datetime.fromisoformat(after[0])), *after[1:])
+        except (ValueError, TypeError):
+            raise not_a_cursor() from None
+    due, position = follow_ups.due(
+        before=before,
+        since=start,
+        kinds=list(kind or KINDS),
+        after=after_key,  # type: ignore[arg-type]
+        limit=limit + 1,
+    )
+    last = due[limit - 1] if len(due) > limit else None
+    return respond(
+        models.FollowUpsResponse(
+            position=position or 0,
+            before=before,
+            since=start,
+            items=due[:limit],
+            next_cursor=(
+                encode_cursor([last.due_at.isoformat(), last.customer_id, last.kind, last.ref])
+                if last
+                else None
+            ),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class _CasePage:
+    """A page of cases, with the figures of every case the list holds."""
+
+    cases: list[Case]
+    position: int
+    as_of: datetime
+    stats: CaseStats
+    next_cursor: str | None
+
+
+def _case_page(
+    cases_view: CaseView,
+    status: str | None,
+    customer_id: str | None,
+    as_of: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> _CasePage:
+    when = as_of or datetime.now(UTC)
+    after = decode_cursor(cursor, 2)
+    cases, position = cases_view.cases(
+        status=status,
+        customer_id=customer_id,
+        after=(after[0], after[1]) if after else None,
+        limit=limit + 1,
+    )
+    stats = cases_view.stats(as_of=when, customer_id=customer_id)
+    next_cursor = (
+        encode_cursor([cases[limit - 1].customer_id, cases[limit - 1].ref])
+        if len(cases) > limit
+        else None
+    )
+    return _CasePage(cases[:limit], position or 0, when, stats, next_cursor)
+
+
+def _complaint(case: Case, as_of: datetime) -> models.Complaint:
+    return models.Complaint(
+        customer_id=case.customer_id,
+        complaint_id=case.ref,
+        status="open" if case.is_open else "resolved",
+        raised_at=case.opened_at or as_of,
+        channel=case.opened_channel,
+        reason=case.note,
+        resolved_at=case.closed_at,
+        age_days=_days_between(case.opened_at, as_of) if case.is_open else None,
+        resolution_hours=_hours(case),
+    )
+
+
+def _inquiry(case: Case, as_of: datetime) -> models.Inquiry:
+    return models.Inquiry(
+        customer_id=case.customer_id,
+        inquiry_id=case.ref,
+        status="unanswered" if case.is_open else "answered",
+        asked_at=case.opened_at or as_of,
+        channel=case.opened_channel,
+        answered_at=case.closed_at,
+        response_hours=_hours(case),
+    )
+
+
+def _hours(case: Case) -> float | None:
+    duration = case.duration
+    return None if duration is None else duration.total_seconds() / 3600
+
+
+def _days_between(start: datetime | None, end: datetime) -> float | None:
+    if start is None:
+        return None
+    return max((end - start).total_seconds(), 0.0) / 86400

@@ -1,0 +1,67 @@
+"""How the read API answers the domain's errors: one handler, which maps each error's
+stable code to one HTTP status, and leaves any other a server error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from lifecycle.domain.errors import LifecycleError, RejectedTouchpoint
+from projections.api.errors import ERROR_OF_STATUS, STATUS_OF_CODE, add_error_handlers
+
+
+def _error_classes(base: type[LifecycleError] = LifecycleError) -> Iterator[type[LifecycleError]]:
+    for subclass in base.__subclasses__():
+        yield subclass
+        yield from _error_classes(subclass)
+
+
+def _answer_to(error: LifecycleError) -> tuple[int, object]:
+    app = FastAPI()
+    add_error_handlers(app)
+
+    @app.get("/")
+    async def fail() -> None:
+        raise error
+
+    response = TestClient(app, raise_server_exceptions=False).get("/")
+    return response.status_code, response.json() if response.status_code < 500 else None
+
+
+@pytest.mark.parametrize(("code", "status"), STATUS_OF_CODE.items())
+def test_each_domain_error_code_the_api_meets_is_answered_with_its_one_status(
+    code: str, status: int
+) -> None:
+    [error_class] = [c for c in _error_classes() if c.code == code]
+
+    answer = _answer_to(error_class("what went wrong"))
+
+    assert answer == (status, {"error": ERROR_OF_STATUS[status], "message": "what went wrong"})
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        *(
+            c("unexpected")
+            for c in _error_classes()
+            if c is not RejectedTouchpoint and c.code not in STATUS_OF_CODE
+        ),
+        RejectedTouchpoint("schema_violation", "unexpected"),  # its code is the instance's
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_a_domain_error_the_api_does_not_meet_is_a_server_error(error: LifecycleError) -> None:
+    assert _answer_to(error) == (500, None)
+
+
+def test_every_domain_error_goes_through_the_one_handler() -> None:
+    app = FastAPI()
+    add_error_handlers(app)
+
+    handled = [error for error in app.exception_handlers if isinstance(error, type)]
+
+    assert [error for error in handled if issubclass(error, LifecycleError)] == [LifecycleError]
