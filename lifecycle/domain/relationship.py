@@ -8,6 +8,10 @@ hold the rest.
 Every event is chained (``lifecycle.domain.streams``): it carries the hash of the event
 before it and its own hash, computed as the event is triggered, so every path that
 records events (batches, manual changes, the sweep, erasure) chains them alike.
+
+State stays the same size however long the history: which upstream event ids were
+recorded (a second delivery is a duplicate) is kept by the store, beside the events,
+not in the aggregate (``lifecycle.persistence.recorders``).
 """
 
 from __future__ import annotations
@@ -39,6 +43,13 @@ def relationship_id(customer_id: str) -> UUID:
 
 
 class Relationship(ChainedAggregate):
+    class_version = 2
+    """Of the state snapshots hold: version 1 held every recorded event id."""
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state.pop("touchpoint_ids", None)
+
     class Event(ChainedAggregate.Event):
         """Base of every event of a relationship."""
 
@@ -58,7 +69,6 @@ class Relationship(ChainedAggregate):
         self.stage_since = started_at
         self.cycle = 1
         self.touchpoint_count = 0
-        self.touchpoint_ids: set[str] = set()
         self.first_touchpoint_at: datetime | None = None
         self.last_touchpoint_at: datetime | None = None
         self.open_complaints: dict[str, datetime] = {}
@@ -76,13 +86,9 @@ class Relationship(ChainedAggregate):
 
     # Commands ---------------------------------------------------------------------------
 
-    def record_touchpoint(self, touchpoint: Touchpoint, policy: Policy) -> bool:
-        """Record a touchpoint and apply the policy until nothing fires.
-
-        Returns False, changing nothing, when this event_id was recorded before.
-        """
-        if touchpoint.event_id in self.touchpoint_ids:
-            return False
+    def record_touchpoint(self, touchpoint: Touchpoint, policy: Policy) -> None:
+        """Record a touchpoint and apply the policy until nothing fires (a touchpoint
+        recorded before is the caller's to recognise: see the module docstring)."""
         if self.stage is Stage.DISSOLUTION and policy.reactivates(touchpoint.kind):
             self.trigger_event(
                 self.StageChanged,
@@ -123,7 +129,6 @@ class Relationship(ChainedAggregate):
                 reason=None,
                 effective_at=touchpoint.occurred_at,
             )
-        return True
 
     def change_stage(
         self, to_stage: Stage, *, actor: str, reason: str, at: datetime, policy_version: int
@@ -246,7 +251,6 @@ class Relationship(ChainedAggregate):
     def apply_touchpoint(self, recorded: Relationship.TouchpointRecorded) -> None:
         occurred_at = recorded.occurred_at
         kind = recorded.kind
-        self.touchpoint_ids.add(recorded.event_id)
         self.touchpoint_count += 1
         if self.first_touchpoint_at is None or occurred_at < self.first_touchpoint_at:
             self.first_touchpoint_at = occurred_at

@@ -3,6 +3,16 @@ aggregates already have events, answered with one query instead of one per aggre
 a SQLite process recorder that inserts a batch with one ``executemany``; a PostgreSQL
 process recorder that does not stall on large batches.
 
+Idempotency of touchpoints: each recorded (relationship id, upstream event id) is a row
+of a table of its own (``recorded_touchpoints``; ``lifecycle_recorded_touchpoints`` on
+PostgreSQL), written in the same transaction as the events under a unique key. The
+batch path asks which of a batch's keys are there with one query
+(``recorded_touchpoints``), and a key recorded meanwhile by another writer fails the
+transaction like a version conflict. So neither the aggregate nor its snapshots hold
+every event id, and recording costs the same whatever the length of a history. A store
+written before the table existed gets it filled from its log, once, by the first
+process that records touchpoints (``ensure_touchpoint_keys``).
+
 For auditing: the log read as plain rows (``select_notifications`` builds an object and
 parses a UUID per event, which costs more than checking the event's hash), and one
 stream's events with their log positions."""
@@ -27,6 +37,9 @@ from eventsourcing.utils import retry
 
 _SQLITE_CHUNK = 500
 
+TouchpointKey = tuple[UUID, str]
+"""(relationship id, upstream event id): what makes a touchpoint a duplicate."""
+
 
 def existing_originator_ids(recorder: ApplicationRecorder, ids: Collection[UUID]) -> set[UUID]:
     """The subset of ``ids`` that have at least one stored event."""
@@ -38,6 +51,29 @@ def existing_originator_ids(recorder: ApplicationRecorder, ids: Collection[UUID]
         return _postgres_existing(recorder, list(ids))
     # Any other recorder: ask per aggregate, as the library would.
     return {i for i in ids if recorder.select_events(i, limit=1)}
+
+
+def recorded_touchpoints(
+    recorder: ApplicationRecorder, keys: Collection[TouchpointKey]
+) -> set[TouchpointKey]:
+    """The subset of ``keys`` recorded before (one query per chunk of keys)."""
+    if not keys:
+        return set()
+    if isinstance(recorder, BulkSQLiteProcessRecorder | BatchPostgresProcessRecorder):
+        return recorder.recorded_touchpoints(list(keys))
+    # The engine stores events in SQLite or PostgreSQL only (lifecycle.persistence.store).
+    raise TypeError(f"touchpoint keys are not kept by {recorder!r}")
+
+
+def ensure_touchpoint_keys(recorder: ApplicationRecorder, topics: Sequence[str]) -> None:
+    """Create the table of touchpoint keys if it is missing, filled in the same
+    transaction with the key of every event of ``topics`` in the log (each has an
+    ``event_id``): a store written before the table existed keeps its old event ids
+    as duplicates. Safe against processes doing the same at once."""
+    if isinstance(recorder, BulkSQLiteProcessRecorder | BatchPostgresProcessRecorder):
+        recorder.ensure_touchpoint_keys(topics)
+        return
+    raise TypeError(f"touchpoint keys are not kept by {recorder!r}")
 
 
 def _sqlite_existing(recorder: SQLiteApplicationRecorder, ids: list[UUID]) -> set[UUID]:
@@ -70,7 +106,8 @@ def _postgres_existing(recorder: PostgresApplicationRecorder, ids: list[UUID]) -
 
 
 class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
-    """The library's SQLite process recorder, inserting a batch with one ``executemany``.
+    """The library's SQLite process recorder, inserting a batch with one ``executemany``,
+    and keeping touchpoint keys (see the module docstring).
 
     The library inserts row by row to learn each notification id. Once the first row is
     in, this transaction holds SQLite's write lock, so the batch's rowids are the
@@ -81,6 +118,51 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
     """
 
     _MAX_PARSED_IDS = 100_000
+    touchpoints_table_name = "recorded_touchpoints"
+
+    def ensure_touchpoint_keys(self, topics: Sequence[str]) -> None:
+        table = self.touchpoints_table_name
+        with self.datastore.get_connection(commit=True) as connection:
+            cursor = connection.cursor()
+            # The write lock first: the check and the fill are one step for every process.
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                cursor.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
+                )
+                if cursor.fetchone() is None:
+                    cursor.execute(
+                        f"CREATE TABLE {table} (originator_id TEXT, event_id TEXT, "
+                        "PRIMARY KEY (originator_id, event_id)) WITHOUT ROWID"
+                    )
+                    marks = ",".join("?" * len(topics))
+                    cursor.execute(
+                        f"INSERT OR IGNORE INTO {table} (originator_id, event_id) "
+                        "SELECT originator_id, json_extract(CAST(state AS TEXT), '$.event_id') "
+                        f"FROM {self.events_table_name} WHERE topic IN ({marks})",
+                        list(topics),
+                    )
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+
+    def recorded_touchpoints(self, keys: list[TouchpointKey]) -> set[TouchpointKey]:
+        found: set[TouchpointKey] = set()
+        table = self.touchpoints_table_name
+        with self.datastore.transaction(commit=False) as cursor:
+            for start in range(0, len(keys), _SQLITE_CHUNK):
+                chunk = keys[start : start + _SQLITE_CHUNK]
+                ids = {originator_id.hex: originator_id for originator_id, _ in chunk}
+                cursor.execute(
+                    f"WITH batch(originator_id, event_id) AS (VALUES "
+                    f"{','.join(['(?,?)'] * len(chunk))}) "
+                    f"SELECT t.originator_id, t.event_id FROM batch JOIN {table} t "
+                    "ON t.originator_id = batch.originator_id AND t.event_id = batch.event_id",
+                    [value for key in chunk for value in (key[0].hex, key[1])],
+                )
+                found.update((ids[row[0]], row[1]) for row in cursor.fetchall())
+        return found
 
     @staticmethod
     def selects_part(count: int) -> bool:
@@ -162,6 +244,12 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        keys: Sequence[TouchpointKey] = kwargs.get("touchpoint_keys", ())
+        if keys:
+            c.executemany(
+                f"INSERT INTO {self.touchpoints_table_name} VALUES (?, ?)",
+                [(originator_id.hex, event_id) for originator_id, event_id in keys],
+            )
         c.executemany(
             self.insert_events_statement,
             [
@@ -184,7 +272,8 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
 
 
 class BatchPostgresProcessRecorder(PostgresProcessRecorder):
-    """The library's PostgreSQL process recorder, inserting without pipeline mode.
+    """The library's PostgreSQL process recorder, inserting without pipeline mode, and
+    keeping touchpoint keys (see the module docstring).
 
     In pipeline mode, psycopg 3.3 over a Unix socket stalls on large batches (the server
     waits in ClientRead for the rest of the INSERT while the client waits in
@@ -192,12 +281,84 @@ class BatchPostgresProcessRecorder(PostgresProcessRecorder):
     tracking row, table lock, NOTIFY, the one multi-row INSERT, its notification ids.
     """
 
+    @property
+    def touchpoints_table_name(self) -> str:
+        prefix = self.events_table_name.removesuffix("_events")
+        return f"{prefix}_recorded_touchpoints"
+
+    def ensure_touchpoint_keys(self, topics: Sequence[str]) -> None:
+        from psycopg.sql import SQL, Identifier
+
+        schema = Identifier(self.datastore.schema)
+        table = Identifier(self.touchpoints_table_name)
+        with self.datastore.transaction(commit=True) as cursor:
+            # One process at a time checks and fills; the others find the table made.
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", [self.touchpoints_table_name]
+            )
+            cursor.execute(
+                "SELECT to_regclass(%s) IS NOT NULL AS present",
+                [f"{self.datastore.schema}.{self.touchpoints_table_name}"],
+            )
+            row = cursor.fetchone()
+            if row is not None and row["present"]:
+                return
+            cursor.execute(
+                SQL(
+                    "CREATE TABLE {schema}.{table} (originator_id uuid NOT NULL, "
+                    "event_id text NOT NULL, PRIMARY KEY (originator_id, event_id))"
+                ).format(schema=schema, table=table)
+            )
+            cursor.execute(
+                SQL(
+                    "INSERT INTO {schema}.{table} (originator_id, event_id) "
+                    "SELECT originator_id, convert_from(state, 'UTF8')::json ->> 'event_id' "
+                    "FROM {schema}.{events} WHERE topic = ANY(%s) ON CONFLICT DO NOTHING"
+                ).format(schema=schema, table=table, events=Identifier(self.events_table_name)),
+                [list(topics)],
+            )
+
+    def recorded_touchpoints(self, keys: list[TouchpointKey]) -> set[TouchpointKey]:
+        from psycopg.sql import SQL, Identifier
+
+        statement = SQL(
+            "SELECT t.originator_id, t.event_id "
+            "FROM unnest(%s::uuid[], %s::text[]) AS batch(originator_id, event_id) "
+            "JOIN {schema}.{table} t "
+            "ON t.originator_id = batch.originator_id AND t.event_id = batch.event_id"
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.touchpoints_table_name),
+        )
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, ([key[0] for key in keys], [key[1] for key in keys]))
+            return {(row["originator_id"], row["event_id"]) for row in cursor.fetchall()}
+
+    def _insert_touchpoint_keys(self, curs: Any, keys: Sequence[TouchpointKey]) -> None:
+        from psycopg.sql import SQL, Identifier
+
+        curs.execute(
+            SQL(
+                "INSERT INTO {schema}.{table} (originator_id, event_id) "
+                "SELECT * FROM unnest(%s::uuid[], %s::text[])"
+            ).format(
+                schema=Identifier(self.datastore.schema),
+                table=Identifier(self.touchpoints_table_name),
+            ),
+            ([key[0] for key in keys], [key[1] for key in keys]),
+        )
+
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             self._insert_events(curs, stored_events, **kwargs)
+            keys: Sequence[TouchpointKey] = kwargs.get("touchpoint_keys", ())
+            if keys:
+                # Before the table lock below, which serialises every writer: a duplicate
+                # key fails here, and the lock is held for the events' insert alone.
+                self._insert_touchpoint_keys(curs, keys)
             if not stored_events:
                 return None
             self._insert_stored_events(curs, stored_events, **kwargs)

@@ -38,7 +38,7 @@ _SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
 class SetAsList(Transcoding):
-    """Snapshots hold sets (recorded event ids, purchase days)."""
+    """Snapshots hold sets (purchase days, resolved complaints)."""
 
     type = set
     name = "set"

@@ -7,6 +7,11 @@ relationship is loaded once, and all new events are saved together, optionally w
 between batches; a concurrent writer shows up as a version conflict, after which the
 batch is retried from freshly loaded aggregates, so a stale cache never writes wrongly.
 
+A touchpoint whose (customer, event id) was recorded before is a duplicate: the store
+keeps every recorded key, written with the events, and one lookup per batch finds a
+batch's duplicates (``lifecycle.persistence.recorders``); a key another writer records
+meanwhile fails the transaction, which is retried like a version conflict.
+
 Personal data is encrypted by the vault (``lifecycle.persistence.personal``) before a batch reaches
 the aggregates, so events hold only ciphertext; ``forget`` destroys a customer's key and
 records ``PersonalDataErased``.
@@ -29,8 +34,14 @@ from eventsourcing.application import (
     Cache,
     ProcessingEvent,
 )
-from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking, Transcoder
+from eventsourcing.domain import Aggregate, Snapshot
+from eventsourcing.persistence import (
+    IntegrityError,
+    ProcessRecorder,
+    StoredEvent,
+    Tracking,
+    Transcoder,
+)
 from eventsourcing.utils import EnvType
 
 from lifecycle.domain.errors import LifecycleError, RelationshipNotFound
@@ -41,7 +52,12 @@ from lifecycle.domain.relationship import RELATIONSHIP_EVENTS, Relationship, rel
 from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.persistence.personal import PersonalDataVault
-from lifecycle.persistence.recorders import existing_originator_ids
+from lifecycle.persistence.recorders import (
+    TouchpointKey,
+    ensure_touchpoint_keys,
+    existing_originator_ids,
+    recorded_touchpoints,
+)
 from lifecycle.persistence.topics import stored_topics
 from lifecycle.persistence.transcoding import OrjsonTranscoder, orjson_hasher
 
@@ -52,6 +68,7 @@ RELATIONSHIP_TOPICS = tuple(topic for cls in RELATIONSHIP_EVENTS for topic in st
 """Every topic a relationship's events are stored under: streams that are not
 relationships (the policy's, the analytics models') share the log."""
 RELATIONSHIP_STARTED_TOPICS = stored_topics(Relationship.RelationshipStarted)
+TOUCHPOINT_RECORDED_TOPICS = stored_topics(Relationship.TouchpointRecorded)
 STAGE_CHANGED_TOPICS = stored_topics(Relationship.StageChanged)
 
 
@@ -103,8 +120,10 @@ class LifecycleApplication(Application[UUID]):
         self.vault = vault
         # The library reads this per instance, so each deployment can set its interval.
         self.snapshotting_intervals = {Relationship: snapshot_interval}  # type: ignore[misc]
+        self._interval = snapshot_interval
         super().__init__(env)
         self.recorder: ProcessRecorder
+        self._touchpoint_keys_ensured = False
 
     def construct_recorder(self) -> ProcessRecorder:
         # A process recorder stores Tracking positions in the same transaction as events.
@@ -129,20 +148,35 @@ class LifecycleApplication(Application[UUID]):
         if self.vault is not None:
             # Before any aggregate sees them: events only ever hold the ciphertext.
             touchpoints = self.vault.protect(touchpoints, utc_now())
+        if not self._touchpoint_keys_ensured:
+            # Here, not at start-up: only a process that records touchpoints needs them,
+            # and read-only commands never write to a store.
+            ensure_touchpoint_keys(self.recorder, TOUCHPOINT_RECORDED_TOPICS)
+            self._touchpoint_keys_ensured = True
         for _ in range(MAX_ATTEMPTS):
             relationships: dict[UUID, Relationship] = {}
             outcome = BatchOutcome()
             try:
                 stored = self._stored_among(touchpoints)
+                seen = self._recorded_among(touchpoints, stored)
+                keys: list[TouchpointKey] = []
+                snapshots: list[StoredEvent] = []
                 for touchpoint in touchpoints:
-                    relationship = self._relationship_for(touchpoint, relationships, stored)
-                    if relationship.record_touchpoint(touchpoint, self.policy):
-                        outcome.recorded += 1
-                        outcome.statuses.append(RECORDED)
-                    else:
+                    key = (relationship_id(touchpoint.customer_id), touchpoint.event_id)
+                    if key in seen:
                         outcome.duplicates += 1
                         outcome.statuses.append(DUPLICATE)
-                self._save_with_tracking(relationships.values(), tracking, outcome)
+                        continue
+                    seen.add(key)
+                    keys.append(key)
+                    relationship = self._relationship_for(touchpoint, relationships, stored)
+                    before = relationship.version
+                    relationship.record_touchpoint(touchpoint, self.policy)
+                    if relationship.version // self._interval > before // self._interval:
+                        snapshots.append(self._snapshot(relationship))
+                    outcome.recorded += 1
+                    outcome.statuses.append(RECORDED)
+                self._save_with_tracking(relationships.values(), tracking, outcome, keys, snapshots)
             except IntegrityError:
                 self._forget_cached(relationships)
                 if tracking is not None and self.recorder.has_tracking_id(
@@ -276,6 +310,17 @@ class LifecycleApplication(Application[UUID]):
         cached = {i for i in ids if _is_cached(cache, i)} if cache is not None else set()
         return cached | existing_originator_ids(self.recorder, ids - cached)
 
+    def _recorded_among(
+        self, touchpoints: Sequence[Touchpoint], stored: set[UUID]
+    ) -> set[TouchpointKey]:
+        """The keys of the batch recorded before (only a stored relationship has any)."""
+        keys = []
+        for touchpoint in touchpoints:
+            aggregate_id = relationship_id(touchpoint.customer_id)
+            if aggregate_id in stored:
+                keys.append((aggregate_id, touchpoint.event_id))
+        return recorded_touchpoints(self.recorder, keys)
+
     def _relationship_for(
         self, touchpoint: Touchpoint, loaded: dict[UUID, Relationship], stored: set[UUID]
     ) -> Relationship:
@@ -291,12 +336,25 @@ class LifecycleApplication(Application[UUID]):
             loaded[aggregate_id] = relationship
         return relationship
 
+    def _snapshot(self, relationship: Relationship) -> StoredEvent:
+        """A snapshot of the relationship as it is now, in the middle of a batch: encoded
+        at once (later touchpoints of the batch change its state in place), stored once
+        the batch is. The library would instead load the relationship again, from the
+        store, for every snapshot: a relationship with a long batch of touchpoints has
+        several a batch."""
+        snapshot = Snapshot.take(relationship)
+        return self.mapper.to_stored_event(snapshot)
+
     def _save_with_tracking(
         self,
         relationships: Iterable[Relationship],
         tracking: Tracking | None,
         outcome: BatchOutcome,
+        touchpoint_keys: Sequence[TouchpointKey] = (),
+        snapshots: Sequence[StoredEvent] | None = None,
     ) -> None:
+        """Store the relationships' new events with ``tracking`` and ``touchpoint_keys``
+        in one transaction, then ``snapshots`` (None: the library takes its own)."""
         processing_event: ProcessingEvent[UUID] = ProcessingEvent(tracking=tracking)
         # What ProcessingEvent.collect_events() does, without its runtime Protocol checks,
         # which cost more than everything else here on a large batch.
@@ -309,14 +367,19 @@ class LifecycleApplication(Application[UUID]):
         # Application._record() without EventStore.put()'s per-event Recording objects,
         # which only feed _notify(), a hook this application does not use.
         stored_events = [self.mapper.to_stored_event(e) for e in processing_event.events]
-        positions = self.recorder.insert_events(stored_events, tracking=tracking)
+        positions = self.recorder.insert_events(
+            stored_events, tracking=tracking, touchpoint_keys=touchpoint_keys
+        )
         if positions:
             outcome.position = positions[-1]
         cache = self.repository.cache
         if cache is not None:
             for aggregate_id, aggregate in processing_event.aggregates.items():
                 cache.put(aggregate_id, aggregate)
-        self._take_snapshots(processing_event)
+        if snapshots is None:
+            self._take_snapshots(processing_event)
+        elif snapshots and self.snapshots is not None:
+            self.snapshots.recorder.insert_events(snapshots)
 
     def _forget_cached(self, relationships: dict[UUID, Relationship]) -> None:
         cache = self.repository.cache
