@@ -117,9 +117,9 @@ def measure(url: str, what: str) -> dict[str, float]:
         names = None if what.startswith("all") else [what]
         outcome = rebuild(Components(settings), names, workers=1 if what == "all-1" else None)
         events, seconds = outcome.events, outcome.seconds
-        workers = len(outcome.parts)
+        workers = len(outcome.shards)
     # This process's peak plus each worker's: what the rebuild held at most, all told.
-    workers_peak = sum(share.peak_rss_bytes for share in outcome.parts[1:]) if outcome else 0
+    workers_peak = sum(shard.peak_rss_bytes for shard in outcome.shards[1:]) if outcome else 0
     peak = peak_rss_bytes() + workers_peak
     return {
         "events": events,

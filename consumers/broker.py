@@ -222,8 +222,3 @@ def die_with_parent() -> None:
 
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
-def start_embedded_broker(port: int, topics: Topics) -> EmbeddedBroker:
-    """Start the embedded broker on 127.0.0.1:``port`` with the project's topics."""
-    return EmbeddedBroker(port, topics).start()

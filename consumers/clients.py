@@ -15,7 +15,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from consumers.faults import Backoff, is_broker_fault, retry
+from consumers.faults import is_broker_fault
+from lifecycle.faults import Backoff, retry
 
 SESSION_TIMEOUT_MS = 6_000
 HEARTBEAT_INTERVAL_MS = 2_000
@@ -82,27 +83,3 @@ def connect_consumer(
         log=log.bind(bootstrap=bootstrap),
         backoff=CONNECT_BACKOFF,
     )
-
-
-# kafka-python 3 keeps topic ids and connection state on the client's cluster metadata
-# and connection manager; it has no public accessor for either on the consumer. The two
-# functions below are the only places that reach for them, and both degrade to "unknown".
-
-
-def topic_id(consumer: KafkaConsumer, topic: str) -> str | None:
-    """The broker's id of ``topic`` (KIP-516), or None when it does not report one."""
-    try:
-        value = consumer._client.cluster.topic_id(topic)
-    except AttributeError:
-        return None
-    return str(value) if value is not None else None
-
-
-def broker_reachable(consumer: KafkaConsumer) -> bool:
-    """Whether the consumer holds a live connection to at least one broker."""
-    try:
-        client = consumer._client
-        nodes = [broker.node_id for broker in client.cluster.brokers()]
-        return any(client.connected(node) for node in nodes)
-    except AttributeError:
-        return True

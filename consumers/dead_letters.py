@@ -20,14 +20,14 @@ import structlog
 from kafka import KafkaProducer
 from kafka.errors import MessageSizeTooLargeError
 
-from consumers.faults import Backoff, is_broker_fault, retry
+from consumers.faults import is_broker_fault
 from lifecycle.domain.errors import RejectedTouchpoint
+from lifecycle.faults import Backoff, retry
 
 log = structlog.get_logger(__name__)
 
 Headers = list[tuple[str, bytes]]
 
-ERROR_HEADERS = ("error_code", "error_reason", "source_topic", "source_partition", "source_offset")
 ACK_TIMEOUT_SECONDS = 30.0
 
 

@@ -60,17 +60,14 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from consumers import metrics
-from consumers.clients import (
-    broker_reachable,
-    connect_consumer,
-    connect_producer,
-    topic_id,
-)
+from consumers.clients import connect_consumer, connect_producer
 from consumers.dead_letters import DeadLetter, DeadLetterPublisher
-from consumers.faults import Backoff, Stopped, is_database_fault, retry
+from consumers.faults import is_database_fault
+from consumers.kafka_internals import broker_reachable, topic_id
 from lifecycle.domain.errors import RejectedTouchpoint
 from lifecycle.domain.messages import MessageRules, parse_touchpoint, utc_now
 from lifecycle.domain.touchpoints import Touchpoint
+from lifecycle.faults import Backoff, Stopped, retry
 from lifecycle.service.application import BatchOutcome, LifecycleApplication
 
 log = structlog.get_logger(__name__)

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
 from kafka import KafkaProducer
 
 from lifecycle.domain.errors import RejectedTouchpoint
@@ -85,16 +84,6 @@ def publish_raw(
     report.lines = len(futures)
     _await(producer, futures, report)
     return report
-
-
-def message_key(line: bytes) -> bytes | None:
-    """The customer_id of a JSON line, if it has one: the key a producer should use."""
-    try:
-        value = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    customer = value.get("customer_id") if isinstance(value, dict) else None
-    return customer.encode() if isinstance(customer, str) else None
 
 
 def _await(producer: KafkaProducer, futures: list[Any], report: PublishReport) -> None:

@@ -26,20 +26,18 @@ from typing import TypeVar
 
 import structlog
 from eventsourcing.persistence import (
-    InfrastructureFactory,
     IntegrityError,
     Notification,
     Tracking,
     TrackingRecorder,
 )
-from eventsourcing.utils import Environment
 from kafka import KafkaProducer
 
 from consumers import metrics
 from consumers.clients import connect_producer
-from consumers.faults import Backoff, Stopped, is_broker_fault, is_database_fault, retry
+from consumers.faults import is_broker_fault, is_database_fault
 from lifecycle.domain.outbound import RelationshipEvent, to_relationship_event
-from lifecycle.persistence.store import Store
+from lifecycle.faults import Backoff, Stopped, retry
 from lifecycle.service.application import RELATIONSHIP_TOPICS, LifecycleApplication
 
 log = structlog.get_logger(__name__)
@@ -48,13 +46,6 @@ T = TypeVar("T")
 
 ACK_TIMEOUT_SECONDS = 30.0
 BACKOFF = Backoff(initial=0.5, maximum=30.0)
-
-
-def relay_tracking_factory(store: Store) -> InfrastructureFactory[TrackingRecorder]:
-    """The persistence of the relay's own position (close it when done)."""
-    env = Environment("LifecycleRelay", store.persistence_env("relay"))
-    factory: InfrastructureFactory[TrackingRecorder] = InfrastructureFactory.construct(env)
-    return factory
 
 
 class Relay:

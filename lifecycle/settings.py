@@ -95,7 +95,8 @@ class Settings(BaseSettings):
         default_factory=lambda: min(len(os.sched_getaffinity(0)), 8),
         ge=1,
         le=64,
-        description="processes a rebuild shares the customers between (default: one per core)",
+        description="processes a rebuild is shared between, one shard of the customers each "
+        "(default: one per core)",
     )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)

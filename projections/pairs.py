@@ -1,6 +1,7 @@
-"""What the complaints and inquiries read models share: a touchpoint that opens a case
-(a complaint, an inquiry) and one that closes it (its resolution, a response), matched
-by an id, either of which may be recorded first.
+"""The case read model, configured twice: a touchpoint that opens a case (a complaint,
+an inquiry) and one that closes it (its resolution, a response), matched by an id,
+either of which may be recorded first. ``Complaints`` and ``Inquiries`` are its two
+configurations (``Pairing``), each with a table of its own.
 
 Each case keeps the earliest opening and the earliest closing (by ``occurred_at``; the
 first recorded on a tie), so a duplicate or late event never moves a case the wrong way
@@ -13,10 +14,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
-from projections.readmodel import ReadModel
-from projections.views import SqlView, Table
+from eventsourcing.dispatch import singledispatchmethod
+from eventsourcing.persistence import Tracking
+
+from lifecycle.domain.vocabulary import Kind
+from lifecycle.persistence.topics import stored_topics
+from projections.readmodel import ReadModel, TouchpointRecorded
+from projections.views import PostgresView, SQLiteView, SqlView, Table
 
 OPEN = "open"
 CLOSED = "closed"
@@ -35,8 +41,24 @@ _COLUMNS = (
 )
 
 
-def case_table(base: str) -> Table:
-    return Table(base, _COLUMNS, ("customer_id", "ref"), indexes=(("opened", "opened_at"),))
+@dataclass(frozen=True)
+class Pairing:
+    """Which touchpoints open and close the cases of one read model, and how they name
+    the case."""
+
+    opened_by: Kind
+    closed_by: Kind
+    opening_ref: str | None
+    """The attribute of the opening that names its case; None: the opening's event_id."""
+    closing_ref: str
+    """The attribute of the closing that names the case it closes (none: it closes
+    nothing)."""
+    note: str | None = None
+    """The attribute of the opening kept as the case's note."""
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        return frozenset({self.opened_by.value, self.closed_by.value})
 
 
 @dataclass(slots=True)
@@ -83,7 +105,7 @@ class CaseStats:
 class CaseView(SqlView):
     """The table of cases: written with earliest-wins upserts, listed with a cursor."""
 
-    case_base: str
+    case_base: ClassVar[str]
 
     def write_cases(self, cursor: Any, cases: Sequence[Case]) -> None:
         if not cases:
@@ -207,8 +229,27 @@ def _quantile(values: Sequence[float], q: float) -> float | None:
     return values[low] + (values[high] - values[low]) * (position - low)
 
 
-class CaseModel(ReadModel[Any]):
+def case_views(name: str, table: str) -> dict[str, type[SqlView]]:
+    """The view classes of the case read model ``name``, its cases in ``table``."""
+    attributes = {
+        "projection_name": name,
+        "case_base": table,
+        "tables": (
+            Table(table, _COLUMNS, ("customer_id", "ref"), indexes=(("opened", "opened_at"),)),
+        ),
+    }
+    title = name.title()
+    return {
+        "sqlite": type(f"SQLite{title}View", (CaseView, SQLiteView), attributes),
+        "postgres": type(f"Postgres{title}View", (CaseView, PostgresView), attributes),
+    }
+
+
+class CaseModel(ReadModel[CaseView]):
     """Folds openings and closings into cases, merged in memory within a batch."""
+
+    pairing: ClassVar[Pairing]
+    topics = stored_topics(TouchpointRecorded)
 
     def reset(self) -> None:
         super().reset()
@@ -221,13 +262,72 @@ class CaseModel(ReadModel[Any]):
             found = self.pending[key] = Case(customer_id, ref)
         return found
 
+    @singledispatchmethod
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        """Only touchpoints open and close cases."""
+
+    @process_event.register(TouchpointRecorded)
+    def _touchpoint(self, domain_event: Any, tracking: Tracking) -> None:
+        pairing = self.pairing
+        kind = domain_event.kind
+        attributes = domain_event.attributes
+        if kind == pairing.opened_by:
+            ref = (
+                domain_event.event_id
+                if pairing.opening_ref is None
+                else attributes[pairing.opening_ref]
+            )
+            note = attributes.get(pairing.note) if pairing.note is not None else None
+            self.case(domain_event.customer_id, str(ref)).open(
+                domain_event.occurred_at, domain_event.channel, note
+            )
+        elif kind == pairing.closed_by:
+            ref = attributes.get(pairing.closing_ref)
+            if ref:
+                self.case(domain_event.customer_id, str(ref)).close(
+                    domain_event.occurred_at, domain_event.channel
+                )
+
     def wants_commit(self) -> bool:
         return len(self.pending) >= CASES_HELD
 
     def write(self, cursor: Any) -> None:
-        view: CaseView = self.view
-        view.write_cases(cursor, list(self.pending.values()))
+        self.view.write_cases(cursor, list(self.pending.values()))
 
     def committed(self) -> None:
         super().committed()
         self.pending.clear()
+
+
+class Complaints(CaseModel):
+    """Complaints: each complaint (by ``complaint_id``, per customer) open or resolved,
+    its age and its resolution time."""
+
+    name = "complaints"
+    description = "complaints, open and resolved"
+    pairing = Pairing(
+        opened_by=Kind.COMPLAINT,
+        closed_by=Kind.COMPLAINT_RESOLVED,
+        opening_ref="complaint_id",
+        closing_ref="complaint_id",
+        note="reason",
+    )
+    touchpoint_kinds = pairing.kinds
+    view_classes = case_views(name, "cases")
+
+
+class Inquiries(CaseModel):
+    """Inquiries and their response times: an ``inquiry`` is answered by the first
+    ``response`` whose ``attributes.in_reply_to`` names its event_id; a response naming no
+    inquiry answers nothing."""
+
+    name = "inquiries"
+    description = "inquiry response times"
+    pairing = Pairing(
+        opened_by=Kind.INQUIRY,
+        closed_by=Kind.RESPONSE,
+        opening_ref=None,
+        closing_ref="in_reply_to",
+    )
+    touchpoint_kinds = pairing.kinds
+    view_classes = case_views(name, "threads")

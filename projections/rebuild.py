@@ -3,22 +3,22 @@
 
 A rebuild is CPU-bound Python, so it is shared between processes, one per core by
 default (``LIFECYCLE_PROJECTION_REBUILD_WORKERS``): this one and spawned workers. The
-customers are split into as many parts (by their relationship's id, so evenly), and
-each process folds every read model named for the events of its part only: it reads
-the whole log but decodes only its part's events. That is sound because every row of
-every read model belongs to one customer, and the few tables summed over customers
-(funnel transitions, category counts, …) are written as increments. Each part tracks
-its own position in the next tables; every part stops at the log's head as it was when
-the rebuild began, so they end at one position, which the swap checks and moves to the
-live tables. Parts take turns writing (SQLite's write lock, waited for; an advisory
-lock on PostgreSQL), which they seldom need: a rebuild writes when a read model holds
-its bound of rows, tasks or cases, and at the end.
+customers are split into as many shards (``projections.shards``: by their
+relationship's id, so evenly), and each process folds every read model named for the
+events of its shard only: it reads the whole log but decodes only its shard's events.
+That is sound because every row of every read model belongs to one customer, and the
+few tables summed over customers (funnel transitions, category counts, …) are written as
+increments. Each shard tracks its own position in the next tables; every shard stops at
+the log's head as it was when the rebuild began, so they end at one position, which the
+swap checks and moves to the live tables. Shards take turns writing (SQLite's write
+lock, waited for; an advisory lock on PostgreSQL), which they seldom need: a rebuild
+writes when a read model holds its bound of rows, tasks or cases, and at the end.
 
-Failure policy: nothing is swapped in until every part is rebuilt, so a failed rebuild
+Failure policy: nothing is swapped in until every shard is rebuilt, so a failed rebuild
 leaves the live tables serving as before (its ``__next`` tables are dropped by the next
 rebuild). A worker that fails (a bug, a poison event, a lost database) stops the others
-and the rebuild raises ``RebuildFailed`` naming the part and the reason; a worker killed
-from outside is reported the same way.
+and the rebuild raises ``RebuildFailed`` naming the shard and the reason; a worker
+killed from outside is reported the same way.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import structlog
 
 from lifecycle.logs import configure_logging
 from lifecycle.service.application import LifecycleApplication
+from projections.shards import WHOLE_LOG, Shard
 from projections.views import NEXT, SqlView
 from projections.wiring import (
     Wiring,
@@ -56,14 +57,14 @@ folding this many events in an existing one does."""
 
 
 class RebuildFailed(Exception):
-    """A part of a rebuild failed; nothing was swapped in."""
+    """A shard of a rebuild failed; nothing was swapped in."""
 
 
 @dataclass(frozen=True)
-class PartOutcome:
-    """What one process rebuilt: its part of the customers, for every read model."""
+class ShardOutcome:
+    """What one process rebuilt: its shard of the customers, for every read model."""
 
-    part: int
+    shard: Shard
     events: int
     """Events it folded (those of its customers)."""
     seconds: float
@@ -76,7 +77,7 @@ class RebuildOutcome:
     events: int
     """The position of the log rebuilt up to: the events it holds."""
     seconds: float
-    parts: tuple[PartOutcome, ...]
+    shards: tuple[ShardOutcome, ...]
 
     @property
     def events_per_second(self) -> float:
@@ -86,7 +87,7 @@ class RebuildOutcome:
     def peak_rss_bytes(self) -> int:
         """Peak memory of the processes that rebuilt, added up (an upper bound of what
         they held at once)."""
-        return sum(part.peak_rss_bytes for part in self.parts)
+        return sum(shard.peak_rss_bytes for shard in self.shards)
 
 
 def rebuild(
@@ -102,7 +103,7 @@ def rebuild(
 
     ``workers``: processes to share the rebuild between (default: the setting, fewer
     for a short log; 1 rebuilds in this process, reading with ``app`` if given).
-    ``advance`` is told how many events of the log every part has got through since it
+    ``advance`` is told how many events of the log every shard has got through since it
     was last told."""
     application = app or wiring.application()
     live_views = {model.name: wiring.open_view(model) for model in read_model_classes(names)}
@@ -128,7 +129,7 @@ def _rebuild_locked(
     names = list(live_views)
     for view in live_views.values():
         view.drop_next()
-    # The next tables exist before the parts start: concurrent DDL fails on PostgreSQL.
+    # The next tables exist before the shards start: concurrent DDL fails on PostgreSQL.
     for model in read_model_classes(names):
         close_view(wiring.open_view(model, NEXT))
     head = application.recorder.max_notification_id() or 0
@@ -136,7 +137,7 @@ def _rebuild_locked(
         workers = min(wiring.settings.projection_rebuild_workers, 1 + head // EVENTS_PER_WORKER)
     started = time.perf_counter()
     if workers == 1:
-        outcomes = [_rebuild_part(wiring, names, (0, 1), head, advance, application)]
+        outcomes = [_rebuild_shard(wiring, names, WHOLE_LOG, head, advance, application)]
     else:
         outcomes = _rebuild_in_workers(wiring, names, workers, head, advance, application)
     seconds = time.perf_counter() - started
@@ -148,26 +149,26 @@ def _rebuild_locked(
         positions=positions,
         events=max((position or 0 for position in positions.values()), default=0),
         seconds=seconds,
-        parts=tuple(outcomes),
+        shards=tuple(outcomes),
     )
 
 
-def _rebuild_part(
+def _rebuild_shard(
     wiring: Wiring,
     names: Sequence[str],
-    part: tuple[int, int],
+    shard: Shard,
     head: int,
     advance: Callable[[int], None] | None,
     application: LifecycleApplication,
-) -> PartOutcome:
-    """Rebuild ``names`` for one part of the customers, up to ``head``, in this process
+) -> ShardOutcome:
+    """Rebuild ``names`` for one shard of the customers, up to ``head``, in this process
     (no swap)."""
-    runner = build_runner(wiring, application, names, generation=NEXT, partition=part, stop_at=head)
+    runner = build_runner(wiring, application, names, generation=NEXT, shard=shard, stop_at=head)
     try:
         started = time.perf_counter()
         runner.catch_up(advance)
         folded = max((lane.events_projected for lane in runner.lanes), default=0)
-        return PartOutcome(part[0], folded, time.perf_counter() - started, peak_rss_bytes())
+        return ShardOutcome(shard, folded, time.perf_counter() - started, peak_rss_bytes())
     finally:
         close_runner(runner)
 
@@ -175,59 +176,59 @@ def _rebuild_part(
 def _rebuild_in_workers(
     wiring: Wiring,
     names: list[str],
-    parts: int,
+    count: int,
     head: int,
     advance: Callable[[int], None] | None,
     application: LifecycleApplication,
-) -> list[PartOutcome]:
-    """Part 0 in this process, each other part in a worker process."""
+) -> list[ShardOutcome]:
+    """Shard 0 in this process, each other shard of ``count`` in a worker process."""
     # Spawned, not forked: a fork would share this process's open database connections.
     context = multiprocessing.get_context("spawn")
     messages: multiprocessing.Queue[tuple[str, int, Any]] = context.Queue()
     workers = {
         index: context.Process(
             target=_worker,
-            args=(wiring, names, (index, parts), head, messages),
-            name=f"rebuild-part-{index}",
+            args=(wiring, names, Shard(index, count), head, messages),
+            name=f"rebuild-shard-{index}",
             daemon=True,
         )
-        for index in range(1, parts)
+        for index in range(1, count)
     }
     for worker in workers.values():
         worker.start()
-    heard = _Parts(parts, workers, messages, advance)
+    heard = _Shards(count, workers, messages, advance)
     try:
-        heard.outcomes[0] = _rebuild_part(
-            wiring, names, (0, parts), head, heard.read_here, application
+        heard.outcomes[0] = _rebuild_shard(
+            wiring, names, Shard(0, count), head, heard.read_here, application
         )
-        while len(heard.outcomes) < parts:
+        while len(heard.outcomes) < count:
             heard.receive(timeout=0.5)
     finally:
         for worker in workers.values():
-            if worker.is_alive() and len(heard.outcomes) < parts:
+            if worker.is_alive() and len(heard.outcomes) < count:
                 worker.terminate()
             worker.join()
-    return [heard.outcomes[index] for index in range(parts)]
+    return [heard.outcomes[index] for index in range(count)]
 
 
-class _Parts:
-    """What the parts of a rebuild have done, as this process and the workers' messages
+class _Shards:
+    """What the shards of a rebuild have done, as this process and the workers' messages
     tell; a failed worker is raised as ``RebuildFailed``."""
 
     def __init__(
         self,
-        parts: int,
+        count: int,
         workers: dict[int, SpawnProcess],
         messages: multiprocessing.Queue[tuple[str, int, Any]],
         advance: Callable[[int], None] | None,
     ) -> None:
         self.workers, self.messages, self.advance = workers, messages, advance
-        self.outcomes: dict[int, PartOutcome] = {}
-        self.reads = [0] * parts
+        self.outcomes: dict[int, ShardOutcome] = {}
+        self.reads = [0] * count
         self.told = 0
 
     def read_here(self, events: int) -> None:
-        """This process's part got through ``events`` more: hear from the workers too
+        """This process's shard got through ``events`` more: hear from the workers too
         (without waiting), so a failed one stops the rebuild now."""
         self._read(0, events)
         while self.receive(timeout=None):
@@ -249,7 +250,7 @@ class _Parts:
         elif kind == "done":
             self.outcomes[index] = payload
         else:
-            raise RebuildFailed(f"rebuilding part {index} failed: {payload}")
+            raise RebuildFailed(f"rebuilding shard {index} failed: {payload}")
         return True
 
     def _read(self, index: int, events: int) -> None:
@@ -263,27 +264,28 @@ class _Parts:
         for index, worker in self.workers.items():
             if index not in self.outcomes and worker.exitcode is not None:
                 raise RebuildFailed(
-                    f"rebuilding part {index} failed: its worker exited with code {worker.exitcode}"
+                    f"rebuilding shard {index} failed: "
+                    f"its worker exited with code {worker.exitcode}"
                 )
 
 
 def _worker(
     wiring: Wiring,
     names: list[str],
-    part: tuple[int, int],
+    shard: Shard,
     head: int,
     messages: multiprocessing.Queue[tuple[str, int, Any]],
 ) -> None:
     configure_logging(wiring.settings.log_format, wiring.settings.log_level)
-    index = part[0]
+    index = shard.index
     reader: LifecycleApplication | None = None
     try:
         reader = wiring.log_reader()
-        outcome = _rebuild_part(
-            wiring, names, part, head, lambda n: messages.put(("read", index, n)), reader
+        outcome = _rebuild_shard(
+            wiring, names, shard, head, lambda n: messages.put(("read", index, n)), reader
         )
     except BaseException as error:
-        log.exception("projection_rebuild_failed", part=index, projections=names)
+        log.exception("projection_rebuild_failed", shard=index, projections=names)
         messages.put(("failed", index, f"{type(error).__name__}: {error}"))
         sys.exit(1)
     finally:

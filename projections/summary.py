@@ -4,9 +4,8 @@ scores, open complaints, the channel mix behind the service mode, the months the
 customer was active (for cohort retention), and the relationship's version.
 
 At-risk flags depend on the time they are judged at, so they are computed when read
-(``as_of``): no touchpoint in 90 days, latest survey score ≤ 6, a complaint open more
-than 14 days. A dissolved relationship carries no flags: it is past risk. "Latest" is
-judged by ``occurred_at``, so late events land where they belong.
+(``as_of``), as ``projections.at_risk`` defines them. "Latest" is judged by
+``occurred_at``, so late events land where they belong.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -26,6 +25,7 @@ from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import Tracking
 
 from lifecycle.domain.vocabulary import PHASE_OF_KIND, Channel, Kind, Phase, Stage
+from projections.at_risk import JUDGED_ON, FlagsAt
 from projections.readmodel import (
     ReadModel,
     RelationshipStarted,
@@ -34,15 +34,6 @@ from projections.readmodel import (
     TouchpointRecorded,
 )
 from projections.views import PostgresView, SQLiteView, SqlView, Table, chunks
-
-INACTIVE_AFTER = timedelta(days=90)
-LOW_SCORE = 6
-COMPLAINT_OPEN_TOO_LONG = timedelta(days=14)
-
-FLAG_INACTIVE = "no_touchpoint_90_days"
-FLAG_LOW_SCORE = "low_survey_score"
-FLAG_COMPLAINT = "complaint_open_14_days"
-FLAGS = (FLAG_INACTIVE, FLAG_LOW_SCORE, FLAG_COMPLAINT)
 
 SERVICE_MODES = ("personal_assistance", "self_service", "automated", "community")
 MODE_OF_CHANNEL = {
@@ -341,17 +332,8 @@ class SummaryRow:
         return min(self._open_complaints.values()) if self._open_complaints else None
 
     def flags(self, as_of: datetime) -> list[str]:
-        if self.stage == Stage.DISSOLUTION:
-            return []
-        flags = []
-        if self.last_touchpoint_at is not None and self.last_touchpoint_at < as_of - INACTIVE_AFTER:
-            flags.append(FLAG_INACTIVE)
-        if self.latest_survey_score is not None and self.latest_survey_score <= LOW_SCORE:
-            flags.append(FLAG_LOW_SCORE)
-        oldest = self.oldest_open_complaint_at
-        if oldest is not None and oldest < as_of - COMPLAINT_OPEN_TOO_LONG:
-            flags.append(FLAG_COMPLAINT)
-        return flags
+        judge = FlagsAt(as_of).reader(JUDGED_ON)
+        return judge([getattr(self, name) for name in JUDGED_ON])
 
 
 def time_text(value: datetime) -> str:
@@ -455,7 +437,7 @@ class SummaryView(SqlView):
         if after is not None:
             where.append("customer_id > ?")
             params.append(after)
-        conditions = self._flag_conditions(as_of)
+        conditions = FlagsAt(as_of, self.dialect.time).conditions()
         for flag in flags:
             where.append(conditions[flag][0])
             params.extend(conditions[flag][1])
@@ -478,24 +460,6 @@ class SummaryView(SqlView):
         return self.fetch_with_position(
             f"{statement} ORDER BY customer_id LIMIT ?", [*merged, limit]
         )
-
-    def _flag_conditions(self, as_of: datetime) -> dict[str, tuple[str, list[Any]]]:
-        open_stage = "stage <> 'dissolution'"
-        time = self.dialect.time
-        return {
-            FLAG_INACTIVE: (
-                f"({open_stage} AND COALESCE(last_touchpoint_at < ?, FALSE))",
-                [time(as_of - INACTIVE_AFTER)],
-            ),
-            FLAG_LOW_SCORE: (
-                f"({open_stage} AND COALESCE(latest_survey_score <= ?, FALSE))",
-                [LOW_SCORE],
-            ),
-            FLAG_COMPLAINT: (
-                f"({open_stage} AND COALESCE(oldest_open_complaint_at < ?, FALSE))",
-                [time(as_of - COMPLAINT_OPEN_TOO_LONG)],
-            ),
-        }
 
     def cohorts(self) -> tuple[list[CohortRow], int | None]:
         """Monthly cohort retention: cohort = month of a customer's first touchpoint."""

@@ -30,7 +30,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from eventsourcing.persistence import (
     IntegrityError,
@@ -42,6 +42,8 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 
 from lifecycle.domain.errors import LifecycleError
+from lifecycle.persistence import library
+from projections.shards import TRACKING_SUFFIX_PATTERN, WHOLE_LOG, Shard
 
 T = TypeVar("T")
 
@@ -50,7 +52,8 @@ UPSTREAM = "Lifecycle"
 
 LIVE = ""
 NEXT = "__next"
-_NEXT_TRACKING_SUFFIX = "@next"
+_NEXT_TRACKING_NAME = UPSTREAM + "@next"
+"""What a rebuild tracks its position under, followed by its shard's suffix."""
 _KEY_CHUNK = 500
 
 
@@ -155,13 +158,6 @@ class SqlView(TrackingRecorder):
     def _tracking_table(self) -> str: ...
 
     @abstractmethod
-    def _tracking_position(self, cursor: Any, name: str) -> int | None: ...
-
-    if TYPE_CHECKING:  # provided by the library's tracking recorder of each backend
-
-        def _insert_tracking(self, c: Any, tracking: Tracking) -> None: ...
-
-    @abstractmethod
     def _table_exists(self, cursor: Any, name: str) -> bool: ...
 
     @abstractmethod
@@ -172,21 +168,21 @@ class SqlView(TrackingRecorder):
 
     # Names ---------------------------------------------------------------------------
 
-    partition: str = ""
-    """Which part of a rebuild shared between processes this view's rows come from
-    ("": the whole log); each part tracks its own position."""
+    shard: Shard = WHOLE_LOG
+    """Which shard of a rebuild shared between processes this view's rows come from;
+    each shard tracks its own position."""
 
-    def use_generation(self, generation: str, partition: str = "") -> None:
+    def use_generation(self, generation: str, shard: Shard = WHOLE_LOG) -> None:
         """Point this view at the live tables or at those of a rebuild in progress (of
-        one ``partition`` of the customers, when several processes share it)."""
+        one ``shard`` of the customers, when several processes share it)."""
         self.generation = generation
-        self.partition = partition if generation == NEXT else ""
+        self.shard = shard if generation == NEXT else WHOLE_LOG
 
     @property
     def tracking_name(self) -> str:
         if self.generation == LIVE:
             return UPSTREAM
-        return UPSTREAM + _NEXT_TRACKING_SUFFIX + self.partition
+        return _NEXT_TRACKING_NAME + self.shard.tracking_suffix
 
     def table(self, base: str, generation: str | None = None) -> str:
         suffix = self.generation if generation is None else generation
@@ -233,7 +229,7 @@ class SqlView(TrackingRecorder):
                     f"DELETE FROM {self._tracking_table()} "
                     "WHERE application_name = ? OR application_name LIKE ?"
                 ),
-                (UPSTREAM + _NEXT_TRACKING_SUFFIX, UPSTREAM + _NEXT_TRACKING_SUFFIX + ":%"),
+                (_NEXT_TRACKING_NAME, _NEXT_TRACKING_NAME + TRACKING_SUFFIX_PATTERN),
             )
 
     def swap_in_next(self) -> int | None:
@@ -257,37 +253,45 @@ class SqlView(TrackingRecorder):
                     f"DELETE FROM {self._tracking_table()} "
                     "WHERE application_name IN (?, ?) OR application_name LIKE ?"
                 ),
-                (
-                    UPSTREAM,
-                    UPSTREAM + _NEXT_TRACKING_SUFFIX,
-                    UPSTREAM + _NEXT_TRACKING_SUFFIX + ":%",
-                ),
+                (UPSTREAM, _NEXT_TRACKING_NAME, _NEXT_TRACKING_NAME + TRACKING_SUFFIX_PATTERN),
             )
             if position is not None:
-                self._insert_tracking(cursor, Tracking(UPSTREAM, position))
+                library.insert_tracking(self, cursor, Tracking(UPSTREAM, position))
         return position
 
     def _next_position(self, cursor: Any) -> int | None:
         """The position the rebuilt tables reflect: that of the rebuild, or the one
-        every part of it reached (parts that disagree are a rebuild not finished)."""
-        next_name = UPSTREAM + _NEXT_TRACKING_SUFFIX
+        every shard of it reached (shards that disagree are a rebuild not finished)."""
         cursor.execute(
             self.dialect.sql(
                 "SELECT application_name, MAX(notification_id) AS position "
                 f"FROM {self._tracking_table()} "
                 "WHERE application_name = ? OR application_name LIKE ? GROUP BY application_name"
             ),
-            (next_name, next_name + ":%"),
+            (_NEXT_TRACKING_NAME, _NEXT_TRACKING_NAME + TRACKING_SUFFIX_PATTERN),
         )
         positions = {row["position"] for row in cursor.fetchall()}
         if len(positions) > 1:
             raise LookupError(
-                f"{self.projection_name}: the parts of the rebuild reached different "
+                f"{self.projection_name}: the shards of the rebuild reached different "
                 f"positions {sorted(positions)}"
             )
         return positions.pop() if positions else None
 
     # Positions and pages -------------------------------------------------------------
+
+    def _tracking_position(self, cursor: Any, name: str) -> int | None:
+        """The position recorded under ``name``, read in the transaction of ``cursor``
+        (the library's ``max_tracking_id`` reads in one of its own)."""
+        cursor.execute(
+            self.dialect.sql(
+                "SELECT MAX(notification_id) AS position "
+                f"FROM {self._tracking_table()} WHERE application_name = ?"
+            ),
+            (name,),
+        )
+        position: int | None = cursor.fetchone()["position"]
+        return position
 
     def position(self) -> int | None:
         """The last notification id of the upstream log this generation reflects."""
@@ -306,7 +310,7 @@ class SqlView(TrackingRecorder):
                 )
             write(cursor)
             if tracking.notification_id != expected:
-                self._insert_tracking(cursor, tracking)
+                library.insert_tracking(self, cursor, tracking)
 
     # Reading -------------------------------------------------------------------------
 
@@ -406,10 +410,6 @@ class SQLiteView(SqlView, SQLiteTrackingRecorder):
     def _tracking_table(self) -> str:
         return "tracking"
 
-    def _tracking_position(self, cursor: Any, name: str) -> int | None:
-        position: int | None = self._max_tracking_id(name, cursor)
-        return position
-
     def _table_exists(self, cursor: Any, name: str) -> bool:
         cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
         return cursor.fetchone() is not None
@@ -481,10 +481,6 @@ class PostgresView(SqlView, PostgresTrackingRecorder):
 
     def _tracking_table(self) -> str:
         return self.tracking_table_name
-
-    def _tracking_position(self, cursor: Any, name: str) -> int | None:
-        position: int | None = self._max_tracking_id(name, cursor)
-        return position
 
     def _table_exists(self, cursor: Any, name: str) -> bool:
         cursor.execute("SELECT to_regclass(%s) IS NOT NULL AS present", (name,))

@@ -15,13 +15,13 @@ from typing import Any, Protocol
 from lifecycle.domain.errors import LifecycleError
 from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
-from projections.complaints import Complaints
 from projections.follow_ups import FollowUps
 from projections.funnel import Funnel
-from projections.inquiries import Inquiries
+from projections.pairs import Complaints, Inquiries
 from projections.purchases import Purchases
 from projections.readmodel import ReadModel
 from projections.runner import DEFAULT_COMMIT_SECONDS, Runner
+from projections.shards import WHOLE_LOG, Shard
 from projections.summary import Summary
 from projections.views import LIVE, SqlView
 
@@ -68,9 +68,10 @@ class Wiring(Protocol):
         ...
 
     def open_view(
-        self, model: type[ReadModel[Any]], generation: str = LIVE, shard: str = ""
+        self, model: type[ReadModel[Any]], generation: str = LIVE, shard: Shard = WHOLE_LOG
     ) -> SqlView:
-        """The view of ``model`` (its tables created if missing)."""
+        """The view of ``model`` (its tables created if missing); in the next generation,
+        of one ``shard`` of a rebuild."""
         ...
 
 
@@ -89,7 +90,7 @@ def build_runner(
     *,
     generation: str = LIVE,
     batch_size: int | None = None,
-    partition: tuple[int, int] | None = None,
+    shard: Shard = WHOLE_LOG,
     stop_at: int | None = None,
 ) -> Runner:
     """A runner of the named read models (all by default) over ``app``'s event log.
@@ -98,9 +99,9 @@ def build_runner(
     way would buy nothing: it commits when the rows held reach their bound, or at the end.
     """
     settings = wiring.settings
-    part = f":{partition[0]}/{partition[1]}" if partition and partition[1] > 1 else ""
     models = [
-        model(view=wiring.open_view(model, generation, part)) for model in read_model_classes(names)
+        model(view=wiring.open_view(model, generation, shard))
+        for model in read_model_classes(names)
     ]
     return Runner(
         app.recorder,
@@ -111,7 +112,7 @@ def build_runner(
         batch_size=(batch_size or settings.projection_batch_size) if generation == LIVE else None,
         commit_seconds=DEFAULT_COMMIT_SECONDS if generation == LIVE else None,
         live=generation == LIVE,
-        partition=partition,
+        shard=shard,
         stop_at=stop_at,
     )
 

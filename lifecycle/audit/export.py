@@ -53,7 +53,6 @@ from lifecycle.persistence.recorders import LogRow, read_log, stream_log
 from lifecycle.persistence.topics import stored_topics
 from lifecycle.service.application import LifecycleApplication
 
-EXPORT_FORMAT = "lifecycle-export/1"
 EVENTS_FILE = "events.jsonl"
 MANIFEST_FILE = "manifest.json"
 MANIFEST_PURPOSE = "export-manifest"

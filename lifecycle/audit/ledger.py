@@ -32,11 +32,11 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from pydantic import BaseModel, ConfigDict, Field
 
 from lifecycle.domain.errors import LifecycleError
+from lifecycle.persistence import library
 
 ENTRY = struct.Struct(">q32s16sq")
 """One sealed event: position, event hash, relationship id, version. The first 40 bytes
 (position and hash) are what the global chain advances over."""
-CHAIN_INPUT = 40
 
 
 class AuditKeyMissing(LifecycleError):
@@ -234,7 +234,7 @@ class SQLiteAuditLedger(SQLiteTrackingRecorder, AuditLedger):
                 f"INSERT INTO audit_checkpoints ({_CHECKPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
                 _checkpoint_row(checkpoint),
             )
-            self._insert_tracking(cursor, tracking)
+            library.insert_tracking(self, cursor, tracking)
 
     def checkpoints(self) -> list[Checkpoint]:
         with self.datastore.transaction(commit=False) as cursor:
@@ -308,7 +308,7 @@ class PostgresAuditLedger(PostgresTrackingRecorder, AuditLedger):
                 ).format(self._table(self.checkpoints_table)),
                 _checkpoint_row(checkpoint),
             )
-            self._insert_tracking(cursor, tracking)
+            library.insert_tracking(self, cursor, tracking)
 
     def checkpoints(self) -> list[Checkpoint]:
         from psycopg.sql import SQL

@@ -25,6 +25,7 @@ from lifecycle.persistence.personal import (
 )
 from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
+from projections.shards import WHOLE_LOG, Shard
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import InfrastructureFactory, TrackingRecorder
@@ -218,17 +219,18 @@ class Components:
         }
 
     def open_view(
-        self, model: type[ReadModel[Any]], generation: str = "", shard: str = ""
+        self, model: type[ReadModel[Any]], generation: str = "", shard: Shard = WHOLE_LOG
     ) -> SqlView:
         """The view of ``model`` (its tables created if missing), on the configured store;
-        ``generation`` "" is the live tables (``projections.views.LIVE``)."""
+        ``generation`` "" is the live tables (``projections.views.LIVE``); in the next
+        generation, of one ``shard`` of a rebuild."""
         from eventsourcing.persistence import InfrastructureFactory
         from eventsourcing.utils import Environment
 
         from projections.views import SqlView
 
         env = {**os.environ, **self.view_env(model.name)}
-        if shard:
+        if not shard.is_whole_log:
             # The shards of a rebuild take turns writing the same tables: wait for each other.
             env["SQLITE_LOCK_TIMEOUT"] = str(SHARDS_WAIT_SECONDS)
         factory = InfrastructureFactory.construct(Environment(model.name, env))

@@ -23,19 +23,21 @@ from collections.abc import Collection, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import (
-    ApplicationRecorder,
-    InterfaceError,
-    Notification,
-    OperationalError,
-    StoredEvent,
-    Tracking,
-)
+import structlog
+from eventsourcing.persistence import ApplicationRecorder, Notification, StoredEvent, Tracking
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteProcessRecorder
-from eventsourcing.utils import retry
+
+from lifecycle.faults import Backoff, is_database_fault, retry
+from lifecycle.persistence import library
+
+log = structlog.get_logger(__name__)
 
 _SQLITE_CHUNK = 500
+INSERT_ATTEMPTS = 10
+INSERT_BACKOFF = Backoff(initial=0.2, factor=1.0)
+"""A few quick attempts at an insert, as the library makes them (a pooled connection
+lost): a longer outage is for the caller to wait out."""
 
 TouchpointKey = tuple[UUID, str]
 """(relationship id, upstream event id): what makes a touchpoint a duplicate."""
@@ -164,10 +166,38 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
                 found.update((ids[row[0]], row[1]) for row in cursor.fetchall())
         return found
 
-    @staticmethod
-    def selects_part(count: int) -> bool:
-        """Whether ``select_notifications`` can itself select a part of ``count``."""
-        return count > 1 and 16 % count == 0
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        with self.datastore.transaction(commit=True) as c:
+            keys: Sequence[TouchpointKey] = kwargs.get("touchpoint_keys", ())
+            if keys:
+                c.executemany(
+                    f"INSERT INTO {self.touchpoints_table_name} VALUES (?, ?)",
+                    [(originator_id.hex, event_id) for originator_id, event_id in keys],
+                )
+            c.executemany(
+                self.insert_events_statement,
+                [
+                    (
+                        s.originator_id.hex
+                        if isinstance(s.originator_id, UUID)
+                        else s.originator_id,
+                        s.originator_version,
+                        s.topic,
+                        s.state,
+                    )
+                    for s in stored_events
+                ],
+            )
+            tracking: Tracking | None = kwargs.get("tracking")
+            if tracking is not None:
+                library.insert_tracking(self, c, tracking)
+            if not stored_events:
+                return []
+            c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
+            last: int = c.fetchone()[0]
+            return list(range(last - len(stored_events) + 1, last + 1))
 
     def select_notifications(
         self,
@@ -177,22 +207,19 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
         topics: Sequence[str] = (),
         *,
         inclusive_of_start: bool = True,
-        part: tuple[int, int] | None = None,
+        shard_digits: str | None = None,
     ) -> Sequence[Notification]:
-        """The library's query; its rows read as tuples and its notifications made the
-        way the library's mapper makes events (without the frozen dataclass's
-        ``__init__``): a page is read in half the time, and every projection and the
-        relay read the log through here.
+        """The library's query, its rows read as tuples and made into notifications at
+        once (``library.notifications``): a page is read in half the time, and every
+        projection and the relay read the log through here.
 
-        ``part`` (index, count): only the events of aggregates whose id's integer is
-        index modulo count (``projections.runner.partition_of``); decided by SQLite
-        from the id's last hex digit when count divides 16, else by whoever asked."""
+        ``shard_digits``: only the events of aggregates whose id ends in one of these
+        hex digits (a shard of a rebuild, ``projections.shards.Shard.hex_digits``)."""
         where: list[str] = []
         params: list[Any] = []
-        if part is not None and self.selects_part(part[1]):
-            index, count = part
+        if shard_digits is not None:
             where.append("instr(?, lower(substr(originator_id, -1))) > 0")
-            params.append("".join(d for d in "0123456789abcdef" if int(d, 16) % count == index))
+            params.append(shard_digits)
         if start is not None:
             where.append("rowid>=?" if inclusive_of_start else "rowid>?")
             params.append(start)
@@ -214,23 +241,7 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
             c.sqlite_cursor.row_factory = None
             c.execute(statement, params)
             rows = c.fetchall()
-        convert = self.convert_originator_id
-        notifications = []
-        for notification_id, originator_id, originator_version, topic, state in rows:
-            notification = object.__new__(Notification)
-            object.__setattr__(
-                notification,
-                "__dict__",
-                {
-                    "originator_id": convert(originator_id),
-                    "originator_version": originator_version,
-                    "topic": topic,
-                    "state": state,
-                    "id": notification_id,
-                },
-            )
-            notifications.append(notification)
-        return notifications
+        return library.notifications(rows, self.convert_originator_id)
 
     def convert_originator_id(self, originator_id: str) -> UUID | str:
         parsed = self.__dict__.setdefault("_parsed_ids", {})
@@ -241,35 +252,6 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
             found = parsed[originator_id] = super().convert_originator_id(originator_id)
         return found
 
-    def _insert_events(
-        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        keys: Sequence[TouchpointKey] = kwargs.get("touchpoint_keys", ())
-        if keys:
-            c.executemany(
-                f"INSERT INTO {self.touchpoints_table_name} VALUES (?, ?)",
-                [(originator_id.hex, event_id) for originator_id, event_id in keys],
-            )
-        c.executemany(
-            self.insert_events_statement,
-            [
-                (
-                    s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
-                    s.originator_version,
-                    s.topic,
-                    s.state,
-                )
-                for s in stored_events
-            ],
-        )
-        tracking: Tracking | None = kwargs.get("tracking")
-        if tracking is not None:
-            self._insert_tracking(c, tracking)
-        if not stored_events:
-            return []
-        last: int = self._max_notification_id(c)
-        return list(range(last - len(stored_events) + 1, last + 1))
-
 
 class BatchPostgresProcessRecorder(PostgresProcessRecorder):
     """The library's PostgreSQL process recorder, inserting without pipeline mode, and
@@ -277,8 +259,8 @@ class BatchPostgresProcessRecorder(PostgresProcessRecorder):
 
     In pipeline mode, psycopg 3.3 over a Unix socket stalls on large batches (the server
     waits in ClientRead for the rest of the INSERT while the client waits in
-    ``Pipeline.sync``). A plain transaction does the same work in the same order:
-    tracking row, table lock, NOTIFY, the one multi-row INSERT, its notification ids.
+    ``Pipeline.sync``). A plain transaction does the same work in the same order
+    (``library.insert_in_plain_transaction``).
     """
 
     @property
@@ -348,21 +330,28 @@ class BatchPostgresProcessRecorder(PostgresProcessRecorder):
             ([key[0] for key in keys], [key[1] for key in keys]),
         )
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        return retry(
+            lambda: self._insert_in_one_transaction(stored_events, **kwargs),
+            is_fault=is_database_fault,
+            cause="database",
+            log=log,
+            backoff=INSERT_BACKOFF,
+            attempts=INSERT_ATTEMPTS,
+        )
+
+    def _insert_in_one_transaction(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            self._insert_events(curs, stored_events, **kwargs)
             keys: Sequence[TouchpointKey] = kwargs.get("touchpoint_keys", ())
             if keys:
-                # Before the table lock below, which serialises every writer: a duplicate
-                # key fails here, and the lock is held for the events' insert alone.
+                # Before the table lock the library takes, which serialises every writer:
+                # a duplicate key fails here, and the lock is held for the events alone.
                 self._insert_touchpoint_keys(curs, keys)
-            if not stored_events:
-                return None
-            self._insert_stored_events(curs, stored_events, **kwargs)
-            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            return library.insert_in_plain_transaction(self, curs, stored_events, **kwargs)
 
 
 LogRow = tuple[int, str, int, str, bytes]

@@ -376,10 +376,16 @@ class LifecycleApplication(Application[UUID]):
         if cache is not None:
             for aggregate_id, aggregate in processing_event.aggregates.items():
                 cache.put(aggregate_id, aggregate)
-        if snapshots is None:
-            self._take_snapshots(processing_event)
-        elif snapshots and self.snapshots is not None:
-            self.snapshots.recorder.insert_events(snapshots)
+        if snapshots is not None:
+            if snapshots and self.snapshots is not None:
+                self.snapshots.recorder.insert_events(snapshots)
+            return
+        # What Application._take_snapshots() does for aggregates of one class.
+        interval = (self.snapshotting_intervals or {}).get(Relationship)
+        if self.snapshots is not None and interval:
+            for saved in processing_event.events:
+                if saved.originator_version % interval == 0:
+                    self.take_snapshot(saved.originator_id, version=saved.originator_version)
 
     def _forget_cached(self, relationships: dict[UUID, Relationship]) -> None:
         cache = self.repository.cache

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from lifecycle.domain.outbound import RelationshipEvent
+from projections.at_risk import FLAGS
 
 Position = Annotated[
     int,
@@ -72,9 +73,7 @@ class RelationshipSummary(Model):
     )
     touchpoints_by_service_mode: dict[str, int]
     at_risk: bool
-    flags: list[str] = Field(
-        description="no_touchpoint_90_days, low_survey_score, complaint_open_14_days"
-    )
+    flags: list[str] = Field(description=", ".join(FLAGS))
 
 
 class SummaryResponse(Model):

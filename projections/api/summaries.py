@@ -10,9 +10,9 @@ pydantic print datetimes with ``Z``, floats and decimal strings alike): the test
 compare the two over a simulated population, and check every answer against the
 OpenAPI document, which still comes from ``models``.
 
-The derived figures (phases, service modes, at-risk flags) follow the reading surface
-of ``projections.summary.SummaryRow``; flags are judged on the stored values, as
-``SummaryView.page`` filters them.
+The derived figures (phases, service modes) follow the reading surface of
+``projections.summary.SummaryRow``; at-risk flags are judged by ``projections.at_risk``
+on the stored values, as ``SummaryView.page`` filters them.
 """
 
 from __future__ import annotations
@@ -24,22 +24,13 @@ from typing import Any
 
 import orjson
 
-from lifecycle.domain.vocabulary import PHASE_OF_KIND, Phase, Stage
-from projections.summary import (
-    COMPLAINT_OPEN_TOO_LONG,
-    FLAG_COMPLAINT,
-    FLAG_INACTIVE,
-    FLAG_LOW_SCORE,
-    INACTIVE_AFTER,
-    LOW_SCORE,
-    MODE_OF_CHANNEL,
-    SERVICE_MODES,
-)
+from lifecycle.domain.vocabulary import PHASE_OF_KIND, Phase
+from projections.at_risk import FlagsAt
+from projections.summary import MODE_OF_CHANNEL, SERVICE_MODES
 from projections.views import SqlView
 
 _PHASES = tuple(phase.value for phase in Phase)
 _PHASE_OF_KIND = {kind.value: phase.value for kind, phase in PHASE_OF_KIND.items()}
-_DISSOLUTION = Stage.DISSOLUTION.value
 _DEFAULT_MODE = "personal_assistance"
 
 
@@ -72,10 +63,9 @@ class SummaryRenderer:
     def __init__(self, view: SqlView, as_of: datetime) -> None:
         self.as_of = as_of
         self._from_time = view.dialect.from_time
-        # Thresholds in the stored form (SQLite: fixed-width UTC text, which compares
-        # like time), so a row's flags are judged without parsing its times first.
-        self._inactive_before = view.dialect.time(as_of - INACTIVE_AFTER)
-        self._complaint_before = view.dialect.time(as_of - COMPLAINT_OPEN_TOO_LONG)
+        # Bounds in the stored form (SQLite: fixed-width UTC text, which compares like
+        # time), so a row's flags are judged without parsing its times first.
+        self._flags = FlagsAt(as_of, view.dialect.time).reader(self.COLUMNS)
 
     def page(self, rows: Iterable[Any], position: int, next_cursor: str | None) -> bytes:
         """The JSON of a ``models.SummaryPage``."""
@@ -94,6 +84,7 @@ class SummaryRenderer:
 
     def item(self, row: Any) -> dict[str, Any]:
         """The fields of a ``models.RelationshipSummary`` from a row of ``COLUMNS``."""
+        values = tuple(row.values()) if isinstance(row, dict) else row
         (
             customer_id,
             relationship_id,
@@ -114,7 +105,7 @@ class SummaryRenderer:
             latest_score,
             open_complaints,
             oldest_open,
-        ) = row.values() if isinstance(row, dict) else row
+        ) = values
         from_time = self._from_time
         kinds: dict[str, int] = orjson.loads(kind_counts)
         phases = dict.fromkeys(_PHASES, 0)
@@ -124,7 +115,7 @@ class SummaryRenderer:
         for channel, count in orjson.loads(channel_counts).items():
             modes[MODE_OF_CHANNEL.get(channel, _DEFAULT_MODE)] += count
         best_mode = max(SERVICE_MODES, key=modes.__getitem__)
-        flags = self._flags(stage, last_touchpoint_at, latest_score, oldest_open)
+        flags = self._flags(values)
         return {
             "customer_id": customer_id,
             "relationship_id": relationship_id,
@@ -152,20 +143,6 @@ class SummaryRenderer:
             "at_risk": bool(flags),
             "flags": flags,
         }
-
-    def _flags(
-        self, stage: str, last_touchpoint: Any, latest_score: int | None, oldest_open: Any
-    ) -> list[str]:
-        if stage == _DISSOLUTION:
-            return []
-        flags = []
-        if last_touchpoint is not None and last_touchpoint < self._inactive_before:
-            flags.append(FLAG_INACTIVE)
-        if latest_score is not None and latest_score <= LOW_SCORE:
-            flags.append(FLAG_LOW_SCORE)
-        if oldest_open is not None and oldest_open < self._complaint_before:
-            flags.append(FLAG_COMPLAINT)
-        return flags
 
 
 def _dumps(body: dict[str, Any]) -> bytes:

@@ -403,8 +403,8 @@ def test_the_log_reads_as_the_librarys_recorder_reads_it(sqlite_url: str) -> Non
         application.close()
 
 
-def test_a_part_of_the_log_holds_the_events_of_its_customers_only(sqlite_url: str) -> None:
-    from projections.runner import partition_of
+def test_a_shard_of_the_log_holds_the_events_of_its_customers_only(sqlite_url: str) -> None:
+    from projections.shards import Shard, shard_of
 
     application = Components(Settings(database_url=sqlite_url)).application()
     try:
@@ -414,10 +414,13 @@ def test_a_part_of_the_log_holds_the_events_of_its_customers_only(sqlite_url: st
         recorder = application.recorder
         assert isinstance(recorder, BulkSQLiteProcessRecorder)
         everything = recorder.select_notifications(1, 1_000)
-        for parts in (2, 4):
-            read = [recorder.select_notifications(1, 1_000, part=(i, parts)) for i in range(parts)]
-            assert [{partition_of(n.originator_id, parts) for n in events} for events in read] == [
-                {i} for i in range(parts)
+        for count in (2, 4):
+            read = [
+                recorder.select_notifications(1, 1_000, shard_digits=Shard(i, count).hex_digits)
+                for i in range(count)
+            ]
+            assert [{shard_of(n.originator_id, count) for n in events} for events in read] == [
+                {i} for i in range(count)
             ]
             assert sorted(n.id for events in read for n in events) == [n.id for n in everything]
     finally:

@@ -5,9 +5,13 @@ the core, and only the entry points wire everything together."""
 from __future__ import annotations
 
 import ast
+import importlib
+import importlib.util
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import FunctionType
 
 import pytest
 
@@ -88,3 +92,87 @@ def test_the_read_side_does_not_import_the_kafka_edge(name: str, path: Path) -> 
 @pytest.mark.parametrize(("name", "path"), [m for m in ALL_MODULES if within(m[0], "consumers")])
 def test_the_kafka_edge_does_not_import_the_read_side(name: str, path: Path) -> None:
     assert not any(within(i, "projections", "fastapi") for i in imports_of(path)), name
+
+
+# One door per library to its private API ----------------------------------------------
+
+DOORS = {"eventsourcing": "lifecycle.persistence.library", "kafka": "consumers.kafka_internals"}
+AGGREGATE_HOOKS = {("lifecycle.domain.streams", "ChainedAggregate", "_create")}
+"""Private hooks the domain overrides on its own class, since it may not import the door
+(named in the door's docstring, pinned by its contract tests)."""
+
+
+def private_names_of(package: str) -> set[str]:
+    """The names a library gives its private functions, methods and attributes."""
+    spec = importlib.util.find_spec(package)
+    assert spec is not None and spec.origin is not None
+    return {
+        name
+        for path in Path(spec.origin).parent.rglob("*.py")
+        for name in re.findall(r"(?:\bdef |\bself\.)(_[a-z]\w*)", path.read_text("utf-8"))
+    }
+
+
+def names_defined_in(path: Path) -> set[str]:
+    defined: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            defined.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            defined.add(node.id)
+    return defined
+
+
+PRIVATE_NAMES = {package: private_names_of(package) for package in DOORS}
+OUR_NAMES = set().union(*(names_defined_in(path) for _, path in ALL_MODULES))
+
+
+@pytest.mark.parametrize(("name", "path"), ALL_MODULES)
+def test_only_the_doors_use_private_names_of_the_libraries(name: str, path: Path) -> None:
+    used = {
+        node.attr
+        for node in ast.walk(ast.parse(path.read_text("utf-8")))
+        if isinstance(node, ast.Attribute) and node.attr not in OUR_NAMES
+    }
+    foreign = {
+        package: sorted(used & names)
+        for package, names in PRIVATE_NAMES.items()
+        if DOORS[package] != name and used & names
+    }
+    assert foreign == {}, f"{name} uses private names of {foreign}: go through the door"
+
+
+@pytest.mark.parametrize(("name", "path"), ALL_MODULES)
+def test_only_the_doors_make_objects_without_their_init(name: str, path: Path) -> None:
+    calls = [
+        node.lineno
+        for node in ast.walk(ast.parse(path.read_text("utf-8")))
+        if isinstance(node, ast.Attribute) and node.attr == "__new__"
+    ]
+    assert name in DOORS.values() or calls == [], f"{name} calls __new__ at lines {calls}"
+
+
+@pytest.mark.parametrize(
+    ("name", "path"), [m for m in ALL_MODULES if not m[0].endswith("__main__")]
+)
+def test_only_the_doors_override_private_hooks_of_the_libraries(name: str, path: Path) -> None:
+    module = importlib.import_module(name)
+    overridden = sorted(
+        (cls.__name__, attribute)
+        for cls in vars(module).values()
+        if isinstance(cls, type) and cls.__module__ == name
+        for attribute, value in vars(cls).items()
+        if re.fullmatch(r"_[a-z]\w*", attribute)
+        and isinstance(value, FunctionType | classmethod | staticmethod | property)
+        and (name, cls.__name__, attribute) not in AGGREGATE_HOOKS
+        and any(
+            attribute in vars(base)
+            for base in cls.__mro__[1:]
+            if base.__module__.split(".")[0] in DOORS
+        )
+    )
+    assert name in DOORS.values() or overridden == [], (
+        f"{name} overrides private hooks {overridden}: move them behind the door"
+    )

@@ -115,7 +115,7 @@ def wait_for_database(settings: Settings, stop: threading.Event) -> bool:
     supervisor may start a service while the database restarts); False: stopped first."""
     import structlog
 
-    from consumers.faults import Stopped, is_database_fault, retry
+    from lifecycle.faults import Stopped, is_database_fault, retry
 
     try:
         retry(

@@ -48,15 +48,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="rebuild read models from position zero and swap them in",
         description="Rebuilds the named read models (default all) into fresh tables while "
         "the current ones keep serving, then swaps each in atomically; the customers are "
-        "shared between worker processes. A runner still following the log resumes "
-        "from the rebuilt position.",
+        "split into shards, one per worker process. A runner still following the log "
+        "resumes from the rebuilt position.",
     )
     _projection_option(p, names)
     p.add_argument(
         "--workers",
         type=positive_int,
-        help="processes to share the customers between (default: one per core, fewer "
-        "for a short log; env LIFECYCLE_PROJECTION_REBUILD_WORKERS)",
+        help="processes to share the rebuild between, one shard of the customers each "
+        "(default: one per core, fewer for a short log; env "
+        "LIFECYCLE_PROJECTION_REBUILD_WORKERS)",
     )
     add_common_options(p)
     p.set_defaults(handler=replay_command)

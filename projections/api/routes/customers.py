@@ -25,8 +25,9 @@ from projections.api.dependencies import (
 )
 from projections.api.errors import error_responses
 from projections.api.summaries import SummaryRenderer
+from projections.at_risk import FLAGS
 from projections.purchases import PurchasesView, purchase_pattern
-from projections.summary import FLAGS, SummaryView
+from projections.summary import SummaryView
 
 router = APIRouter(tags=["customers"], dependencies=[reader])
 

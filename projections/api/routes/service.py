@@ -22,9 +22,7 @@ from projections.api.dependencies import (
     respond,
 )
 from projections.api.errors import ApiError, error_responses
-from projections.complaints import ComplaintsView
 from projections.follow_ups import KINDS, MAX_ANNIVERSARY_WINDOW, FollowUpsView
-from projections.inquiries import InquiriesView
 from projections.pairs import CLOSED, OPEN, Case, CaseStats, CaseView
 
 router = APIRouter(tags=["service"], dependencies=[reader])
@@ -39,7 +37,7 @@ OfCustomer = Annotated[str | None, Query(max_length=128, pattern=r"^[^\x00]+$")]
     summary="Complaints, open or resolved, with age and resolution-time figures",
 )
 def list_complaints(
-    complaints: Annotated[ComplaintsView, Depends(Reached("complaints"))],
+    complaints: Annotated[CaseView, Depends(Reached("complaints"))],
     status: Literal["open", "resolved", "all"] = "all",
     customer_id: OfCustomer = None,
     as_of: AsOf = None,
@@ -59,7 +57,7 @@ def list_complaints(
     summary="Inquiries and the time to their first response",
 )
 def list_inquiries(
-    inquiries: Annotated[InquiriesView, Depends(Reached("inquiries"))],
+    inquiries: Annotated[CaseView, Depends(Reached("inquiries"))],
     status: Literal["answered", "unanswered", "all"] = "all",
     customer_id: OfCustomer = None,
     as_of: AsOf = None,

@@ -15,7 +15,8 @@ from lifecycle.settings import Settings
 from lifecycle.simulation import as_json_lines, simulate_population
 from projections.api import models
 from projections.api.summaries import SummaryRenderer
-from projections.summary import FLAGS, SummaryRow, SummaryView
+from projections.at_risk import FLAGS
+from projections.summary import SummaryRow, SummaryView
 from tests.integration.projections.conftest import Project
 
 END = datetime(2024, 7, 1, tzinfo=UTC)

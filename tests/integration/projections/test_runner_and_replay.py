@@ -19,7 +19,9 @@ from lifecycle.settings import Settings
 from projections import follow_ups, pairs, readmodel
 from projections.rebuild import RebuildFailed, rebuild
 from projections.service import catch_up
-from projections.views import RebuildInProgress
+from projections.shards import Shard
+from projections.summary import Summary
+from projections.views import NEXT, RebuildInProgress
 from projections.wiring import (
     READ_MODEL_NAMES,
     build_runner,
@@ -185,9 +187,25 @@ def test_a_rebuild_shared_between_worker_processes_equals_the_live_read_models(
     outcome = rebuild(Components(settings), workers=3)
 
     assert _dumps(settings) == live
-    assert [part.part for part in outcome.parts] == [0, 1, 2]
-    assert all(part.events for part in outcome.parts)
-    assert sum(part.events for part in outcome.parts) == app.recorder.max_notification_id()
+    assert [shard.shard for shard in outcome.shards] == [Shard(0, 3), Shard(1, 3), Shard(2, 3)]
+    assert all(shard.events for shard in outcome.shards)
+    assert sum(shard.events for shard in outcome.shards) == app.recorder.max_notification_id()
+
+
+def test_each_shard_of_a_rebuild_is_tracked_under_the_name_earlier_releases_gave_it(
+    settings: Settings,
+) -> None:
+    components = Components(settings)
+    views = [
+        components.open_view(Summary),
+        components.open_view(Summary, NEXT),
+        components.open_view(Summary, NEXT, Shard(2, 4)),
+    ]
+    names = [view.tracking_name for view in views]
+    for view in views:
+        close_view(view)
+
+    assert names == ["Lifecycle", "Lifecycle@next", "Lifecycle@next:2/4"]
 
 
 def test_a_rebuild_stops_where_the_log_was_when_it_began(
