@@ -19,6 +19,7 @@ stream's events with their log positions."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Sequence
 from typing import Any
 from uuid import UUID
@@ -169,35 +170,34 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        with self.datastore.transaction(commit=True) as c:
-            keys: Sequence[TouchpointKey] = kwargs.get("touchpoint_keys", ())
-            if keys:
-                c.executemany(
-                    f"INSERT INTO {self.touchpoints_table_name} VALUES (?, ?)",
-                    [(originator_id.hex, event_id) for originator_id, event_id in keys],
-                )
-            c.executemany(
-                self.insert_events_statement,
-                [
-                    (
-                        s.originator_id.hex
-                        if isinstance(s.originator_id, UUID)
-                        else s.originator_id,
-                        s.originator_version,
-                        s.topic,
-                        s.state,
-                    )
-                    for s in stored_events
-                ],
+        keys: Sequence[TouchpointKey] = kwargs.get("touchpoint_keys", ())
+        key_rows = [(originator_id.hex, event_id) for originator_id, event_id in keys]
+        rows = [
+            (
+                s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+                s.originator_version,
+                s.topic,
+                s.state,
             )
-            tracking: Tracking | None = kwargs.get("tracking")
+            for s in stored_events
+        ]
+        tracking: Tracking | None = kwargs.get("tracking")
+        with self.datastore.transaction(commit=True) as c:
+            # The transaction began deferred: the first write takes the write lock.
+            locked = time.perf_counter()
+            if key_rows:
+                c.executemany(f"INSERT INTO {self.touchpoints_table_name} VALUES (?, ?)", key_rows)
+            c.executemany(self.insert_events_statement, rows)
             if tracking is not None:
                 library.insert_tracking(self, c, tracking)
             if not stored_events:
                 return []
             c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
             last: int = c.fetchone()[0]
-            return list(range(last - len(stored_events) + 1, last + 1))
+        held: list[float] | None = kwargs.get("lock_held")
+        if held is not None:
+            held.append(time.perf_counter() - locked)  # the commit released it
+        return list(range(last - len(stored_events) + 1, last + 1))
 
     def select_notifications(
         self,
@@ -254,13 +254,18 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
 
 
 class BatchPostgresProcessRecorder(PostgresProcessRecorder):
-    """The library's PostgreSQL process recorder, inserting without pipeline mode, and
-    keeping touchpoint keys (see the module docstring).
+    """The library's PostgreSQL process recorder, inserting a batch with ``COPY`` in a
+    plain transaction, and keeping touchpoint keys (see the module docstring).
 
-    In pipeline mode, psycopg 3.3 over a Unix socket stalls on large batches (the server
-    waits in ClientRead for the rest of the INSERT while the client waits in
-    ``Pipeline.sync``). A plain transaction does the same work in the same order
-    (``library.insert_in_plain_transaction``).
+    The library inserts in pipeline mode, where psycopg 3.3 over a Unix socket stalls on
+    large batches (the server waits in ClientRead for the rest of the INSERT while the
+    client waits in ``Pipeline.sync``), and adapts each event to a composite type in
+    Python after it has taken the table lock that makes every writer of the log take
+    turns: with several writers, that Python time was serialised too. Here everything
+    that can happen before the lock does (the tracking row, the touchpoint keys, the
+    rows made ready), and under the lock (``library.lock_log``) only a binary ``COPY``
+    and the commit. The lock keeps anyone else from drawing notification ids meanwhile,
+    so the batch's ids are the run ending at the sequence's value after the ``COPY``.
     """
 
     @property
@@ -345,13 +350,43 @@ class BatchPostgresProcessRecorder(PostgresProcessRecorder):
     def _insert_in_one_transaction(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            keys: Sequence[TouchpointKey] = kwargs.get("touchpoint_keys", ())
-            if keys:
-                # Before the table lock the library takes, which serialises every writer:
-                # a duplicate key fails here, and the lock is held for the events alone.
-                self._insert_touchpoint_keys(curs, keys)
-            return library.insert_in_plain_transaction(self, curs, stored_events, **kwargs)
+        from psycopg.sql import SQL, Identifier
+
+        table = SQL("{schema}.{table}").format(
+            schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
+        )
+        with self.datastore.get_connection() as conn:
+            with conn.transaction(), conn.cursor() as curs:
+                tracking: Tracking | None = kwargs.get("tracking")
+                if tracking is not None:
+                    library.insert_tracking(self, curs, tracking)
+                keys: Sequence[TouchpointKey] = kwargs.get("touchpoint_keys", ())
+                if keys:
+                    self._insert_touchpoint_keys(curs, keys)
+                if not stored_events:
+                    return None
+                rows = [
+                    (s.originator_id, s.originator_version, s.topic, s.state) for s in stored_events
+                ]
+                library.lock_log(self, curs)
+                locked = time.perf_counter()
+                copy_statement = SQL(
+                    "COPY {table} (originator_id, originator_version, topic, state) "
+                    "FROM STDIN (FORMAT BINARY)"
+                ).format(table=table)
+                with curs.copy(copy_statement) as copy:
+                    copy.set_types(["uuid", "int8", "text", "bytea"])
+                    for row in rows:
+                        copy.write_row(row)
+                curs.execute(
+                    "SELECT currval(pg_get_serial_sequence(%s, 'notification_id')) AS last",
+                    [f"{self.datastore.schema}.{self.events_table_name}"],
+                )
+                last = curs.fetchone()["last"]  # type: ignore[index]
+            held: list[float] | None = kwargs.get("lock_held")
+            if held is not None:
+                held.append(time.perf_counter() - locked)  # the commit released it
+        return list(range(last - len(rows) + 1, last + 1))
 
 
 LogRow = tuple[int, str, int, str, bytes]

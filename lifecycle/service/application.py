@@ -92,6 +92,10 @@ class BatchOutcome:
     position: int | None = None
     """The log position of the last event written (None: nothing was written), usable
     as ``min_position`` on the read API (read-your-writes)."""
+    lock_seconds: float = 0.0
+    """How long the batch's transaction held the log's write lock, which every writer of
+    the store takes in turn (PostgreSQL's table lock for notification ids; SQLite's
+    write lock): the part of a batch that does not scale out."""
 
 
 @dataclass
@@ -367,9 +371,11 @@ class LifecycleApplication(Application[UUID]):
         # Application._record() without EventStore.put()'s per-event Recording objects,
         # which only feed _notify(), a hook this application does not use.
         stored_events = [self.mapper.to_stored_event(e) for e in processing_event.events]
+        lock_held: list[float] = []
         positions = self.recorder.insert_events(
-            stored_events, tracking=tracking, touchpoint_keys=touchpoint_keys
+            stored_events, tracking=tracking, touchpoint_keys=touchpoint_keys, lock_held=lock_held
         )
+        outcome.lock_seconds = sum(lock_held)
         if positions:
             outcome.position = positions[-1]
         cache = self.repository.cache
