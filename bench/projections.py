@@ -146,7 +146,7 @@ def main() -> None:
         print(json.dumps(measure(args.url, args.measure)))
         return
 
-    from projections.wiring import READ_MODEL_NAMES
+    from projections.names import READ_MODEL_NAMES
 
     url = build_store(args.touchpoints, args.customers)
     print(f"store: {args.touchpoints} touchpoints over {args.customers} customers (SQLite)\n")

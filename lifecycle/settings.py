@@ -7,14 +7,16 @@ import os
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from lifecycle.domain.messages import MessageRules
 from lifecycle.persistence.store import Store
+
+if TYPE_CHECKING:
+    from lifecycle.domain.messages import MessageRules
 
 ApiRole = Literal["reader", "auditor", "admin"]
 
@@ -140,6 +142,8 @@ class Settings(BaseSettings):
 
     @property
     def message_rules(self) -> MessageRules:
+        from lifecycle.domain.messages import MessageRules
+
         return MessageRules(
             default_currency=self.default_currency,
             max_future_skew=timedelta(seconds=self.max_future_skew_seconds),

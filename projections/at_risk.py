@@ -78,8 +78,8 @@ class FlagsAt:
             for flag, bound in self._bounds
         )
 
-        # A plain loop: on the read API's hot path it costs about half what a comprehension
-        # does (Python 3.11 calls a comprehension as a function).
+        # A plain loop, not a comprehension: this is the read API's hot path, and Python
+        # 3.11 calls a comprehension as a function.
         def flags(row: Sequence[Any]) -> list[str]:
             if row[stage] == _DISSOLUTION:
                 return []

@@ -322,8 +322,8 @@ class Runner:
         """Project every event recorded so far (and any recorded meanwhile), then return.
 
         The cyclic garbage collector is paused meanwhile: the rows held grow to hundreds
-        of thousands of objects, which every full collection would walk again (it halved
-        rebuild speed); events and rows hold no cycles, reference counting frees them.
+        of thousands of objects, which every full collection would walk again; events and
+        rows hold no cycles, so reference counting frees them (docs/benchmarks.md).
         """
         paused = gc.isenabled()
         gc.disable()

@@ -17,6 +17,7 @@ from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
 from projections.follow_ups import FollowUps
 from projections.funnel import Funnel
+from projections.names import READ_MODEL_NAMES
 from projections.pairs import Complaints, Inquiries
 from projections.purchases import Purchases
 from projections.readmodel import ReadModel
@@ -33,7 +34,6 @@ READ_MODELS: tuple[type[ReadModel[Any]], ...] = (
     FollowUps,
     Purchases,
 )
-READ_MODEL_NAMES = tuple(model.name for model in READ_MODELS)
 
 
 class UnknownProjection(LifecycleError):

@@ -6,8 +6,8 @@ audit ledger, the Kafka edge (consumer, relay) and the read side (views of the r
 models, the API's read side). Nothing is opened until asked for, and whoever asks
 closes it. It is also the read side's ``projections.wiring.Wiring``: it pickles (it
 holds only the settings), so a rebuild's worker processes build their own parts from it.
-Kafka and the read side are imported when asked for, so that commands without them
-never load them.
+Each part's modules are imported when the part is asked for, so that a command loads
+only what it uses.
 """
 
 from __future__ import annotations
@@ -16,15 +16,6 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from lifecycle.domain.policy import Policy
-from lifecycle.persistence.personal import (
-    KeyStore,
-    PersonalDataVault,
-    PostgresKeyStore,
-    SQLiteKeyStore,
-)
-from lifecycle.service.application import LifecycleApplication
-from lifecycle.settings import Settings
 from projections.shards import WHOLE_LOG, Shard
 
 if TYPE_CHECKING:
@@ -35,6 +26,10 @@ if TYPE_CHECKING:
     from consumers.relay import Relay
     from lifecycle.audit.ledger import AuditKey, AuditLedger
     from lifecycle.audit.sealing import PeriodicSealer
+    from lifecycle.domain.policy import Policy
+    from lifecycle.persistence.personal import KeyStore, PersonalDataVault
+    from lifecycle.service.application import LifecycleApplication
+    from lifecycle.settings import Settings
     from projections.api.app import ReadSide
     from projections.readmodel import ReadModel
     from projections.views import SqlView
@@ -53,6 +48,8 @@ class Components:
     # Write side ---------------------------------------------------------------------
 
     def policy(self) -> Policy:
+        from lifecycle.domain.policy import Policy
+
         if self.settings.policy_file is None:
             return Policy.default()
         return Policy.from_file(self.settings.policy_file)
@@ -69,6 +66,8 @@ class Components:
         }
 
     def application(self) -> LifecycleApplication:
+        from lifecycle.service.application import LifecycleApplication
+
         return LifecycleApplication(
             env=self.application_env(),
             policy=self.policy(),
@@ -80,6 +79,8 @@ class Components:
         """The application, to read its event log only (a rebuild's worker processes):
         its tables are not created (the process that started them made sure they exist,
         and concurrent DDL fails on PostgreSQL) and no key store is opened."""
+        from lifecycle.service.application import LifecycleApplication
+
         return LifecycleApplication(
             env={**self.application_env(), "CREATE_TABLE": "n"}, policy=self.policy()
         )
@@ -89,14 +90,20 @@ class Components:
         PostgreSQL."""
         store = self.settings.store
         if store.is_sqlite:
+            from lifecycle.persistence.personal import SQLiteKeyStore
+
             return SQLiteKeyStore(store.sibling_path("keys"))
         from eventsourcing.postgres import PostgresFactory
         from eventsourcing.utils import Environment
+
+        from lifecycle.persistence.personal import PostgresKeyStore
 
         env = Environment("lifecycle_keys", {**store.persistence_env(), "POSTGRES_POOL_SIZE": "2"})
         return PostgresKeyStore(PostgresFactory(env).datastore, store.conninfo)
 
     def vault(self) -> PersonalDataVault:
+        from lifecycle.persistence.personal import PersonalDataVault
+
         return PersonalDataVault(self.key_store())
 
     # Audit ----------------------------------------------------------------------------

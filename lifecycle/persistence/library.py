@@ -16,7 +16,7 @@ Used here:
   by which the library's ``insert_events`` makes writers of the log take turns (so that
   notification ids are committed in order), and the NOTIFY that wakes those who follow
   the log; the PostgreSQL process recorder takes them itself, then writes the events
-  with ``COPY`` (``lifecycle.persistence.recorders.BatchPostgresProcessRecorder``).
+  with ``COPY`` (``lifecycle.persistence.postgres.BatchPostgresProcessRecorder``).
 - ``Notification`` made without its frozen dataclass's ``__init__``: a page of the log
   read in half the time (``lifecycle.persistence.recorders.BulkSQLiteProcessRecorder``).
 
@@ -39,20 +39,25 @@ stream; the domain imports nothing of the library but ``eventsourcing.domain``:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification, Tracking, TrackingRecorder
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
+
+if TYPE_CHECKING:  # only a PostgreSQL store loads psycopg
+    from eventsourcing.postgres import PostgresApplicationRecorder
 
 
 def insert_tracking(recorder: TrackingRecorder, cursor: Any, tracking: Tracking) -> None:
     """Record ``tracking`` in the transaction ``cursor`` of ``recorder`` (a SQLite or
     PostgreSQL tracking recorder) belongs to; an ``IntegrityError`` when that position
     is recorded already."""
-    if not isinstance(recorder, SQLiteTrackingRecorder | PostgresTrackingRecorder):
-        raise TypeError(f"no tracking in an open transaction on {recorder!r}")
+    if not isinstance(recorder, SQLiteTrackingRecorder):
+        from eventsourcing.postgres import PostgresTrackingRecorder
+
+        if not isinstance(recorder, PostgresTrackingRecorder):
+            raise TypeError(f"no tracking in an open transaction on {recorder!r}")
     recorder._insert_tracking(cursor, tracking)
 
 

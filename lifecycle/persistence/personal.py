@@ -45,12 +45,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from lifecycle.domain.touchpoints import Touchpoint
 
-if TYPE_CHECKING:  # psycopg is imported only where PostgreSQL is used
+if TYPE_CHECKING:  # psycopg and cryptography are imported only where they are used
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     from eventsourcing.postgres import PostgresDatastore
 
 ALGORITHM = "AES-256-GCM"
@@ -93,6 +91,8 @@ class KeyStore(ABC):
 
 
 def new_key() -> CustomerKey:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     return CustomerKey(key_id=os.urandom(8).hex(), key=AESGCM.generate_key(_KEY_BYTES * 8))
 
 
@@ -272,6 +272,8 @@ class PersonalDataVault:
         return protected
 
     def _load_keys(self, customers: set[str], now: datetime) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         known = self.keys.load(customers)
         absent = customers - known.keys()
         if absent:
@@ -332,6 +334,9 @@ class Revealer:
         key = self._keys.get(customer_id)
         if key is None or key.key is None or key.key_id != personal.get("key_id"):
             return dict(ERASED_VIEW)
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         try:
             plaintext = AESGCM(key.key).decrypt(
                 base64.b64decode(personal["nonce"]),

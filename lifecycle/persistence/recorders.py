@@ -1,7 +1,7 @@
 """What eventsourcing's recorders do not offer and the batch path needs: which of many
 aggregates already have events, answered with one query instead of one per aggregate;
-a SQLite process recorder that inserts a batch with one ``executemany``; a PostgreSQL
-process recorder that does not stall on large batches.
+a SQLite process recorder that inserts a batch with one ``executemany`` (PostgreSQL's
+is in ``lifecycle.persistence.postgres``, so that a SQLite store never loads psycopg).
 
 Idempotency of touchpoints: each recorded (relationship id, upstream event id) is a row
 of a table of its own (``recorded_touchpoints``; ``lifecycle_recorded_touchpoints`` on
@@ -21,24 +21,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import structlog
 from eventsourcing.persistence import ApplicationRecorder, Notification, StoredEvent, Tracking
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteProcessRecorder
 
-from lifecycle.faults import Backoff, is_database_fault, retry
 from lifecycle.persistence import library
 
-log = structlog.get_logger(__name__)
+if TYPE_CHECKING:
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
+    from lifecycle.persistence.postgres import BatchPostgresProcessRecorder
 
 _SQLITE_CHUNK = 500
-INSERT_ATTEMPTS = 10
-INSERT_BACKOFF = Backoff(initial=0.2, factor=1.0)
-"""A few quick attempts at an insert, as the library makes them (a pooled connection
-lost): a longer outage is for the caller to wait out."""
 
 TouchpointKey = tuple[UUID, str]
 """(relationship id, upstream event id): what makes a touchpoint a duplicate."""
@@ -50,6 +46,8 @@ def existing_originator_ids(recorder: ApplicationRecorder, ids: Collection[UUID]
         return set()
     if isinstance(recorder, SQLiteApplicationRecorder):
         return _sqlite_existing(recorder, list(ids))
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
     if isinstance(recorder, PostgresApplicationRecorder):
         return _postgres_existing(recorder, list(ids))
     # Any other recorder: ask per aggregate, as the library would.
@@ -62,10 +60,7 @@ def recorded_touchpoints(
     """The subset of ``keys`` recorded before (one query per chunk of keys)."""
     if not keys:
         return set()
-    if isinstance(recorder, BulkSQLiteProcessRecorder | BatchPostgresProcessRecorder):
-        return recorder.recorded_touchpoints(list(keys))
-    # The engine stores events in SQLite or PostgreSQL only (lifecycle.persistence.store).
-    raise TypeError(f"touchpoint keys are not kept by {recorder!r}")
+    return _keeping_touchpoint_keys(recorder).recorded_touchpoints(list(keys))
 
 
 def ensure_touchpoint_keys(recorder: ApplicationRecorder, topics: Sequence[str]) -> None:
@@ -73,9 +68,19 @@ def ensure_touchpoint_keys(recorder: ApplicationRecorder, topics: Sequence[str])
     transaction with the key of every event of ``topics`` in the log (each has an
     ``event_id``): a store written before the table existed keeps its old event ids
     as duplicates. Safe against processes doing the same at once."""
-    if isinstance(recorder, BulkSQLiteProcessRecorder | BatchPostgresProcessRecorder):
-        recorder.ensure_touchpoint_keys(topics)
-        return
+    _keeping_touchpoint_keys(recorder).ensure_touchpoint_keys(topics)
+
+
+def _keeping_touchpoint_keys(
+    recorder: ApplicationRecorder,
+) -> BulkSQLiteProcessRecorder | BatchPostgresProcessRecorder:
+    if isinstance(recorder, BulkSQLiteProcessRecorder):
+        return recorder
+    from lifecycle.persistence.postgres import BatchPostgresProcessRecorder
+
+    if isinstance(recorder, BatchPostgresProcessRecorder):
+        return recorder
+    # The engine stores events in SQLite or PostgreSQL only (lifecycle.persistence.store).
     raise TypeError(f"touchpoint keys are not kept by {recorder!r}")
 
 
@@ -253,142 +258,6 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
         return found
 
 
-class BatchPostgresProcessRecorder(PostgresProcessRecorder):
-    """The library's PostgreSQL process recorder, inserting a batch with ``COPY`` in a
-    plain transaction, and keeping touchpoint keys (see the module docstring).
-
-    The library inserts in pipeline mode, where psycopg 3.3 over a Unix socket stalls on
-    large batches (the server waits in ClientRead for the rest of the INSERT while the
-    client waits in ``Pipeline.sync``), and adapts each event to a composite type in
-    Python after it has taken the table lock that makes every writer of the log take
-    turns: with several writers, that Python time was serialised too. Here everything
-    that can happen before the lock does (the tracking row, the touchpoint keys, the
-    rows made ready), and under the lock (``library.lock_log``) only a binary ``COPY``
-    and the commit. The lock keeps anyone else from drawing notification ids meanwhile,
-    so the batch's ids are the run ending at the sequence's value after the ``COPY``.
-    """
-
-    @property
-    def touchpoints_table_name(self) -> str:
-        prefix = self.events_table_name.removesuffix("_events")
-        return f"{prefix}_recorded_touchpoints"
-
-    def ensure_touchpoint_keys(self, topics: Sequence[str]) -> None:
-        from psycopg.sql import SQL, Identifier
-
-        schema = Identifier(self.datastore.schema)
-        table = Identifier(self.touchpoints_table_name)
-        with self.datastore.transaction(commit=True) as cursor:
-            # One process at a time checks and fills; the others find the table made.
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(hashtext(%s))", [self.touchpoints_table_name]
-            )
-            cursor.execute(
-                "SELECT to_regclass(%s) IS NOT NULL AS present",
-                [f"{self.datastore.schema}.{self.touchpoints_table_name}"],
-            )
-            row = cursor.fetchone()
-            if row is not None and row["present"]:
-                return
-            cursor.execute(
-                SQL(
-                    "CREATE TABLE {schema}.{table} (originator_id uuid NOT NULL, "
-                    "event_id text NOT NULL, PRIMARY KEY (originator_id, event_id))"
-                ).format(schema=schema, table=table)
-            )
-            cursor.execute(
-                SQL(
-                    "INSERT INTO {schema}.{table} (originator_id, event_id) "
-                    "SELECT originator_id, convert_from(state, 'UTF8')::json ->> 'event_id' "
-                    "FROM {schema}.{events} WHERE topic = ANY(%s) ON CONFLICT DO NOTHING"
-                ).format(schema=schema, table=table, events=Identifier(self.events_table_name)),
-                [list(topics)],
-            )
-
-    def recorded_touchpoints(self, keys: list[TouchpointKey]) -> set[TouchpointKey]:
-        from psycopg.sql import SQL, Identifier
-
-        statement = SQL(
-            "SELECT t.originator_id, t.event_id "
-            "FROM unnest(%s::uuid[], %s::text[]) AS batch(originator_id, event_id) "
-            "JOIN {schema}.{table} t "
-            "ON t.originator_id = batch.originator_id AND t.event_id = batch.event_id"
-        ).format(
-            schema=Identifier(self.datastore.schema),
-            table=Identifier(self.touchpoints_table_name),
-        )
-        with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute(statement, ([key[0] for key in keys], [key[1] for key in keys]))
-            return {(row["originator_id"], row["event_id"]) for row in cursor.fetchall()}
-
-    def _insert_touchpoint_keys(self, curs: Any, keys: Sequence[TouchpointKey]) -> None:
-        from psycopg.sql import SQL, Identifier
-
-        curs.execute(
-            SQL(
-                "INSERT INTO {schema}.{table} (originator_id, event_id) "
-                "SELECT * FROM unnest(%s::uuid[], %s::text[])"
-            ).format(
-                schema=Identifier(self.datastore.schema),
-                table=Identifier(self.touchpoints_table_name),
-            ),
-            ([key[0] for key in keys], [key[1] for key in keys]),
-        )
-
-    def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        return retry(
-            lambda: self._insert_in_one_transaction(stored_events, **kwargs),
-            is_fault=is_database_fault,
-            cause="database",
-            log=log,
-            backoff=INSERT_BACKOFF,
-            attempts=INSERT_ATTEMPTS,
-        )
-
-    def _insert_in_one_transaction(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        from psycopg.sql import SQL, Identifier
-
-        table = SQL("{schema}.{table}").format(
-            schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
-        )
-        with self.datastore.get_connection() as conn:
-            with conn.transaction(), conn.cursor() as curs:
-                tracking: Tracking | None = kwargs.get("tracking")
-                if tracking is not None:
-                    library.insert_tracking(self, curs, tracking)
-                keys: Sequence[TouchpointKey] = kwargs.get("touchpoint_keys", ())
-                if keys:
-                    self._insert_touchpoint_keys(curs, keys)
-                if not stored_events:
-                    return None
-                rows = [
-                    (s.originator_id, s.originator_version, s.topic, s.state) for s in stored_events
-                ]
-                library.lock_log(self, curs)
-                locked = time.perf_counter()
-                copy_statement = SQL(
-                    "COPY {table} (originator_id, originator_version, topic, state) "
-                    "FROM STDIN (FORMAT BINARY)"
-                ).format(table=table)
-                with curs.copy(copy_statement) as copy:
-                    copy.set_types(["uuid", "int8", "text", "bytea"])
-                    for row in rows:
-                        copy.write_row(row)
-                curs.execute(
-                    "SELECT currval(pg_get_serial_sequence(%s, 'notification_id')) AS last",
-                    [f"{self.datastore.schema}.{self.events_table_name}"],
-                )
-                last = curs.fetchone()["last"]  # type: ignore[index]
-            held: list[float] | None = kwargs.get("lock_held")
-            if held is not None:
-                held.append(time.perf_counter() - locked)  # the commit released it
-        return list(range(last - len(rows) + 1, last + 1))
-
-
 LogRow = tuple[int, str, int, str, bytes]
 """One event of the log: (position, relationship id as 32 hex digits, version, topic, state)."""
 
@@ -411,6 +280,8 @@ def read_log(recorder: ApplicationRecorder, start: int | None, limit: int) -> li
             raw.execute(statement, params)
             rows: list[LogRow] = raw.fetchall()
             return rows
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
     if isinstance(recorder, PostgresApplicationRecorder):
         return _postgres_log(recorder, start, limit)
     return [
@@ -430,6 +301,8 @@ def stream_log(recorder: ApplicationRecorder, originator_id: UUID) -> list[LogRo
                 [originator_id.hex],
             )
             return [(r[0], r[1], r[2], r[3], r[4]) for r in cursor.fetchall()]
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
     if isinstance(recorder, PostgresApplicationRecorder):
         return _postgres_stream(recorder, originator_id)
     # The engine stores events in SQLite or PostgreSQL only (lifecycle.persistence.store).

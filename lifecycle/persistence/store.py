@@ -14,8 +14,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from lifecycle.domain.errors import LifecycleError
 
-RECORDERS = "lifecycle.persistence.recorders"
-"""The module of the process recorders the library is told to construct."""
+SQLITE_PROCESS_RECORDER = "lifecycle.persistence.recorders:BulkSQLiteProcessRecorder"
+POSTGRES_PROCESS_RECORDER = "lifecycle.persistence.postgres:BatchPostgresProcessRecorder"
+"""The process recorders the library is told to construct (topics: module and class)."""
 
 
 class InvalidDatabaseUrl(LifecycleError):
@@ -110,7 +111,7 @@ class Store:
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(path),
                 "SQLITE_LOCK_TIMEOUT": "30",
-                "PROCESS_RECORDER_TOPIC": f"{RECORDERS}:BulkSQLiteProcessRecorder",
+                "PROCESS_RECORDER_TOPIC": SQLITE_PROCESS_RECORDER,
             }
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -121,7 +122,7 @@ class Store:
             "POSTGRES_PASSWORD": self.postgres_password,
             "POSTGRES_POOL_SIZE": "5",
             "POSTGRES_LOCK_TIMEOUT": "10",
-            "PROCESS_RECORDER_TOPIC": f"{RECORDERS}:BatchPostgresProcessRecorder",
+            "PROCESS_RECORDER_TOPIC": POSTGRES_PROCESS_RECORDER,
             # Check a pooled connection before use: after a database restart, the first
             # retry of a long-running service gets a fresh connection, not a dead one.
             "POSTGRES_PRE_PING": "y",

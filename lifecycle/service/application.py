@@ -46,7 +46,6 @@ from eventsourcing.utils import EnvType
 
 from lifecycle.domain.errors import LifecycleError, RelationshipNotFound
 from lifecycle.domain.hashchain import install_hasher
-from lifecycle.domain.messages import utc_now
 from lifecycle.domain.policy import Policy
 from lifecycle.domain.relationship import RELATIONSHIP_EVENTS, Relationship, relationship_id
 from lifecycle.domain.touchpoints import Touchpoint
@@ -149,6 +148,8 @@ class LifecycleApplication(Application[UUID]):
         self, touchpoints: Sequence[Touchpoint], tracking: Tracking | None = None
     ) -> BatchOutcome:
         """Record touchpoints in arrival order, in one transaction with ``tracking``."""
+        from lifecycle.domain.messages import utc_now
+
         if self.vault is not None:
             # Before any aggregate sees them: events only ever hold the ciphertext.
             touchpoints = self.vault.protect(touchpoints, utc_now())

@@ -209,6 +209,46 @@ def test_every_subcommand_has_help() -> None:
         assert "usage: lifecycle" in result.stdout
 
 
+HEAVY_MODULES = (
+    "psycopg",
+    "kafka",
+    "consumers",
+    "projections.wiring",
+    "fastapi",
+    "uvicorn",
+    "structlog",
+    "rich",
+    "cryptography",
+)
+"""What a point-in-time read on SQLite never needs, each costing start-up time."""
+
+
+def modules_loaded_by(*args: str, env: dict[str, str] | None = None) -> set[str]:
+    """Every module `lifecycle ARGS` imports, from Python's import-time report."""
+    result = run_cli(*args, env={**(env or {}), "PYTHONPROFILEIMPORTTIME": "1"})
+    assert result.returncode == 0, result.stderr
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+
+
+def within(modules: set[str], packages: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == p or m.startswith(f"{p}.") for p in packages))
+
+
+def test_help_loads_neither_pydantic_nor_the_event_store_nor_any_heavy_module() -> None:
+    loaded = modules_loaded_by("--help")
+    assert within(loaded, (*HEAVY_MODULES, "pydantic", "pydantic_settings", "eventsourcing")) == []
+
+
+def test_state_loads_neither_postgres_kafka_the_read_side_nor_the_logging_library(
+    imported: Path,
+) -> None:
+    assert within(modules_loaded_by("state", "c-1", env=db_env(imported)), HEAVY_MODULES) == []
+
+
 def test_the_demo_walks_every_path_of_the_lifecycle(workdir: Path) -> None:
     result = run_cli(
         "demo",

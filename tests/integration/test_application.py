@@ -17,10 +17,8 @@ from lifecycle.domain.errors import RelationshipNotFound
 from lifecycle.domain.relationship import Relationship, relationship_id
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.entrypoints.bootstrap import Components
-from lifecycle.persistence.recorders import (
-    BatchPostgresProcessRecorder,
-    BulkSQLiteProcessRecorder,
-)
+from lifecycle.persistence.postgres import BatchPostgresProcessRecorder
+from lifecycle.persistence.recorders import BulkSQLiteProcessRecorder
 from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
 from tests.builders import DAY_ZERO, touchpoint

@@ -21,7 +21,7 @@ from consumers.clients import new_consumer
 from consumers.kafka_internals import broker_reachable, topic_id
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.persistence import library
-from lifecycle.persistence.recorders import BatchPostgresProcessRecorder
+from lifecycle.persistence.postgres import BatchPostgresProcessRecorder
 from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
 from projections.summary import Summary

@@ -3,6 +3,10 @@
 Each command group lives in a module of this package with a ``register(subparsers)``
 function; this module builds the parser, configures logging once, and maps errors to
 exit codes in one place: 0 success, 1 a failed check, 2 bad usage or input.
+
+The command modules import what a command needs inside its handler, not at the top:
+every run builds the whole parser, and ``lifecycle --help`` or ``lifecycle state X``
+should not pay for loading PostgreSQL, Kafka, the read side and the audit.
 """
 
 from __future__ import annotations
@@ -11,8 +15,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-
-from pydantic import ValidationError
 
 from lifecycle.domain.errors import LifecycleError
 from lifecycle.entrypoints.cli import audit, kafka, read, records, schemas, simulate
@@ -36,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from pydantic import ValidationError
+
     try:
         code: int = args.handler(args)
     except CheckFailed as failure:

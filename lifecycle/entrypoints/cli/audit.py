@@ -12,14 +12,8 @@ import json
 import sys
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-
-from lifecycle.audit.export import export_events, verify_export
-from lifecycle.audit.ledger import AuditLedger, Checkpoint
-from lifecycle.audit.sealing import seal
-from lifecycle.audit.verify import TamperingDetected, verify_customer, verify_store
-from lifecycle.domain.messages import utc_now
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.entrypoints.cli.common import (
     CheckFailed,
@@ -30,8 +24,11 @@ from lifecycle.entrypoints.cli.common import (
     progress,
     settings_from,
 )
-from lifecycle.service.application import LifecycleApplication
-from lifecycle.settings import Settings
+
+if TYPE_CHECKING:
+    from lifecycle.audit.ledger import AuditLedger, Checkpoint
+    from lifecycle.service.application import LifecycleApplication
+    from lifecycle.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -133,6 +130,8 @@ def _open(settings: Settings, stack: ExitStack) -> tuple[LifecycleApplication, A
 
 
 def seal_command(args: argparse.Namespace) -> int:
+    from lifecycle.audit.sealing import seal
+
     settings = settings_from(args)
     key = Components(settings).audit_key()
     assert key is not None
@@ -152,6 +151,9 @@ def seal_command(args: argparse.Namespace) -> int:
 
 
 def verify_command(args: argparse.Namespace) -> int:
+    from lifecycle.audit.export import verify_export
+    from lifecycle.audit.verify import TamperingDetected
+
     settings = settings_from(args)
     try:
         if args.export is not None:
@@ -191,6 +193,8 @@ def drift_command(args: argparse.Namespace) -> int:
 
 
 def _verify_store(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
+    from lifecycle.audit.verify import verify_customer, verify_store
+
     key = Components(settings).audit_key(required=False)
     with ExitStack() as stack:
         app, ledger = _open(settings, stack)
@@ -204,6 +208,10 @@ def _verify_store(args: argparse.Namespace, settings: Settings) -> dict[str, obj
 
 
 def _read_checkpoints(path: Path) -> list[Checkpoint]:
+    from pydantic import ValidationError
+
+    from lifecycle.audit.ledger import Checkpoint
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
@@ -216,6 +224,9 @@ def _read_checkpoints(path: Path) -> list[Checkpoint]:
 
 
 def export_command(args: argparse.Namespace) -> int:
+    from lifecycle.audit.export import export_events
+    from lifecycle.audit.verify import TamperingDetected
+
     settings = settings_from(args)
     key = Components(settings).audit_key()
     assert key is not None
@@ -242,6 +253,8 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def forget_command(args: argparse.Namespace) -> int:
+    from lifecycle.domain.messages import utc_now
+
     settings = settings_from(args)
     app = Components(settings).application()
     try:

@@ -9,12 +9,12 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
-from lifecycle.logs import configure_logging
-from lifecycle.settings import Settings
+    from lifecycle.settings import Settings
 
 
 class UsageError(Exception):
@@ -44,15 +44,25 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
     """Environment settings, overridden by the flags given; configures logging once."""
+    from lifecycle.logs import configure_logging
+
+    settings = settings_without_logging(args, **extra)
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def settings_without_logging(args: argparse.Namespace, **extra: Any) -> Settings:
+    """The settings of a command that runs nothing that logs (a read that prints its
+    answer): logging stays unconfigured, so the command never loads the logging library."""
+    from lifecycle.settings import Settings
+
     overrides = {
         name: value
         for name in ("database_url", "policy_file", "log_format", "kafka_bootstrap")
         if (value := getattr(args, name, None)) is not None
     }
     overrides.update({k: v for k, v in extra.items() if v is not None})
-    settings = Settings(**overrides)
-    configure_logging(settings.log_format, settings.log_level)
-    return settings
+    return Settings(**overrides)
 
 
 def parse_time(text: str) -> datetime:

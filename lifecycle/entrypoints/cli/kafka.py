@@ -16,9 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any
-
-import structlog
+from typing import IO, TYPE_CHECKING, Any
 
 from lifecycle.domain.errors import LifecycleError, RejectedTouchpoint
 from lifecycle.entrypoints.bootstrap import Components
@@ -29,9 +27,9 @@ from lifecycle.entrypoints.cli.common import (
     settings_from,
     wait_for_database,
 )
-from lifecycle.settings import Settings
 
-log = structlog.get_logger(__name__)
+if TYPE_CHECKING:
+    from lifecycle.settings import Settings
 
 Service = tuple[str, Callable[[threading.Event], None]]
 
@@ -135,10 +133,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def stop_on_signals() -> threading.Event:
     """An event set by SIGTERM or SIGINT (instead of dying or KeyboardInterrupt)."""
+    import structlog
+
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: Any) -> None:
-        log.info("stop_requested", signal=signal.Signals(signum).name)
+        structlog.get_logger(__name__).info("stop_requested", signal=signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, request_stop)
@@ -196,6 +196,8 @@ def relay_command(args: argparse.Namespace) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    import structlog
+
     from consumers.broker import EmbeddedBroker
 
     settings = _settings(args)
@@ -224,7 +226,7 @@ def run_command(args: argparse.Namespace) -> int:
         ]
         services += read_side_services(settings)
         services += audit_services(settings, stack)
-        log.info(
+        structlog.get_logger(__name__).info(
             "engine_started",
             bootstrap=bootstrap,
             embedded_broker=broker is not None,
@@ -258,9 +260,12 @@ def read_side_services(settings: Settings) -> list[Service]:
 
 def audit_services(settings: Settings, stack: ExitStack) -> list[Service]:
     """Sealing the audit ledger every LIFECYCLE_AUDIT_SEAL_INTERVAL_SECONDS, when a key is set."""
+    import structlog
 
     if Components(settings).audit_key(required=False) is None:
-        log.warning("audit_sealing_off", reason="LIFECYCLE_AUDIT_HMAC_KEY is not set")
+        structlog.get_logger(__name__).warning(
+            "audit_sealing_off", reason="LIFECYCLE_AUDIT_HMAC_KEY is not set"
+        )
         return []
     app = Components(settings).application()
     stack.callback(app.close)
@@ -337,6 +342,9 @@ def run_services(
     A service is ``(name, run)`` where ``run(stop)`` returns once ``stop`` is set.
     ``alive`` is checked while waiting (the embedded broker). Returns the exit status.
     """
+    import structlog
+
+    log = structlog.get_logger(__name__)
     failures: list[str] = []
 
     def guarded(name: str, run: Callable[[threading.Event], None]) -> None:

@@ -11,9 +11,8 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lifecycle.domain.messages import utc_now
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.entrypoints.cli.common import (
     add_common_options,
@@ -21,12 +20,13 @@ from lifecycle.entrypoints.cli.common import (
     settings_from,
     wait_for_database,
 )
-from lifecycle.settings import Settings
+from projections.names import READ_MODEL_NAMES
+
+if TYPE_CHECKING:
+    from lifecycle.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from projections.wiring import READ_MODEL_NAMES
-
     names = ", ".join(READ_MODEL_NAMES)
     p = subparsers.add_parser(
         "project",
@@ -159,6 +159,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def report_command(args: argparse.Namespace) -> int:
+    from lifecycle.domain.messages import utc_now
     from projections.report import write_report
     from projections.service import catch_up
 

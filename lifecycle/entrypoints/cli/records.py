@@ -10,11 +10,8 @@ import sys
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from lifecycle.audit.history import audited_history
-from lifecycle.domain.messages import utc_now
-from lifecycle.domain.relationship import Relationship
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.entrypoints.cli.common import (
@@ -24,8 +21,11 @@ from lifecycle.entrypoints.cli.common import (
     positive_int,
     progress,
     settings_from,
+    settings_without_logging,
 )
-from lifecycle.service.importer import import_lines
+
+if TYPE_CHECKING:
+    from lifecycle.domain.relationship import Relationship
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -92,6 +92,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def import_command(args: argparse.Namespace) -> int:
+    from lifecycle.service.importer import import_lines
+
     settings = settings_from(args)
     with ExitStack() as stack:
         source, size = _open_input(args.file, stack)
@@ -147,7 +149,9 @@ def _default_rejects(name: str) -> str:
 
 
 def history_command(args: argparse.Namespace) -> int:
-    app = Components(settings_from(args)).application()
+    from lifecycle.audit.history import audited_history
+
+    app = Components(settings_without_logging(args)).application()
     try:
         events = audited_history(app, args.customer)
     finally:
@@ -194,7 +198,7 @@ def _describe(event_type: str, data: dict[str, Any]) -> str:
 
 
 def state_command(args: argparse.Namespace) -> int:
-    app = Components(settings_from(args)).application()
+    app = Components(settings_without_logging(args)).application()
     try:
         if args.as_of is not None:
             relationship = app.relationship_as_of(args.customer, args.as_of)
@@ -232,6 +236,8 @@ def describe_state(relationship: Relationship) -> dict[str, Any]:
 
 
 def stage_command(args: argparse.Namespace) -> int:
+    from lifecycle.domain.messages import utc_now
+
     app = Components(settings_from(args)).application()
     try:
         relationship = app.change_stage(
@@ -247,6 +253,8 @@ def stage_command(args: argparse.Namespace) -> int:
 
 
 def sweep_command(args: argparse.Namespace) -> int:
+    from lifecycle.domain.messages import utc_now
+
     app = Components(settings_from(args)).application()
     try:
         outcome = app.sweep(args.now or utc_now())

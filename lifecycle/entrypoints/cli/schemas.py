@@ -9,14 +9,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lifecycle.domain.messages import touchpoint_json_schema
-from lifecycle.domain.outbound import relationship_event_json_schema
 from lifecycle.entrypoints.cli.common import CheckFailed
 
-SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
-    "touchpoint.v1.schema.json": touchpoint_json_schema,
-    "relationship-event.v1.schema.json": relationship_event_json_schema,
-}
+
+def schemas() -> dict[str, Callable[[], dict[str, Any]]]:
+    """Each schema file's name, and the function that generates it from its model."""
+    from lifecycle.domain.messages import touchpoint_json_schema
+    from lifecycle.domain.outbound import relationship_event_json_schema
+
+    return {
+        "touchpoint.v1.schema.json": touchpoint_json_schema,
+        "relationship-event.v1.schema.json": relationship_event_json_schema,
+    }
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,7 +41,7 @@ def render(build: Callable[[], dict[str, Any]]) -> str:
 def export_command(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for name, build in SCHEMAS.items():
+    for name, build in schemas().items():
         (out / name).write_text(render(build), encoding="utf-8")
         print(out / name)
     return 0
@@ -46,7 +50,7 @@ def export_command(args: argparse.Namespace) -> int:
 def check_command(args: argparse.Namespace) -> int:
     stale = [
         name
-        for name, build in SCHEMAS.items()
+        for name, build in schemas().items()
         if not (Path(args.dir) / name).is_file()
         or (Path(args.dir) / name).read_text(encoding="utf-8") != render(build)
     ]

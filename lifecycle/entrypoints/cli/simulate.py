@@ -20,10 +20,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lifecycle.domain.messages import utc_now
-from lifecycle.domain.policy import RULE_IDS
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.entrypoints.cli.common import (
@@ -32,11 +30,12 @@ from lifecycle.entrypoints.cli.common import (
     progress,
     settings_from,
 )
-from lifecycle.logs import configure_logging
-from lifecycle.service.application import STAGE_CHANGED_TOPICS, LifecycleApplication
-from lifecycle.service.importer import ImportReport, import_lines
-from lifecycle.settings import Settings
 from lifecycle.simulation import BROKEN_MESSAGES, as_json_lines, simulate_population
+
+if TYPE_CHECKING:
+    from lifecycle.service.application import LifecycleApplication
+    from lifecycle.service.importer import ImportReport
+    from lifecycle.settings import Settings
 
 DEMO_DIRECTORY = Path("lifecycle-demo")
 
@@ -74,6 +73,8 @@ def _population_options(p: argparse.ArgumentParser) -> None:
 
 
 def simulate_command(args: argparse.Namespace) -> int:
+    from lifecycle.domain.messages import utc_now
+
     messages = simulate_population(args.customers, end=utc_now(), years=args.years, seed=args.seed)
     out = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")  # noqa: SIM115
     try:
@@ -86,6 +87,9 @@ def simulate_command(args: argparse.Namespace) -> int:
 
 
 def demo_command(args: argparse.Namespace) -> int:
+    from lifecycle.domain.messages import utc_now
+    from lifecycle.logs import configure_logging
+
     if args.database_url is None:
         shutil.rmtree(DEMO_DIRECTORY, ignore_errors=True)
         args.database_url = f"sqlite:///{DEMO_DIRECTORY / 'lifecycle.db'}"
@@ -126,6 +130,8 @@ def record_month_by_month(
     app: LifecycleApplication, messages: list[dict[str, Any]], rules: Any, end: datetime
 ) -> tuple[ImportReport, int]:
     """Record each simulated month, then sweep at its end, as a live engine would."""
+    from lifecycle.service.importer import ImportReport, import_lines
+
     months: dict[str, list[dict[str, Any]]] = {}
     for message in messages:
         months.setdefault(message["occurred_at"][:7], []).append(message)
@@ -153,6 +159,7 @@ def consume_month_by_month(
     from consumers.broker import EmbeddedBroker, Topics, ensure_topics, free_port
     from consumers.clients import new_producer
     from consumers.publish import publish_raw
+    from lifecycle.service.importer import ImportReport
 
     stop = threading.Event()
     swept = 0
@@ -234,6 +241,9 @@ def _month_end(month: str) -> datetime:
 
 def print_lifecycle_summary(app: LifecycleApplication) -> None:
     """Stage counts and rule firings, read from the event log itself."""
+    from lifecycle.domain.policy import RULE_IDS
+    from lifecycle.service.application import STAGE_CHANGED_TOPICS
+
     stage_of: dict[Any, str] = {}
     rules: Counter[str] = Counter()
     transitions: Counter[tuple[str, str]] = Counter()

@@ -20,8 +20,9 @@ import pytest
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
+from projections.names import READ_MODEL_NAMES
 from projections.rebuild import rebuild
-from projections.wiring import READ_MODEL_NAMES, close_view, open_views
+from projections.wiring import close_view, open_views
 from tests.conftest import run_cli
 
 

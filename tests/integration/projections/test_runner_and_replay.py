@@ -17,18 +17,13 @@ from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
 from projections import follow_ups, pairs, readmodel
+from projections.names import READ_MODEL_NAMES
 from projections.rebuild import RebuildFailed, rebuild
 from projections.service import catch_up
 from projections.shards import Shard
 from projections.summary import Summary
 from projections.views import NEXT, RebuildInProgress
-from projections.wiring import (
-    READ_MODEL_NAMES,
-    build_runner,
-    close_runner,
-    close_view,
-    open_views,
-)
+from projections.wiring import build_runner, close_runner, close_view, open_views
 from tests.integration.projections.conftest import History, Project, day
 
 
