@@ -98,7 +98,8 @@ def one_line(error: ValidationError) -> str:
 def progress(
     description: str, total: int | None, unit: str = ""
 ) -> Iterator[Callable[[int], None]]:
-    """A progress bar on a terminal (stderr); nothing when output is piped."""
+    """A progress bar on a terminal (stderr); nothing when output is piped. ``unit``:
+    "bytes" shows a transfer speed; a noun ("events") shows its rate per second."""
     if not sys.stderr.isatty():
         yield lambda _advance: None
         return
@@ -106,15 +107,28 @@ def progress(
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        ProgressColumn,
+        Task,
         TaskProgressColumn,
         TextColumn,
         TimeRemainingColumn,
         TransferSpeedColumn,
     )
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("" if speed is None else f"{speed:,.0f} {unit}/s")
 
     columns: list[Any] = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn()]
-    columns += [TransferSpeedColumn()] if unit == "bytes" else [MofNCompleteColumn()]
-    columns += [TimeRemainingColumn()]
+    if unit == "bytes":
+        columns.append(TransferSpeedColumn())
+    else:
+        columns.append(MofNCompleteColumn())
+        if unit:
+            columns.append(RateColumn())
+    columns.append(TimeRemainingColumn())
     with Progress(*columns, transient=True, redirect_stderr=False) as bar:
         task = bar.add_task(description, total=total)
         yield lambda advance: bar.advance(task, advance)

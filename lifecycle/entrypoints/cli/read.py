@@ -9,14 +9,15 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.entrypoints.cli.common import (
     add_common_options,
     positive_int,
+    progress,
     settings_from,
     wait_for_database,
 )
@@ -132,7 +133,7 @@ def replay_command(args: argparse.Namespace) -> int:
     from projections.rebuild import rebuild
 
     settings = settings_from(args)
-    with _rate_progress("rebuilding", _head(settings)) as advance:
+    with progress("rebuilding", _head(settings), unit="events") as advance:
         outcome = rebuild(
             Components(settings), args.projection, advance=advance, workers=args.workers
         )
@@ -192,37 +193,3 @@ def _stop_on_signals() -> Iterator[threading.Event]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-@contextlib.contextmanager
-def _rate_progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A progress bar with events/s on a terminal (stderr); nothing when piped."""
-    if not sys.stderr.isatty():
-        yield lambda _advance: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        Task,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
-
-    class RateColumn(ProgressColumn):
-        def render(self, task: Task) -> Text:
-            speed = task.finished_speed or task.speed
-            return Text("" if speed is None else f"{speed:,.0f} events/s")
-
-    columns: list[Any] = [
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        RateColumn(),
-        TimeRemainingColumn(),
-    ]
-    with Progress(*columns, transient=True, redirect_stderr=False) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda advance: bar.advance(task, advance)
