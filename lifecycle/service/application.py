@@ -37,6 +37,7 @@ from eventsourcing.application import (
 from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import (
     IntegrityError,
+    Mapper,
     ProcessRecorder,
     StoredEvent,
     Tracking,
@@ -58,7 +59,7 @@ from lifecycle.persistence.recorders import (
     recorded_touchpoints,
 )
 from lifecycle.persistence.topics import stored_topics
-from lifecycle.persistence.transcoding import OrjsonTranscoder, orjson_hasher
+from lifecycle.persistence.transcoding import ChainedMapper, OrjsonTranscoder, orjson_hasher
 
 MAX_ATTEMPTS = 5
 LATEST = sys.maxsize  # a version beyond any: reads it bypass the write-side cache
@@ -131,6 +132,12 @@ class LifecycleApplication(Application[UUID]):
     def construct_recorder(self) -> ProcessRecorder:
         # A process recorder stores Tracking positions in the same transaction as events.
         return self.factory.process_recorder()
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        mapper = super().construct_mapper()
+        return ChainedMapper(
+            transcoder=mapper.transcoder, compressor=mapper.compressor, cipher=mapper.cipher
+        )
 
     def construct_transcoder(self) -> Transcoder:
         # The domain hashes each event's body with a fast encoder (byte for byte the
