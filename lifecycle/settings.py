@@ -18,7 +18,7 @@ from lifecycle.persistence.store import Store
 if TYPE_CHECKING:
     from lifecycle.domain.messages import MessageRules
 
-ApiRole = Literal["reader", "auditor", "admin"]
+ApiRole = Literal["reader", "auditor", "admin", "publisher"]
 
 
 class Settings(BaseSettings):
@@ -104,13 +104,20 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=0, le=65535)
     api_keys: Annotated[dict[str, ApiRole], NoDecode] = Field(
         default_factory=dict,
-        description='bearer keys and their roles: JSON {"key": "reader"} or key:role,key:role',
+        description="bearer keys and their roles (reader, auditor, admin, publisher): JSON "
+        '{"key": "reader"} or key:role,key:role',
     )
     api_ready_max_lag: int = Field(
         default=1_000, ge=0, description="/readyz: most events any read model may lag"
     )
     api_wait_seconds: float = Field(
         default=2.0, ge=0, le=30, description="how long min_position may wait before 409"
+    )
+    p_alive_at_risk: float = Field(
+        default=0.3,
+        gt=0,
+        lt=1,
+        description="the at-risk flag likely_lapsed: p_alive below this, once a model is fitted",
     )
     api_workers: int | None = Field(
         default=None,

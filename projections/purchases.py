@@ -3,16 +3,10 @@ affinity.
 
 Per customer the view keeps each purchase day (UTC calendar day) with its totals by
 currency, and the categories bought. The pattern is computed when asked, for an
-observation end (a date; purchases after it are not seen), with days as the period:
-
-- ``frequency`` = number of distinct purchase days - 1 (repeat purchase days)
-- ``recency`` = days from the first to the last purchase day
-- ``T`` = days from the first purchase day to the observation end
-- ``monetary_value`` = mean of the per-day purchase totals excluding the first purchase
-  day (0 when frequency is 0), in the customer's main currency (the one bought in on
-  most days; other currencies are in ``monetary_value_by_currency``)
-- mean inter-purchase interval = recency / frequency; expected next purchase = last
-  purchase day + that interval.
+observation end (a date; purchases after it are not seen), with days as the period, by
+``lifecycle.domain.purchases.purchase_pattern`` (frequency, recency, T, monetary value,
+mean inter-purchase interval, expected next purchase): the analytics models read the
+same rows and summarise them by the same definition.
 
 Category affinity: for the categories S a customer bought, every other category x is
 scored Σ over s in S of P(x | s), the share of customers who bought s that also bought
@@ -26,7 +20,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -34,6 +28,8 @@ import orjson
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import Tracking
 
+from lifecycle.domain.purchases import PurchaseDays
+from lifecycle.domain.purchases import purchase_pattern as purchase_pattern  # the read API's
 from lifecycle.domain.vocabulary import Kind
 from projections.readmodel import ReadModel, RelationshipStarted, RowCache, TouchpointRecorded
 from projections.views import PostgresView, SQLiteView, SqlView, Table, chunks
@@ -121,6 +117,14 @@ class PurchaseRow:
         return self
 
 
+def decode_days(text: str) -> dict[int, dict[str, Decimal]]:
+    """A row's purchase days as stored (``PurchaseRow.to_db``), decoded."""
+    return {
+        int(day): {currency: Decimal(total) for currency, total in totals.items()}
+        for day, totals in orjson.loads(text).items()
+    }
+
+
 def _added(pairs: tuple[Any, ...], key: Any, amount: Any) -> tuple[Any, ...]:
     """``pairs`` (key, value, key, value, …) with ``amount`` added to ``key``'s value."""
     for index in range(0, len(pairs), 2):
@@ -130,67 +134,6 @@ def _added(pairs: tuple[Any, ...], key: Any, amount: Any) -> tuple[Any, ...]:
 
 
 _ZERO = Decimal(0)
-
-
-@dataclass(frozen=True)
-class PurchasePattern:
-    observation_end: date
-    purchase_days: int
-    first_purchase_on: date | None
-    last_purchase_on: date | None
-    frequency: int | None
-    recency: int | None
-    T: int | None
-    currency: str | None
-    monetary_value: Decimal | None
-    monetary_value_by_currency: dict[str, Decimal]
-    mean_interpurchase_days: float | None
-    expected_next_purchase_on: date | None
-
-
-def purchase_pattern(days: dict[int, dict[str, Decimal]], observation_end: date) -> PurchasePattern:
-    """The BTYD summary of purchase days (ordinal -> currency -> total) up to
-    ``observation_end`` (inclusive)."""
-    end = observation_end.toordinal()
-    seen = sorted(day for day in days if day <= end)
-    if not seen:
-        return PurchasePattern(
-            observation_end, 0, None, None, None, None, None, None, None, {}, None, None
-        )
-    first, last = seen[0], seen[-1]
-    frequency = len(seen) - 1
-    recency = last - first
-    currency_days: Counter[str] = Counter()
-    repeat_totals: dict[str, Decimal] = {}
-    for day in seen:
-        for currency, total in days[day].items():
-            currency_days[currency] += 1
-            if day != first:
-                repeat_totals[currency] = repeat_totals.get(currency, Decimal(0)) + total
-    currency = min(currency_days, key=lambda c: (-currency_days[c], c))
-    by_currency = {
-        c: (repeat_totals.get(c, Decimal(0)) / frequency if frequency else Decimal(0))
-        for c in sorted(currency_days)
-    }
-    interval = recency / frequency if frequency else None
-    return PurchasePattern(
-        observation_end=observation_end,
-        purchase_days=len(seen),
-        first_purchase_on=date.fromordinal(first),
-        last_purchase_on=date.fromordinal(last),
-        frequency=frequency,
-        recency=recency,
-        T=end - first,
-        currency=currency,
-        monetary_value=by_currency[currency],
-        monetary_value_by_currency=by_currency,
-        mean_interpurchase_days=interval,
-        expected_next_purchase_on=(
-            date.fromordinal(last) + timedelta(days=round(interval))
-            if interval is not None
-            else None
-        ),
-    )
 
 
 @dataclass(frozen=True)
@@ -256,6 +199,14 @@ class PurchasesView(SqlView):
                 "category_pairs", [add.format(table=self.table("category_pairs"))]
             )
             cursor.executemany(statement, [(a, b, n) for (a, b), n in sorted(pairs.items())])
+
+    def histories(self) -> tuple[list[tuple[str, PurchaseDays]], int | None]:
+        """Every customer with a purchase and their purchase days, and the position
+        they reflect, read in one snapshot (what the analytics models are fitted on)."""
+        rows, position = self.fetch_with_position(
+            "SELECT customer_id, days FROM {customers} WHERE days <> '{{}}'"
+        )
+        return [(row["customer_id"], decode_days(row["days"])) for row in rows], position
 
     def customer(self, customer_id: str) -> tuple[PurchaseRow | None, int | None]:
         rows, position = self.fetch_with_position(

@@ -33,6 +33,8 @@ from projections.views import SqlView
 RelationshipStarted: type[Any] = Relationship.RelationshipStarted
 TouchpointRecorded = Relationship.TouchpointRecorded
 StageChanged = Relationship.StageChanged
+AccountManagerAssigned = Relationship.AccountManagerAssigned
+AccountManagerUnassigned = Relationship.AccountManagerUnassigned
 
 TView = TypeVar("TView", bound=SqlView)
 TRow = TypeVar("TRow")
@@ -54,7 +56,7 @@ class ReadModel(Projection[TView]):
         for topic in stored_topics(cls)
     )
     """The event classes read from the log, by every topic they are stored under (the
-    library's ``Projection.topics``)."""
+    library's ``Projection.topics``); a read model that folds others adds theirs."""
     touchpoint_kinds: ClassVar[frozenset[str] | None] = None
     """The kinds of touchpoint this read model folds (None: all); the runner does not
     hand it the others."""

@@ -1,9 +1,15 @@
 """The lifecycle report for people: one self-contained HTML page (inline SVG, no script,
 nothing fetched at view time) with the funnel, a stage-flow diagram of every transition
-including dissolution and reactivation, and monthly cohort retention.
+including dissolution and reactivation, monthly cohort retention and, once
+``lifecycle analytics validate`` has run, the BG/NBD tracking chart.
 
 Cohort retention: a cohort is the customers whose first touchpoint fell in a month;
 month k shows the share of them with at least one touchpoint k months later.
+
+Tracking (the papers' classic chart): cumulative repeat purchase days of the
+validation's customers, week by week across the calibration period and the holdout,
+against what the model fitted on the calibration period expects from each customer's
+first purchase on.
 """
 
 from __future__ import annotations
@@ -11,8 +17,9 @@ from __future__ import annotations
 import html
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from lifecycle.domain.vocabulary import Stage
 from projections.funnel import STARTED, Funnel, FunnelFigures, FunnelView
@@ -26,6 +33,8 @@ DISSOLUTION_COLOUR = "#c53030"
 REACTIVATION_COLOUR = "#d69e2e"
 OTHER_COLOUR = "#718096"
 NODE_COLOUR = "#1a365d"
+ACTUAL_COLOUR = "#1a365d"
+PREDICTED_COLOUR = "#dd6b20"
 MAX_OFFSETS = 24
 MAX_COHORTS = 36
 
@@ -38,20 +47,30 @@ class ReportData:
     cohorts: list[CohortRow]
     position: int
     generated_at: datetime
+    validation: dict[str, Any] | None = None
+    """The latest validation of the analytics models (``Validation.as_json``), if any."""
 
 
 def gather(wiring: Wiring, generated_at: datetime) -> ReportData:
-    """Read what the report shows from the funnel and summary views."""
+    """Read what the report shows from the funnel and summary views, and the latest
+    validation from the predictions view."""
     funnel_view: FunnelView = wiring.open_view(Funnel)  # type: ignore[assignment]
     summary_view: SummaryView = wiring.open_view(Summary)  # type: ignore[assignment]
+    predictions_view = wiring.predictions_view()
     try:
         figures, funnel_position = funnel_view.figures()
         cohorts, summary_position = summary_view.cohorts()
+        validation = predictions_view.latest_validation()
     finally:
         close_view(funnel_view)
         close_view(summary_view)
+        close_view(predictions_view)
     return ReportData(
-        figures, cohorts, min(funnel_position or 0, summary_position or 0), generated_at
+        figures,
+        cohorts,
+        min(funnel_position or 0, summary_position or 0),
+        generated_at,
+        validation,
     )
 
 
@@ -79,6 +98,7 @@ def render(data: ReportData) -> str:
             "<h2>Monthly cohort retention</h2>",
             "<p>Share of each month's new customers with a touchpoint k months later.</p>",
             cohort_svg(data.cohorts),
+            *(_tracking_section(data.validation) if data.validation else ()),
         )
     )
     return f"""<!DOCTYPE html>
@@ -252,5 +272,70 @@ def cohort_svg(cohorts: list[CohortRow]) -> str:
     return (
         f'<svg id="cohorts" xmlns="http://www.w3.org/2000/svg" width="{width}" '
         f'height="{max(height, 60)}" role="img" aria-label="cohort retention">'
+        f"{''.join(parts)}</svg>"
+    )
+
+
+def _tracking_section(validation: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        "<h2>Tracking repeat purchases (BG/NBD)</h2>",
+        f"<p>Cumulative repeat purchase days of the {validation['customers']:,} customers who "
+        f"bought by {html.escape(validation['calibration_end'])}, week by week: recorded, and "
+        "expected by the model fitted on purchases up to the dashed line. Holdout to "
+        f"{html.escape(validation['holdout_end'])}: predicted "
+        f"{validation['predicted_total']:,.1f}, actual {validation['actual_total']:,}; mean "
+        f"absolute error per customer {validation['mean_absolute_error']:.3f}.</p>",
+        tracking_svg(validation),
+    )
+
+
+def tracking_svg(validation: dict[str, Any]) -> str:
+    """Two cumulative curves, recorded and expected, with the calibration's end marked."""
+    weeks = validation["tracking"]
+    width, height, left, bottom, top, right = 900, 340, 70, 40, 20, 20
+    plot_w, plot_h = width - left - right, height - top - bottom
+    most = max((max(w["actual"], w["predicted"]) for w in weeks), default=0) or 1
+    last = max(len(weeks) - 1, 1)
+
+    def point(index: int, value: float) -> str:
+        return f"{left + plot_w * index / last:.1f},{top + plot_h * (1 - value / most):.1f}"
+
+    parts = [
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" '
+        'stroke="#4a5568"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#4a5568"/>',
+        _text(left - 6, top + 4, f"{most:,.0f}", "end"),
+        _text(left - 6, top + plot_h, "0", "end"),
+        _text(left, height - 12, weeks[0]["week_end"] if weeks else ""),
+        _text(left + plot_w, height - 12, weeks[-1]["week_end"] if weeks else "", "end"),
+    ]
+    calibration_end = date.fromisoformat(validation["calibration_end"])
+    split = next(
+        (i for i, w in enumerate(weeks) if date.fromisoformat(w["week_end"]) >= calibration_end),
+        None,
+    )
+    if split is not None:
+        x = left + plot_w * split / last
+        parts.append(
+            f'<line class="calibration-end" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" '
+            f'y2="{top + plot_h}" stroke="#718096" stroke-dasharray="6 4"/>'
+        )
+        parts.append(_text(x + 4, top + 12, "calibration end", extra='fill="#4a5568"'))
+    for name, colour, dash in (
+        ("actual", ACTUAL_COLOUR, ""),
+        ("predicted", PREDICTED_COLOUR, ' stroke-dasharray="8 4"'),
+    ):
+        points = " ".join(point(i, w[name]) for i, w in enumerate(weeks))
+        parts.append(
+            f'<polyline class="tracking-{name}" points="{points}" fill="none" '
+            f'stroke="{colour}" stroke-width="3"{dash}/>'
+        )
+    parts.append(_text(left + 10, top + plot_h - 30, "recorded", extra=f'fill="{ACTUAL_COLOUR}"'))
+    parts.append(
+        _text(left + 10, top + plot_h - 14, "expected (model)", extra=f'fill="{PREDICTED_COLOUR}"')
+    )
+    return (
+        f'<svg id="tracking" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'height="{height}" role="img" aria-label="tracking of cumulative repeat purchases">'
         f"{''.join(parts)}</svg>"
     )

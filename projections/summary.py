@@ -1,7 +1,15 @@
 """The relationship summary ("customer 360"): one row per customer with stage, cycle,
-counts by kind and phase, first and last touchpoint, purchases and revenue, survey
-scores, open complaints, the channel mix behind the service mode, the months the
-customer was active (for cohort retention), and the relationship's version.
+the latest stage change, counts by kind and phase, first and last touchpoint, purchases
+and revenue, survey scores, open complaints, the channel mix behind the service mode, the
+account manager and the relationship type, the months the customer was active (for
+cohort retention), and the relationship's version.
+
+The relationship type (Contract 7) is one of the service modes of CRM practice:
+``dedicated_personal_assistance`` while an account manager is in charge, whatever the
+channels; else ``transactional`` for purchases and nothing that builds a relationship
+(no inquiry, response, survey, follow-up, community or personal sales contact); else
+the service mode of the channel mix. ``relationship_type`` is its one definition; the
+row stores it, so that lists filter on it.
 
 At-risk flags depend on the time they are judged at, so they are computed when read
 (``as_of``), as ``projections.at_risk`` defines them. "Latest" is judged by
@@ -13,7 +21,7 @@ from __future__ import annotations
 import bisect
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -25,8 +33,11 @@ from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import Tracking
 
 from lifecycle.domain.vocabulary import PHASE_OF_KIND, Channel, Kind, Phase, Stage
+from lifecycle.persistence.topics import stored_topics
 from projections.at_risk import JUDGED_ON, FlagsAt
 from projections.readmodel import (
+    AccountManagerAssigned,
+    AccountManagerUnassigned,
     ReadModel,
     RelationshipStarted,
     RowCache,
@@ -50,6 +61,36 @@ MODE_OF_CHANNEL = {
     "social": "community",
     "event": "community",
 }
+
+TRANSACTIONAL = "transactional"
+DEDICATED_PERSONAL_ASSISTANCE = "dedicated_personal_assistance"
+RELATIONSHIP_TYPES = (TRANSACTIONAL, DEDICATED_PERSONAL_ASSISTANCE, *SERVICE_MODES)
+RELATIONSHIP_BUILDING_KINDS = frozenset(
+    {
+        Kind.INQUIRY.value,
+        Kind.RESPONSE.value,
+        Kind.SURVEY.value,
+        Kind.FOLLOW_UP.value,
+        Kind.COMMUNITY.value,
+        Kind.SALES_CONTACT.value,
+    }
+)
+"""Kinds of touchpoint that build a relationship beyond buying (a sales contact is the
+personal contact of the contract's rule)."""
+
+
+def relationship_type(
+    kind_counts: Mapping[str, int], service_mode: str | None, account_manager: str | None
+) -> str | None:
+    """The relationship type (see the module docstring) of a customer with touchpoints
+    ``kind_counts`` (kinds with none left out), whose channel mix gives ``service_mode``;
+    None only without a touchpoint."""
+    if account_manager is not None:
+        return DEDICATED_PERSONAL_ASSISTANCE
+    if kind_counts.get(Kind.PURCHASE.value) and RELATIONSHIP_BUILDING_KINDS.isdisjoint(kind_counts):
+        return TRANSACTIONAL
+    return service_mode
+
 
 _PHASES = tuple(phase.value for phase in Phase)
 _PHASE_OF_KIND_NAME = {kind.value: phase.value for kind, phase in PHASE_OF_KIND.items()}
@@ -77,6 +118,10 @@ _COLUMNS = (
     ("resolved_complaints", "TEXT NOT NULL"),
     ("oldest_open_complaint_at", "{time}"),
     ("active_months", "TEXT NOT NULL"),
+    ("previous_stage", "TEXT"),
+    ("stage_rule", "TEXT"),
+    ("account_manager", "TEXT"),
+    ("relationship_type", "TEXT"),
 )
 
 
@@ -104,6 +149,7 @@ class SummaryRow:
         "_relationship_id",
         "_resolved_complaints",
         "_revenue",
+        "account_manager",
         "active_months",
         "customer_id",
         "cycle",
@@ -111,8 +157,10 @@ class SummaryRow:
         "last_touchpoint_at",
         "latest_survey_at",
         "latest_survey_score",
+        "previous_stage",
         "purchases",
         "stage",
+        "stage_rule",
         "stage_since",
         "started_at",
         "survey_count",
@@ -146,6 +194,11 @@ class SummaryRow:
         self._resolved_complaints: set[str] | None = None
         self.active_months = array("I")
         """Months (year * 12 + month - 1, UTC) with a touchpoint, ascending."""
+        self.previous_stage: str | None = None
+        """The stage the latest change left (None: no change yet)."""
+        self.stage_rule: str | None = None
+        """The rule of the latest change."""
+        self.account_manager: str | None = None
 
     @property
     def relationship_id(self) -> str:
@@ -170,10 +223,12 @@ class SummaryRow:
                 return
         self._revenue = (*pairs, currency, amount)
 
-    def move_to(self, stage: str, since: datetime, cycle: int) -> None:
+    def move_to(self, stage: str, since: datetime, cycle: int, from_stage: str, rule: str) -> None:
+        self.previous_stage = _STAGE_NAMES.get(from_stage, from_stage)
         self.stage = _STAGE_NAMES.get(stage, stage)
         self.stage_since = since
         self.cycle = cycle
+        self.stage_rule = rule
 
     def touch(self, event: Any) -> None:
         at: datetime = event.occurred_at
@@ -252,6 +307,10 @@ class SummaryRow:
             orjson.dumps(sorted(self._resolved_complaints or ())).decode(),
             time(oldest),
             orjson.dumps(self.active_months.tolist()).decode(),
+            self.previous_stage,
+            self.stage_rule,
+            self.account_manager,
+            self.relationship_type,
         )
 
     @classmethod
@@ -282,6 +341,9 @@ class SummaryRow:
         } or None
         self._resolved_complaints = set(orjson.loads(row["resolved_complaints"])) or None
         self.active_months = array("I", orjson.loads(row["active_months"]))
+        self.previous_stage = row["previous_stage"]
+        self.stage_rule = row["stage_rule"]
+        self.account_manager = row["account_manager"]
         return self
 
     # What readers see ---------------------------------------------------------------
@@ -328,8 +390,16 @@ class SummaryRow:
         return best if modes[best] else None
 
     @property
+    def relationship_type(self) -> str | None:
+        return relationship_type(self.kind_counts, self.service_mode, self.account_manager)
+
+    @property
     def oldest_open_complaint_at(self) -> datetime | None:
         return min(self._open_complaints.values()) if self._open_complaints else None
+
+    p_alive = None
+    """Not known to the projection: the read API joins it in from the latest fit, so a
+    row judged here never raises ``likely_lapsed``."""
 
     def flags(self, as_of: datetime) -> list[str]:
         judge = FlagsAt(as_of).reader(JUDGED_ON)
@@ -344,8 +414,8 @@ def _select_list(columns: Sequence[str]) -> str:
     return ", ".join(columns) if columns else "*"
 
 
-def _select_page(columns: Sequence[str], where: Sequence[str]) -> str:
-    statement = f"SELECT {_select_list(columns)} FROM {{relationships}}"
+def _select_page(columns: Sequence[str], rows: str, where: Sequence[str]) -> str:
+    statement = f"SELECT {_select_list(columns)} FROM {rows}"
     if where:
         statement += " WHERE " + " AND ".join(where)
     return statement + " ORDER BY customer_id LIMIT ?"
@@ -367,7 +437,11 @@ class SummaryView(SqlView):
             "relationships",
             _COLUMNS,
             ("customer_id",),
-            indexes=(("stage", "stage, customer_id"),),
+            indexes=(
+                ("stage", "stage, customer_id"),
+                ("relationship_type", "relationship_type, customer_id"),
+                ("account_manager", "account_manager, customer_id"),
+            ),
         ),
     )
 
@@ -393,12 +467,20 @@ class SummaryView(SqlView):
         stages: Sequence[str] = (),
         flags: Sequence[str] = (),
         at_risk: bool | None = None,
+        relationship_types: Sequence[str] = (),
         after: str | None = None,
         limit: int = 50,
     ) -> tuple[list[SummaryRow], int | None]:
-        """Summaries in customer_id order after ``after``, filtered by stage and flags."""
+        """Summaries in customer_id order after ``after``, filtered by stage, flags and
+        relationship type."""
         records, position = self.page_records(
-            as_of=as_of, stages=stages, flags=flags, at_risk=at_risk, after=after, limit=limit
+            as_of=as_of,
+            stages=stages,
+            flags=flags,
+            at_risk=at_risk,
+            relationship_types=relationship_types,
+            after=after,
+            limit=limit,
         )
         return [SummaryRow.from_db(record, self) for record in records], position
 
@@ -410,7 +492,7 @@ class SummaryView(SqlView):
         """One customer's row as stored (or None), its ``columns`` (default all), and
         the position it reflects."""
         rows, position = self.fetch_with_position(
-            f"SELECT {_select_list(columns)} FROM {{relationships}} WHERE customer_id = ?",
+            f"SELECT {_select_list(columns)} FROM {self._rows()} WHERE customer_id = ?",
             (customer_id,),
         )
         return (rows[0] if rows else None), position
@@ -422,11 +504,16 @@ class SummaryView(SqlView):
         stages: Sequence[str] = (),
         flags: Sequence[str] = (),
         at_risk: bool | None = None,
+        relationship_types: Sequence[str] = (),
         after: str | None = None,
         limit: int = 50,
         columns: Sequence[str] = (),
+        p_alive_below: float | None = None,
+        limits: Mapping[str, Any] | None = None,
     ) -> tuple[list[Any], int | None]:
-        """Rows as stored, as ``page`` selects them, their ``columns`` (default all).
+        """Rows as stored, as ``page`` selects them, their ``columns`` (default all);
+        ``p_alive_below`` keeps customers whom the latest fit gives a lower p_alive, and
+        ``limits`` are the flags' bounds that settings configure (``FlagsAt``).
 
         Each stage is read along the (stage, customer_id) index, already in order: with
         several stages, one ordered and limited read per stage, merged, rather than
@@ -437,7 +524,10 @@ class SummaryView(SqlView):
         if after is not None:
             where.append("customer_id > ?")
             params.append(after)
-        conditions = FlagsAt(as_of, self.dialect.time).conditions()
+        if p_alive_below is not None:
+            where.append("COALESCE(p_alive < ?, FALSE)")
+            params.append(p_alive_below)
+        conditions = FlagsAt(as_of, self.dialect.time, limits).conditions()
         for flag in flags:
             where.append(conditions[flag][0])
             params.extend(conditions[flag][1])
@@ -446,11 +536,15 @@ class SummaryView(SqlView):
             where.append(f"({any_flag})" if at_risk else f"NOT ({any_flag})")
             for _, values in conditions.values():
                 params.extend(values)
+        types = list(dict.fromkeys(relationship_types))
+        if types:
+            where.append(f"relationship_type IN ({', '.join('?' * len(types))})")
+            params.extend(types)
         wanted = list(dict.fromkeys(stages))
         if len(wanted) <= 1:
-            statement = _select_page(columns, where + ["stage = ?"] * len(wanted))
+            statement = _select_page(columns, self._rows(), where + ["stage = ?"] * len(wanted))
             return self.fetch_with_position(statement, [*params, *wanted, limit])
-        per_stage = _select_page(columns, [*where, "stage = ?"])
+        per_stage = _select_page(columns, self._rows(), [*where, "stage = ?"])
         statement = " UNION ALL ".join(
             f"SELECT * FROM ({per_stage}) AS stage_{number}" for number in range(len(wanted))
         )
@@ -459,6 +553,47 @@ class SummaryView(SqlView):
             merged.extend([*params, stage, limit])
         return self.fetch_with_position(
             f"{statement} ORDER BY customer_id LIMIT ?", [*merged, limit]
+        )
+
+    predictions: str | None = None
+    """The analytics models' latest predictions, as this view's reads reach that table
+    (``join_predictions``); None: no ``p_alive`` to join, it reads null."""
+
+    def join_predictions(self, table: str) -> None:
+        self.predictions = table
+
+    def _rows(self) -> str:
+        """The summary rows with the customer's ``p_alive`` from the latest fit: what
+        pages and records read, so that flags and filters see it as a column."""
+        p_alive = (
+            f"(SELECT p.p_alive FROM {self.predictions} p WHERE p.customer_id = r.customer_id)"
+            if self.predictions
+            else f"CAST(NULL AS {self.dialect.float_type})"
+        )
+        return f"(SELECT r.*, {p_alive} AS p_alive FROM {{relationships}} r) AS relationships"
+
+    def book_records(
+        self, manager_id: str, *, after: str | None, limit: int, columns: Sequence[str] = ()
+    ) -> tuple[list[Any], int | None]:
+        """Rows as stored of the customers ``manager_id`` is in charge of, in customer_id
+        order after ``after``."""
+        where = ["account_manager = ?"]
+        params: list[Any] = [manager_id]
+        if after is not None:
+            where.append("customer_id > ?")
+            params.append(after)
+        return self.fetch_with_position(
+            _select_page(columns, self._rows(), where), [*params, limit]
+        )
+
+    def starting_with(
+        self, prefix: str, limit: int, columns: Sequence[str] = ()
+    ) -> tuple[list[Any], int | None]:
+        """Rows as stored whose customer_id starts with ``prefix`` (a search box: it
+        reads every row, in customer_id order)."""
+        return self.fetch_with_position(
+            _select_page(columns, self._rows(), ["substr(customer_id, 1, ?) = ?"]),
+            [len(prefix), prefix, limit],
         )
 
     def cohorts(self) -> tuple[list[CohortRow], int | None]:
@@ -503,6 +638,11 @@ class Summary(ReadModel[SummaryView]):
     name = "summary"
     description = "relationship summary (customer 360)"
     view_classes = {"sqlite": SQLiteSummaryView, "postgres": PostgresSummaryView}  # noqa: RUF012
+    topics = (
+        *ReadModel.topics,
+        *stored_topics(AccountManagerAssigned),
+        *stored_topics(AccountManagerUnassigned),
+    )
 
     def reset(self) -> None:
         super().reset()
@@ -541,8 +681,20 @@ class Summary(ReadModel[SummaryView]):
     @process_event.register(StageChanged)
     def _stage_changed(self, domain_event: Any, tracking: Tracking) -> None:
         self._row(domain_event).move_to(
-            domain_event.to_stage, domain_event.effective_at, domain_event.cycle
+            domain_event.to_stage,
+            domain_event.effective_at,
+            domain_event.cycle,
+            domain_event.from_stage,
+            domain_event.rule,
         )
+
+    @process_event.register(AccountManagerAssigned)
+    def _manager_assigned(self, domain_event: Any, tracking: Tracking) -> None:
+        self._row(domain_event).account_manager = domain_event.manager_id
+
+    @process_event.register(AccountManagerUnassigned)
+    def _manager_unassigned(self, domain_event: Any, tracking: Tracking) -> None:
+        self._row(domain_event).account_manager = None
 
     def wants_commit(self) -> bool:
         return self.cache.is_full

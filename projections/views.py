@@ -18,6 +18,15 @@ Rebuilding (``lifecycle replay``) fills the same tables under a ``__next`` suffi
 tracked under its own name, while the live tables keep serving; ``swap_in_next`` then
 drops the live tables, renames the next ones and moves the position, in one
 transaction. Secondary indexes are built at the swap, after the bulk load.
+
+A read model whose tables gain columns in a new release starts over when a process of
+that release opens its live view on a store written by an earlier one: ``create_table``
+finds a column missing, drops the live tables and their position in one transaction,
+and the runners that follow the log project it again from position zero. A read model
+is what its events make of it, so this is exact for every new column (those only the
+log knows included), and one rule serves every future change of any read model's
+layout; meanwhile the read model says how far it has got (its position, ``/readyz``),
+as one deployed for the first time does.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
+import structlog
 from eventsourcing.persistence import (
     IntegrityError,
     OperationalError,
@@ -46,6 +56,8 @@ from lifecycle.persistence import library
 from projections.shards import TRACKING_SUFFIX_PATTERN, WHOLE_LOG, Shard
 
 T = TypeVar("T")
+
+log = structlog.get_logger(__name__)
 
 UPSTREAM = "Lifecycle"
 """The name of the application whose event log every read model follows."""
@@ -161,10 +173,20 @@ class SqlView(TrackingRecorder):
     def _table_exists(self, cursor: Any, name: str) -> bool: ...
 
     @abstractmethod
+    def _column_names(self, cursor: Any, name: str) -> set[str]:
+        """The columns of table ``name`` (none when it does not exist)."""
+
+    @abstractmethod
     def rebuilding(self) -> contextlib.AbstractContextManager[None]:
         """Held while the next generation is in use (a rebuild, a drift check): taking it
         a second time, in any process, raises ``RebuildInProgress`` at once rather than
         dropping the tables the first holder is filling. A process that dies lets go."""
+
+    @abstractmethod
+    def reach(self, other: SqlView, base: str) -> str:
+        """The name under which this view's reads reach table ``base`` of ``other`` (the
+        summary's reads join the analytics predictions in): on PostgreSQL the views
+        share one database; a SQLite view attaches the other's file to its readers."""
 
     # Names ---------------------------------------------------------------------------
 
@@ -199,11 +221,36 @@ class SqlView(TrackingRecorder):
     def create_table(self) -> None:
         super().create_table()  # type: ignore[misc]  # the backend's tracking table
         with self._write_transaction() as cursor:
+            if self.generation == LIVE and self._laid_out_before(cursor):
+                self._start_over(cursor)
             for table in self.tables:
                 cursor.execute(self._create_statement(table, self.table(table.base)))
                 if self.generation == LIVE:
                     for statement in self._index_statements(table, self.table(table.base)):
                         cursor.execute(statement)
+
+    def _laid_out_before(self, cursor: Any) -> bool:
+        """Whether a live table was created by an earlier release (a column missing)."""
+        for table in self.tables:
+            present = self._column_names(cursor, self.table(table.base, LIVE))
+            if present and not present.issuperset(table.column_names):
+                return True
+        return False
+
+    def _start_over(self, cursor: Any) -> None:
+        """Drop the live tables and their position: the runners project them again from
+        position zero, in this release's layout (see the module docstring)."""
+        log.warning(
+            "read_model_layout_changed",
+            projection=self.projection_name,
+            action="projecting again from position zero",
+        )
+        for table in self.tables:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.table(table.base, LIVE)}")
+        cursor.execute(
+            self.dialect.sql(f"DELETE FROM {self._tracking_table()} WHERE application_name = ?"),
+            (UPSTREAM,),
+        )
 
     def _create_statement(self, table: Table, name: str) -> str:
         columns = ", ".join(
@@ -402,10 +449,34 @@ class SQLiteView(SqlView, SQLiteTrackingRecorder):
                     raise IntegrityError(error) from error
                 raise
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.attached: dict[str, str] = {}
+        """Files of other views attached to this view's read connections, by schema."""
+
     @contextlib.contextmanager
     def _read_transaction(self) -> Iterator[Any]:
-        with self.datastore.transaction(commit=False) as cursor:
-            yield cursor
+        if not self.attached:
+            with self.datastore.transaction(commit=False) as cursor:
+                yield cursor
+            return
+        with self.datastore.get_connection(commit=False) as connection:
+            cursor = connection.cursor()
+            # Outside a transaction (SQLite refuses ATTACH inside one), once per connection.
+            cursor.execute("PRAGMA database_list")
+            present = {row["name"] for row in cursor.fetchall()}
+            for schema, path in self.attached.items():
+                if schema not in present:
+                    cursor.execute("ATTACH DATABASE ? AS " + schema, (path,))
+            cursor.execute("BEGIN")
+            try:
+                yield cursor
+            finally:
+                connection.rollback()
+
+    def reach(self, other: SqlView, base: str) -> str:
+        self.attached[other.projection_name] = other.datastore.pool.db_name  # type: ignore[attr-defined]
+        return f"{other.projection_name}.{other.table(base)}"
 
     def _tracking_table(self) -> str:
         return "tracking"
@@ -413,6 +484,10 @@ class SQLiteView(SqlView, SQLiteTrackingRecorder):
     def _table_exists(self, cursor: Any, name: str) -> bool:
         cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
         return cursor.fetchone() is not None
+
+    def _column_names(self, cursor: Any, name: str) -> set[str]:
+        cursor.execute("SELECT name FROM pragma_table_info(?)", (name,))
+        return {row["name"] for row in cursor.fetchall()}
 
     @contextlib.contextmanager
     def rebuilding(self) -> Iterator[None]:
@@ -479,6 +554,9 @@ class PostgresView(SqlView, PostgresTrackingRecorder):
                 connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
                 connection.commit()
 
+    def reach(self, other: SqlView, base: str) -> str:
+        return other.table(base)
+
     def _tracking_table(self) -> str:
         return self.tracking_table_name
 
@@ -486,3 +564,11 @@ class PostgresView(SqlView, PostgresTrackingRecorder):
         cursor.execute("SELECT to_regclass(%s) IS NOT NULL AS present", (name,))
         row = cursor.fetchone()
         return bool(row["present"])
+
+    def _column_names(self, cursor: Any, name: str) -> set[str]:
+        cursor.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = %s",
+            (name,),
+        )
+        return {row["column_name"] for row in cursor.fetchall()}

@@ -19,6 +19,7 @@ from projections.follow_ups import FollowUps
 from projections.funnel import Funnel
 from projections.names import READ_MODEL_NAMES
 from projections.pairs import Complaints, Inquiries
+from projections.predictions import PredictionsView
 from projections.purchases import Purchases
 from projections.readmodel import ReadModel
 from projections.runner import DEFAULT_COMMIT_SECONDS, Runner
@@ -72,6 +73,10 @@ class Wiring(Protocol):
     ) -> SqlView:
         """The view of ``model`` (its tables created if missing); in the next generation,
         of one ``shard`` of a rebuild."""
+        ...
+
+    def predictions_view(self) -> PredictionsView:
+        """Where the analytics models' predictions and latest validation are kept."""
         ...
 
 

@@ -113,3 +113,30 @@ def personal_view(
     if view is not None and not reveal and "erased" not in view:
         return {"encrypted": True}
     return view
+
+
+def describe_event(event: RelationshipEvent) -> str:
+    """One line saying what an event records, for people (``lifecycle history``, the
+    console's timeline)."""
+    data = event.data
+    if event.type == "RelationshipStarted":
+        return f"relationship of {data['customer_id']} started"
+    if event.type == "TouchpointRecorded":
+        return f"{data['kind']} via {data['channel']} ({data['event_id']})"
+    if event.type == "PersonalDataErased":
+        return f"personal data erased: {data['reason']}"
+    if event.type == "AccountManagerAssigned":
+        return f"account manager {data['manager_id']} by {data['actor']}: {data['reason']}"
+    if event.type == "AccountManagerUnassigned":
+        return f"account manager {data['manager_id']} off by {data['actor']}: {data['reason']}"
+    if event.type == "StageChanged":
+        who = (
+            f"by {data['actor']}: {data['reason']}"
+            if data.get("actor")
+            else f"on {data['triggered_by']}"
+        )
+        return (
+            f"{data['from_stage']} -> {data['to_stage']} (cycle {data['cycle']}, rule "
+            f"{data['rule']}, policy v{data['policy_version']}) {who}"
+        )
+    return ", ".join(f"{k}={v}" for k, v in data.items())

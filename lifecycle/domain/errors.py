@@ -33,6 +33,10 @@ class InvalidStageChange(LifecycleError):
     code = "invalid_stage_change"
 
 
+class InvalidAccountManager(LifecycleError):
+    code = "invalid_account_manager"
+
+
 class RelationshipNotFound(LifecycleError):
     code = "relationship_not_found"
 

@@ -29,6 +29,9 @@ from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.domain.vocabulary import Channel, Kind
 
 MAX_MESSAGE_BYTES = 64 * 1024
+MAX_ATTRIBUTE_DEPTH = 32
+STORABLE_INTEGERS = range(-(2**63), 2**64)
+"""Integers the log's JSON encoder stores (64 bits, signed or not)."""
 ZERO = timedelta(0)
 _TIMEZONES = {ZERO: UTC}
 SUPPORTED_SCHEMA_VERSION = 1
@@ -234,7 +237,25 @@ def parse_touchpoint(raw: bytes | str, now: datetime, rules: MessageRules) -> To
             f"occurred_at {message.occurred_at.isoformat()} is more than "
             f"{int(rules.max_future_skew.total_seconds())} s in the future",
         )
-    return message.to_touchpoint()
+    touchpoint = message.to_touchpoint()
+    check_storable(touchpoint.attributes)
+    return touchpoint
+
+
+def check_storable(value: Any, where: str = "attributes", depth: int = 0) -> None:
+    """Attributes are kept as they came; what the log cannot store (an integer beyond 64
+    bits, nesting deeper than ``MAX_ATTRIBUTE_DEPTH``) is refused here, at the gate, rather
+    than failing the batch that would record it."""
+    if isinstance(value, dict | list):
+        if depth >= MAX_ATTRIBUTE_DEPTH:
+            raise RejectedTouchpoint(
+                "invalid_attribute", f"{where}: nested deeper than {MAX_ATTRIBUTE_DEPTH} levels"
+            )
+        pairs = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in pairs:
+            check_storable(item, f"{where}.{key}", depth + 1)
+    elif isinstance(value, int) and value not in STORABLE_INTEGERS:
+        raise RejectedTouchpoint("invalid_attribute", f"{where}: integer beyond 64 bits")
 
 
 def rejection_from(error: ValidationError) -> RejectedTouchpoint:

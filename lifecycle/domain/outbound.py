@@ -125,6 +125,8 @@ BUSINESS_TIME_FIELDS = {
     "TouchpointRecorded": "occurred_at",
     "StageChanged": "effective_at",
     "PersonalDataErased": "erased_at",
+    "AccountManagerAssigned": "assigned_at",
+    "AccountManagerUnassigned": "unassigned_at",
 }
 """Which field of each event type holds its business time (``occurred_at``); an event
 type without one happened when it was recorded."""

@@ -2,8 +2,15 @@
 
 Each touchpoint is recorded as a ``TouchpointRecorded`` event; each stage change is its
 own ``StageChanged`` event, decided by the policy when the command runs and never
-re-decided on replay. State holds only what the rules and auditors need; read models
-hold the rest.
+re-decided on replay; an account manager is put in charge, or taken off, by
+``AccountManagerAssigned`` / ``AccountManagerUnassigned``. State holds only what the rules
+and auditors need; read models hold the rest.
+
+Two times: every event is *recorded* when the engine writes it, and records something
+that happened at a *business* time (a touchpoint's ``occurred_at``, a change's
+``effective_at``). ``stage_in_force`` answers "which stage was in force at business time
+T" from the recorded stage changes, whenever they were recorded (a backfill records
+years of history today).
 
 Every event is chained (``lifecycle.domain.streams``): it carries the hash of the event
 before it and its own hash, computed as the event is triggered, so every path that
@@ -16,6 +23,8 @@ not in the aggregate (``lifecycle.persistence.recorders``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -23,7 +32,11 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from lifecycle.domain.errors import InvalidStageChange, PersonalDataAlreadyErased
+from lifecycle.domain.errors import (
+    InvalidAccountManager,
+    InvalidStageChange,
+    PersonalDataAlreadyErased,
+)
 from lifecycle.domain.policy import INACTIVITY, MANUAL, REACTIVATION, CycleFacts, Policy
 from lifecycle.domain.streams import ChainedAggregate
 from lifecycle.domain.touchpoints import Touchpoint
@@ -35,6 +48,7 @@ RELATIONSHIP_NAMESPACE = UUID("5b0b8f52-3c55-4a7e-9d6a-2f1f6c9e1a7d")
 _STAGES = {stage.value: stage for stage in Stage}
 MANUAL_TRIGGER = "manual"
 INACTIVITY_TRIGGER = "inactivity"
+MAX_MANAGER_ID_LENGTH = 128
 
 
 @lru_cache(maxsize=1 << 17)
@@ -49,6 +63,10 @@ class Relationship(ChainedAggregate):
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
         state.pop("touchpoint_ids", None)
+
+    account_manager: str | None = None
+    """The id of the account manager in charge, if any. A class attribute as well, so that
+    snapshots taken before account managers existed restore without one."""
 
     class Event(ChainedAggregate.Event):
         """Base of every event of a relationship."""
@@ -184,6 +202,39 @@ class Relationship(ChainedAggregate):
             erased_at=at,
         )
 
+    def assign_account_manager(
+        self, manager_id: str, *, actor: str, reason: str, at: datetime
+    ) -> bool:
+        """Put ``manager_id`` in charge (replacing any other). Returns False, changing
+        nothing, when they are in charge already."""
+        check_manager_id(manager_id)
+        if manager_id == self.account_manager:
+            return False
+        self.trigger_event(
+            self.AccountManagerAssigned,
+            customer_id=self.customer_id,
+            manager_id=manager_id,
+            actor=actor,
+            reason=reason,
+            assigned_at=at,
+        )
+        return True
+
+    def unassign_account_manager(self, *, actor: str, reason: str, at: datetime) -> bool:
+        """Take the account manager off. Returns False, changing nothing, when there is
+        none."""
+        if self.account_manager is None:
+            return False
+        self.trigger_event(
+            self.AccountManagerUnassigned,
+            customer_id=self.customer_id,
+            manager_id=self.account_manager,
+            actor=actor,
+            reason=reason,
+            unassigned_at=at,
+        )
+        return True
+
     def check_manual_change(self, to_stage: Stage) -> None:
         if to_stage is self.stage:
             raise InvalidStageChange(f"the relationship is already in {to_stage}")
@@ -248,6 +299,31 @@ class Relationship(ChainedAggregate):
         def apply(self, aggregate: Relationship) -> None:
             aggregate.personal_data_erased = True
 
+    class AccountManagerAssigned(Event):
+        """An account manager was put in charge of the relationship (replacing any other):
+        from now on it is one of dedicated personal assistance."""
+
+        customer_id: str
+        manager_id: str
+        actor: str
+        reason: str
+        assigned_at: datetime
+
+        def apply(self, aggregate: Relationship) -> None:
+            aggregate.account_manager = self.manager_id
+
+    class AccountManagerUnassigned(Event):
+        """The account manager ``manager_id`` was taken off the relationship."""
+
+        customer_id: str
+        manager_id: str
+        actor: str
+        reason: str
+        unassigned_at: datetime
+
+        def apply(self, aggregate: Relationship) -> None:
+            aggregate.account_manager = None
+
     def apply_touchpoint(self, recorded: Relationship.TouchpointRecorded) -> None:
         occurred_at = recorded.occurred_at
         kind = recorded.kind
@@ -287,6 +363,55 @@ RELATIONSHIP_EVENTS: tuple[type[Relationship.Event], ...] = (
     Relationship.TouchpointRecorded,
     Relationship.StageChanged,
     Relationship.PersonalDataErased,
+    Relationship.AccountManagerAssigned,
+    Relationship.AccountManagerUnassigned,
 )
 """Every event class of a relationship: what the relay publishes (Contract 3), and what
 no other stream records."""
+
+
+def check_manager_id(manager_id: str) -> None:
+    if not manager_id.strip() or len(manager_id) > MAX_MANAGER_ID_LENGTH or "\x00" in manager_id:
+        raise InvalidAccountManager(
+            f"an account manager's id is 1 to {MAX_MANAGER_ID_LENGTH} characters, not blank"
+        )
+
+
+@dataclass(frozen=True)
+class StageInForce:
+    """The stage in force at a business time: that of the latest change effective at or
+    before it (ties: the later in the log), else the first stage from the relationship's
+    start; ``stage`` None before the relationship began."""
+
+    time: datetime
+    stage: Stage | None
+    cycle: int | None
+    since: datetime | None
+
+
+def stage_in_force(events: Iterable[Relationship.Event], at: datetime) -> StageInForce:
+    """The stage in force at business time ``at``, from a relationship's events in log
+    order (its history: recorded times play no part)."""
+    started: datetime | None = None
+    latest: Relationship.StageChanged | None = None
+    for domain_event in events:
+        if isinstance(domain_event, Relationship.RelationshipStarted):
+            started = domain_event.started_at
+        elif isinstance(domain_event, Relationship.StageChanged) and _in_force_after(
+            domain_event, latest, at
+        ):
+            latest = domain_event
+    if latest is not None:
+        return StageInForce(at, _STAGES[latest.to_stage], latest.cycle, latest.effective_at)
+    if started is not None and started <= at:
+        return StageInForce(at, Stage.EXPLORATION, 1, started)
+    return StageInForce(at, None, None, None)
+
+
+def _in_force_after(
+    change: Relationship.StageChanged, latest: Relationship.StageChanged | None, at: datetime
+) -> bool:
+    """Whether ``change`` (later in the log) is in force at ``at`` rather than ``latest``."""
+    return change.effective_at <= at and (
+        latest is None or change.effective_at >= latest.effective_at
+    )

@@ -3,11 +3,12 @@
 
 ``Components(settings)`` builds the write side (the application, the key store), the
 audit ledger, the Kafka edge (consumer, relay) and the read side (views of the read
-models, the API's read side). Nothing is opened until asked for, and whoever asks
-closes it. It is also the read side's ``projections.wiring.Wiring``: it pickles (it
-holds only the settings), so a rebuild's worker processes build their own parts from it.
-Each part's modules are imported when the part is asked for, so that a command loads
-only what it uses.
+models, and what the HTTP API serves from, which writes too: touchpoints over HTTP and
+account managers go through the application as every other writer's do). Nothing is
+opened until asked for, and whoever asks closes it. It is also the read side's
+``projections.wiring.Wiring``: it pickles (it holds only the settings), so a rebuild's
+worker processes build their own parts from it. Each part's modules are imported when
+the part is asked for, so that a command loads only what it uses.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from lifecycle.service.application import LifecycleApplication
     from lifecycle.settings import Settings
     from projections.api.app import ReadSide
+    from projections.predictions import PredictionsView
     from projections.readmodel import ReadModel
     from projections.views import SqlView
 
@@ -231,42 +233,77 @@ class Components:
         """The view of ``model`` (its tables created if missing), on the configured store;
         ``generation`` "" is the live tables (``projections.views.LIVE``); in the next
         generation, of one ``shard`` of a rebuild."""
+        return self._open_view(model.name, model.view_classes, generation, shard)
+
+    def predictions_view(self) -> PredictionsView:
+        """Where the analytics models' predictions are kept (Contract 8): a view beside
+        the read models' (``lifecycle.predictions.db`` beside a SQLite store)."""
+        from projections.predictions import Predictions
+
+        view = self._open_view(Predictions.name, Predictions.view_classes)
+        return cast("PredictionsView", view)
+
+    def _open_view(
+        self,
+        name: str,
+        view_classes: dict[str, type[SqlView]],
+        generation: str = "",
+        shard: Shard = WHOLE_LOG,
+    ) -> SqlView:
         from eventsourcing.persistence import InfrastructureFactory
         from eventsourcing.utils import Environment
 
         from projections.views import SqlView
 
-        env = {**os.environ, **self.view_env(model.name)}
+        env = {**os.environ, **self.view_env(name)}
         if not shard.is_whole_log:
             # The shards of a rebuild take turns writing the same tables: wait for each other.
             env["SQLITE_LOCK_TIMEOUT"] = str(SHARDS_WAIT_SECONDS)
-        factory = InfrastructureFactory.construct(Environment(model.name, env))
+        factory = InfrastructureFactory.construct(Environment(name, env))
         backend = "sqlite" if self.settings.store.is_sqlite else "postgres"
-        view = cast(SqlView, factory.tracking_recorder(model.view_classes[backend]))
+        view = cast(SqlView, factory.tracking_recorder(view_classes[backend]))
         view.use_generation(generation, shard)
         view.create_table()
         return view
 
     def read_side(self) -> ReadSide:
-        """What the read API serves from: the views of every read model and the
-        application, closed together."""
+        """What the HTTP API serves from, closed together: the views of every read model,
+        the analytics predictions (which the summary's reads join in), the audit ledger
+        (how far the log is sealed and verified), and the application.
+
+        The application writes: ``POST /v1/touchpoints`` records through its batch path
+        (``record_batch``) and ``PUT …/account-manager`` through its commands, under the
+        policy and settings of every other writer, beside Kafka consumers writing the
+        same customers (a version conflict is retried from freshly read relationships).
+        Its key store is opened, so that personal data arriving over HTTP is encrypted
+        as it is from Kafka, and the console can show it to auditors."""
         from consumers.metrics import REGISTRY as KAFKA_EDGE_REGISTRY
         from projections.api.app import ReadSide
+        from projections.predictions import Predictions
+        from projections.summary import Summary, SummaryView
         from projections.wiring import close_view, open_views
 
         views = open_views(self, None)
+        predictions = self.predictions_view()
+        summary = cast(SummaryView, views[Summary.name])
+        summary.join_predictions(summary.reach(predictions, Predictions.TABLE))
         application = self.application()
+        ledger = self.ledger()
 
         def close() -> None:
-            for view in views.values():
+            for view in (*views.values(), predictions):
                 close_view(view)
+            ledger.close()
             application.close()
 
         return ReadSide(
             settings=self.settings,
             views=views,
+            predictions=predictions,
             application=application,
             close=close,
             # The Kafka edge keeps its counters in a registry of its own.
             metrics_registries=(KAFKA_EDGE_REGISTRY,),
+            ledger=ledger,
+            audit_key=self.audit_key(required=False),
         )

@@ -1,6 +1,7 @@
 """What the demo shows of the read side once it has recorded its population: the
-read models caught up, the funnel printed as a person reads it, and (unless told not
-to) the read API served with a reader key it prints."""
+read models caught up, the funnel printed as a person reads it, the analytics models
+fitted with the customers most likely lapsed, and (unless told not to) the read API
+served with a reader key it prints."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import secrets
 import sys
 from typing import Any, TextIO
 
+from lifecycle.domain.messages import utc_now
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.settings import Settings
 from projections.service import catch_up, funnel_figures
@@ -63,6 +65,9 @@ def read_side_for_demo(
         file=out,
     )
     print_funnel(components, out)
+    from lifecycle.entrypoints.analytics import print_fit_and_lapsed
+
+    print_fit_and_lapsed(components, utc_now().date(), out)
     if not serve:
         return
     from lifecycle.entrypoints.serve import serve_api

@@ -1,5 +1,6 @@
 """The application service of the write side: record touchpoints, change stages by
-hand, sweep for inactivity, and answer history and point-in-time state.
+hand, assign account managers, sweep for inactivity, and answer history, point-in-time
+state and the stage in force at a business time.
 
 Recording a batch is one transaction: the touchpoints are grouped by customer, each
 relationship is loaded once, and all new events are saved together, optionally with a
@@ -12,6 +13,10 @@ keeps every recorded key, written with the events, and one lookup per batch find
 batch's duplicates (``lifecycle.persistence.recorders``); a key another writer records
 meanwhile fails the transaction, which is retried like a version conflict.
 
+Writes through one application object are taken one at a time (a lock): cached aggregates
+are shared objects, and a process that writes from several threads (the HTTP API) must
+not decide two batches on the same one at once.
+
 Personal data is encrypted by the vault (``lifecycle.persistence.personal``) before a batch reaches
 the aggregates, so events hold only ciphertext; ``forget`` destroys a customer's key and
 records ``PersonalDataErased``.
@@ -20,7 +25,10 @@ records ``PersonalDataErased``.
 from __future__ import annotations
 
 import contextlib
+import random
 import sys
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -45,10 +53,18 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import EnvType
 
+from lifecycle.domain.analytics import ANALYTICS_STREAM, AnalyticsModels, ModelFit
 from lifecycle.domain.errors import LifecycleError, RelationshipNotFound
 from lifecycle.domain.hashchain import install_hasher
 from lifecycle.domain.policy import Policy
-from lifecycle.domain.relationship import RELATIONSHIP_EVENTS, Relationship, relationship_id
+from lifecycle.domain.relationship import (
+    RELATIONSHIP_EVENTS,
+    Relationship,
+    StageInForce,
+    relationship_id,
+    stage_in_force,
+)
+from lifecycle.domain.streams import stream_id
 from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.persistence.personal import PersonalDataVault
@@ -61,7 +77,8 @@ from lifecycle.persistence.recorders import (
 from lifecycle.persistence.topics import stored_topics
 from lifecycle.persistence.transcoding import ChainedMapper, OrjsonTranscoder, orjson_hasher
 
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 8
+CONFLICT_PAUSE_SECONDS = 0.005
 LATEST = sys.maxsize  # a version beyond any: reads it bypass the write-side cache
 
 RELATIONSHIP_TOPICS = tuple(topic for cls in RELATIONSHIP_EVENTS for topic in stored_topics(cls))
@@ -99,6 +116,16 @@ class BatchOutcome:
 
 
 @dataclass
+class Assignment:
+    """What ``assign_account_manager`` did."""
+
+    relationship: Relationship
+    changed: bool
+    position: int | None = None
+    """The log position of the event written (None: nothing changed)."""
+
+
+@dataclass
 class SweepOutcome:
     examined: int = 0
     dissolved: int = 0
@@ -125,6 +152,7 @@ class LifecycleApplication(Application[UUID]):
         # The library reads this per instance, so each deployment can set its interval.
         self.snapshotting_intervals = {Relationship: snapshot_interval}  # type: ignore[misc]
         self._interval = snapshot_interval
+        self._writing = threading.Lock()
         super().__init__(env)
         self.recorder: ProcessRecorder
         self._touchpoint_keys_ensured = False
@@ -160,12 +188,18 @@ class LifecycleApplication(Application[UUID]):
         if self.vault is not None:
             # Before any aggregate sees them: events only ever hold the ciphertext.
             touchpoints = self.vault.protect(touchpoints, utc_now())
-        if not self._touchpoint_keys_ensured:
-            # Here, not at start-up: only a process that records touchpoints needs them,
-            # and read-only commands never write to a store.
-            ensure_touchpoint_keys(self.recorder, TOUCHPOINT_RECORDED_TOPICS)
-            self._touchpoint_keys_ensured = True
-        for _ in range(MAX_ATTEMPTS):
+        with self._writing:
+            if not self._touchpoint_keys_ensured:
+                # Here, not at start-up: only a process that records touchpoints needs
+                # them, and read-only commands never write to a store.
+                ensure_touchpoint_keys(self.recorder, TOUCHPOINT_RECORDED_TOPICS)
+                self._touchpoint_keys_ensured = True
+            return self._record_batch(touchpoints, tracking)
+
+    def _record_batch(
+        self, touchpoints: Sequence[Touchpoint], tracking: Tracking | None
+    ) -> BatchOutcome:
+        for attempt in range(MAX_ATTEMPTS):
             relationships: dict[UUID, Relationship] = {}
             outcome = BatchOutcome()
             try:
@@ -195,6 +229,7 @@ class LifecycleApplication(Application[UUID]):
                     tracking.application_name, tracking.notification_id
                 ):
                     return BatchOutcome(already_tracked=True)
+                _pause_after_conflict(attempt)
                 continue
             except BaseException:
                 self._forget_cached(relationships)
@@ -213,6 +248,34 @@ class LifecycleApplication(Application[UUID]):
         self.save(relationship)
         return relationship
 
+    def assign_account_manager(
+        self, customer_id: str, manager_id: str | None, *, actor: str, reason: str, at: datetime
+    ) -> Assignment:
+        """Put ``manager_id`` in charge of the customer's relationship, or (None) take its
+        account manager off."""
+        with self._writing:
+            for attempt in range(MAX_ATTEMPTS):
+                relationship = self.relationship(customer_id)
+                if manager_id is None:
+                    changed = relationship.unassign_account_manager(
+                        actor=actor, reason=reason, at=at
+                    )
+                else:
+                    changed = relationship.assign_account_manager(
+                        manager_id, actor=actor, reason=reason, at=at
+                    )
+                if not changed:
+                    return Assignment(relationship, changed=False)
+                try:
+                    recordings = self.save(relationship)
+                except IntegrityError:
+                    # Another writer recorded onto it meanwhile: decide again.
+                    _pause_after_conflict(attempt)
+                    continue
+                return Assignment(relationship, True, recordings[-1].notification.id)
+        msg = f"the account manager of {customer_id!r} not changed after {MAX_ATTEMPTS} conflicts"
+        raise ConcurrencyConflict(msg)
+
     def forget(
         self, customer_id: str, *, reason: str, actor: str | None, at: datetime
     ) -> tuple[Relationship, bool]:
@@ -230,6 +293,22 @@ class LifecycleApplication(Application[UUID]):
         relationship.erase_personal_data(reason=reason, actor=actor, at=at)
         self.save(relationship)
         return relationship, True
+
+    def record_model_fits(self, fits: Sequence[ModelFit]) -> tuple[int, datetime]:
+        """Record fits of the analytics models (Contract 8) together, in one transaction;
+        returns the log position and the recorded time of the last one."""
+        for _ in range(MAX_ATTEMPTS):
+            models = self.analytics_models() or AnalyticsModels()
+            for fit in fits:
+                models.record_fit(fit)
+            try:
+                recordings = self.save(models)
+            except IntegrityError:
+                continue  # another fit was recorded meanwhile: chain onto it
+            last = recordings[-1]
+            fitted = cast(AnalyticsModels.Event, last.domain_event)
+            return last.notification.id, fitted.timestamp
+        raise ConcurrencyConflict(f"model fits not recorded after {MAX_ATTEMPTS} version conflicts")
 
     def close(self) -> None:
         if self.vault is not None:
@@ -280,6 +359,16 @@ class LifecycleApplication(Application[UUID]):
             ) from None
         return aggregate
 
+    def analytics_models(self) -> AnalyticsModels | None:
+        """The stream of model fits, or None before the first fit."""
+        try:
+            models: AnalyticsModels = self.repository.get(
+                stream_id(ANALYTICS_STREAM), version=LATEST
+            )
+        except AggregateNotFoundError:
+            return None
+        return models
+
     def relationship_as_of(self, customer_id: str, recorded_at: datetime) -> Relationship:
         """The relationship as the engine knew it at ``recorded_at`` (recorded time)."""
         version = None
@@ -293,6 +382,21 @@ class LifecycleApplication(Application[UUID]):
                 f"at {recorded_at.isoformat()}"
             )
         return self.relationship(customer_id, version=version)
+
+    def stage_history(self, customer_id: str) -> list[Relationship.Event]:
+        """The relationship's start and every stage change, in log order."""
+        return [
+            domain_event
+            for domain_event in self.history(customer_id)
+            if isinstance(
+                domain_event, Relationship.RelationshipStarted | Relationship.StageChanged
+            )
+        ]
+
+    def stage_at(self, customer_id: str, at: datetime) -> StageInForce:
+        """The stage in force at business time ``at`` (not what was recorded by then:
+        that is ``relationship_as_of``)."""
+        return stage_in_force(self.stage_history(customer_id), at)
 
     def history(self, customer_id: str) -> list[Aggregate.Event]:
         events = cast(list[Aggregate.Event], list(self.events.get(relationship_id(customer_id))))
@@ -408,6 +512,13 @@ class LifecycleApplication(Application[UUID]):
         for aggregate_id in relationships:
             with contextlib.suppress(KeyError):
                 cache.get(aggregate_id, evict=True)
+
+
+def _pause_after_conflict(attempt: int) -> None:
+    """A random pause, longer after each conflict: writers of the same relationships
+    (a Kafka consumer, the HTTP API) that went on at their own pace would meet again,
+    whereas one of them paused lets the other through first."""
+    time.sleep(random.uniform(0, CONFLICT_PAUSE_SECONDS * 2**attempt))
 
 
 def _is_cached(cache: Cache[UUID, Any], aggregate_id: UUID) -> bool:

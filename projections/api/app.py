@@ -1,5 +1,7 @@
-"""The read API (Contract 4): FastAPI over the read models' views, for downstream
-services, plus the event history and point-in-time state for auditors.
+"""The HTTP API (Contracts 4 and 7): FastAPI over the read models' views, for downstream
+services, plus the event history, point-in-time state and business-time stages from the
+log; touchpoints recorded over HTTP for upstream systems without Kafka; account managers
+assigned by admins; and the console for people (``/console``).
 
 Every answer names the projection position it reflects (``position`` in the body and
 the ``X-Projection-Position`` header); a request may ask for ``min_position``, waited
@@ -24,7 +26,17 @@ from projections import metrics
 from projections.api.dependencies import ReadSide
 from projections.api.errors import add_error_handlers
 from projections.api.paths import KeepEncodedSlashes
-from projections.api.routes import audit, customers, funnel, operations, service
+from projections.api.routes import (
+    account_managers,
+    analytics,
+    audit,
+    console,
+    customers,
+    funnel,
+    ingest,
+    operations,
+    service,
+)
 
 __all__ = ["ReadSide", "create_app"]
 
@@ -40,19 +52,47 @@ def create_app(read_side: ReadSide) -> FastAPI:
             read_side.close()
 
     app = FastAPI(
-        title="Relationship lifecycle read API",
-        version="1.0.0",
-        description="Read models of the relationship-lifecycle engine (Contract 4). "
-        "Authenticate with `Authorization: Bearer <key>`; roles reader, auditor, admin.",
+        title="Relationship lifecycle API",
+        version="1.1.0",
+        description="Read models of the relationship-lifecycle engine (Contract 4), "
+        "touchpoints over HTTP and business-time stages (Contract 7). Authenticate with "
+        "`Authorization: Bearer <key>`; roles reader, auditor, admin, publisher.",
         lifespan=lifespan,
     )
     app.state.read_side = read_side
     app.add_middleware(KeepEncodedSlashes)
     app.add_middleware(_LatencyMiddleware)
     add_error_handlers(app)
-    for routes in (customers, audit, funnel, service, operations):
+    for routes in (
+        customers,
+        account_managers,
+        analytics,
+        audit,
+        funnel,
+        service,
+        ingest,
+        operations,
+    ):
         app.include_router(routes.router)
+    app.include_router(console.router)
+    _document_messages(app)
     return app
+
+
+def _document_messages(app: FastAPI) -> None:
+    """Add the schemas of Contract 1's message, which the ingest route reads itself (its
+    items are answered one by one, not refused as a whole), to the OpenAPI document."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schemas = generate().setdefault("components", {}).setdefault("schemas", {})
+            clashing = set(schemas) & set(ingest.MESSAGE_COMPONENTS)
+            assert not clashing, f"schema names used twice: {clashing}"
+            schemas.update(ingest.MESSAGE_COMPONENTS)
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 Scope = MutableMapping[str, Any]

@@ -2,15 +2,20 @@
 caller's role (from the bearer key) and a read model's view once it reflects the
 position a request asks for (``min_position``, waited for briefly, else 409:
 read-your-writes); the parameters several routes take; and the answer, which names the
-position it reflects in its body and in the ``X-Projection-Position`` header."""
+position it reflects in its body and in the ``X-Projection-Position`` header.
+
+Roles: ``reader`` reads the read models, ``auditor`` also the event log and personal
+data, ``admin`` everything and the writes of people (account managers); ``publisher`` is
+an upstream system: it records touchpoints and reads the summaries of its own writes."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Annotated, Protocol
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 from fastapi import Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -23,12 +28,19 @@ from lifecycle.settings import Settings
 from projections import metrics
 from projections.api import models
 from projections.api.errors import ApiError
+from projections.predictions import PredictionsView
 from projections.views import SqlView
+
+if TYPE_CHECKING:
+    from lifecycle.audit.ledger import AuditKey, AuditLedger
 
 POSITION_HEADER = "X-Projection-Position"
 READERS = frozenset({"reader", "auditor", "admin"})
 AUDITORS = frozenset({"auditor", "admin"})
 ADMINS = frozenset({"admin"})
+PUBLISHERS = frozenset({"publisher", "admin"})
+SUMMARY_READERS = READERS | {"publisher"}
+"""Who reads the summaries: readers, and publishers reading their own writes."""
 
 _EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
@@ -36,16 +48,24 @@ _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 @dataclass
 class ReadSide:
-    """What the API reads: the views of the read models and, for auditors, the
-    application itself."""
+    """What the API serves from: the views of the read models, the analytics
+    predictions, and the application, which reads the event log (for auditors and
+    business-time questions) and records what the API is given to write (touchpoints over
+    HTTP, account managers) through the same paths as every other writer."""
 
     settings: Settings
     views: dict[str, SqlView]
+    predictions: PredictionsView
+    """Not a read model following the log (so not among ``views``, whose lag /readyz
+    judges): each fit writes it."""
     application: LifecycleApplication
     close: Callable[[], None] = field(default=lambda: None)
     metrics_registries: Sequence[CollectorRegistry] = ()
     """Registries of other parts of this process (the Kafka edge's) that /metrics
     serves beside the read side's."""
+    ledger: AuditLedger | None = None
+    """The audit ledger, to say how far a customer's events are sealed and verified."""
+    audit_key: AuditKey | None = None
 
     def head(self) -> int:
         head = self.application.recorder.max_notification_id() or 0
@@ -137,8 +157,17 @@ class Role:
 
 
 reader = Depends(Role(READERS))
+summary_reader = Depends(Role(SUMMARY_READERS))
 auditor = Depends(Role(AUDITORS))
 admin = Depends(Role(ADMINS))
+publisher = Depends(Role(PUBLISHERS))
+
+
+def key_fingerprint(credentials: HTTPAuthorizationCredentials | None) -> str:
+    """What names the key a request was made with in the audit trail (an actor), without
+    revealing it: the start of its SHA-256."""
+    presented = credentials.credentials if credentials is not None else ""
+    return "api key " + hashlib.sha256(presented.encode()).hexdigest()[:12]
 
 
 def _role_of(

@@ -1,6 +1,7 @@
 """The read API's errors, answered in one shape (``models.Error``) and mapped to HTTP
-here, in one place: 401 no valid key, 403 wrong role, 404 unknown customer (or route),
-409 position not reached, 422 bad parameter (never a 500 for bad input).
+here, in one place: 400 a body that is not JSON, 401 no valid key, 403 wrong role, 404
+unknown customer (or route), 409 position not reached, 413 a body too large, 422 bad
+parameter (never a 500 for bad input), 503 a write that kept meeting other writers.
 
 Domain errors (``LifecycleError``) are mapped by their stable ``code``
 (``STATUS_OF_CODE``); the API's own refusals are ``ApiError``; FastAPI's validation and
@@ -17,14 +18,25 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lifecycle.domain.errors import LifecycleError, RelationshipNotFound
+from lifecycle.domain.analytics import NoModelFitted
+from lifecycle.domain.errors import InvalidAccountManager, LifecycleError, RelationshipNotFound
 from projections.api import models
 
-STATUS_OF_CODE: dict[str, int] = {RelationshipNotFound.code: 404}
+STATUS_OF_CODE: dict[str, int] = {
+    RelationshipNotFound.code: 404,
+    InvalidAccountManager.code: 422,
+    NoModelFitted.code: 409,
+}
 """The HTTP status of each domain error the read API may meet. Any other is a server
 error: the API did not expect it, so no client could have avoided it."""
 
-ERROR_OF_STATUS = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "not_allowed"}
+ERROR_OF_STATUS = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "not_allowed",
+    422: "invalid_parameter",
+}
 """The ``error`` an answer of the status names, where no more precise one is known."""
 
 
@@ -65,7 +77,8 @@ async def _domain_error(_: Request, error: Exception) -> JSONResponse:
     status = STATUS_OF_CODE.get(error.code)
     if status is None:
         raise error
-    return _answer(status, models.Error(error=ERROR_OF_STATUS[status], message=str(error)))
+    name = ERROR_OF_STATUS.get(status, error.code)
+    return _answer(status, models.Error(error=name, message=str(error)))
 
 
 async def _invalid(_: Request, error: Exception) -> JSONResponse:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from lifecycle.domain.outbound import RelationshipEvent
 from projections.at_risk import FLAGS
@@ -74,6 +74,12 @@ class RelationshipSummary(Model):
     touchpoints_by_service_mode: dict[str, int]
     at_risk: bool
     flags: list[str] = Field(description=", ".join(FLAGS))
+    relationship_type: str | None = Field(
+        description="dedicated_personal_assistance (an account manager is in charge), "
+        "transactional (purchases and nothing that builds a relationship), else the "
+        "service mode; null only without a touchpoint"
+    )
+    account_manager: str | None = Field(description="the account manager in charge, if any")
 
 
 class SummaryResponse(Model):
@@ -87,6 +93,104 @@ class SummaryPage(Model):
     as_of: datetime
     items: list[RelationshipSummary]
     next_cursor: str | None = Field(description="pass as cursor for the next page; null: last")
+
+
+class LatestStageChange(Model):
+    from_stage: str
+    to_stage: str
+    cycle: int
+    rule: str
+    effective_at: datetime
+
+
+class BookEntry(Model):
+    customer_id: str
+    relationship_type: str | None
+    stage: str
+    stage_since: datetime | None
+    cycle: int
+    last_touchpoint_at: datetime | None
+    at_risk: bool
+    flags: list[str]
+    latest_stage_change: LatestStageChange | None = Field(
+        description="null while the relationship is still in its first stage"
+    )
+
+
+class BookPage(Model):
+    position: Position
+    as_of: datetime = Field(description="the time at-risk flags are judged at")
+    manager_id: str
+    items: list[BookEntry]
+    next_cursor: str | None = Field(description="pass as cursor for the next page; null: last")
+
+
+ManagerId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00]+$")]
+
+
+class AccountManagerChange(Model):
+    manager_id: ManagerId | None = Field(
+        description="the account manager to put in charge; null takes the current one off"
+    )
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=1000)] = Field(
+        description="why, for the audit trail"
+    )
+
+
+class AccountManagerResponse(Model):
+    position: Position = Field(
+        description="the log position of the event written, or the head when nothing "
+        "changed: usable as min_position"
+    )
+    customer_id: str
+    account_manager: str | None
+    changed: bool
+    version: int = Field(description="the relationship's version after the change")
+
+
+class IngestResult(Model):
+    event_id: str | None = Field(description="null when the item did not name one")
+    customer_id: str | None = Field(description="null when the item did not name one")
+    status: Literal["recorded", "duplicate", "rejected"]
+    error_code: str | None = Field(
+        description="why it was rejected (Contract 1's codes: invalid_json, missing_field, …)"
+    )
+    reason: str | None
+
+
+class IngestResponse(Model):
+    position: Position = Field(
+        description="the log position of the last event written (the head when nothing was "
+        "written): pass as min_position to read your writes"
+    )
+    results: list[IngestResult] = Field(description="one per item, in order")
+
+
+class StageChange(Model):
+    from_stage: str
+    to_stage: str
+    cycle: int
+    rule: str
+    policy_version: int
+    triggered_by: str
+    effective_at: datetime = Field(description="business time: when the change took effect")
+    recorded_at: datetime = Field(
+        validation_alias="timestamp", description="when the engine recorded it"
+    )
+
+
+class StageAt(Model):
+    time: datetime = Field(description="the business time asked about")
+    stage: str | None = Field(description="null before the relationship began")
+    cycle: int | None
+    since: datetime | None = Field(description="business time the stage took effect")
+
+
+class StagesResponse(Model):
+    customer_id: str
+    position: Position
+    stages: list[StageChange] = Field(description="every stage change, in log order")
+    at: StageAt | None = Field(description="the stage in force at `at`, when asked")
 
 
 class StageFigures(Model):
@@ -218,6 +322,38 @@ class PurchasePatternResponse(Model):
     expected_next_purchase_on: date | None
     categories: dict[str, int] = Field(description="purchases by category")
     category_affinity: list[CategoryAffinity]
+
+
+class PredictionsResponse(Model):
+    position: Position = Field(
+        description="log position of the fit the predictions come from (its ModelFitted events)"
+    )
+    customer_id: str
+    observation_end: date = Field(
+        description="the fit's last day of purchases: predictions are conditional on the "
+        "customer's purchases up to it and cover the horizon after it"
+    )
+    period_days: int = Field(description="days per period the models were fitted in")
+    horizon_days: int
+    monthly_discount: float
+    p_alive: float | None = Field(
+        description="probability the customer is still a customer at the observation end "
+        "(BG/NBD); null without a purchase by then"
+    )
+    expected_purchases: float | None = Field(
+        description="expected purchase days in the horizon (BG/NBD conditional expectation)"
+    )
+    expected_average_value: float | None = Field(
+        description="expected spend per purchase day (Gamma-Gamma conditional expectation)"
+    )
+    clv: float | None = Field(
+        description="expected spend in the horizon, each 30-day month discounted by "
+        "(1 + monthly_discount)^month"
+    )
+    frequency: int | None = Field(description="repeat purchase days by the observation end")
+    recency: int | None = Field(description="days from the first to the last purchase day")
+    T: int | None = Field(description="days from the first purchase day to the observation end")
+    monetary_value: float | None = Field(description="mean total of the repeat purchase days")
 
 
 class HistoryResponse(Model):

@@ -12,12 +12,13 @@ OpenAPI document, which still comes from ``models``.
 
 The derived figures (phases, service modes) follow the reading surface of
 ``projections.summary.SummaryRow``; at-risk flags are judged by ``projections.at_risk``
-on the stored values, as ``SummaryView.page`` filters them.
+on the stored values, as ``SummaryView.page`` filters them; the relationship type is
+read as stored (the row stores ``SummaryRow.relationship_type``, on which lists filter).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -58,14 +59,35 @@ class SummaryRenderer:
         "latest_survey_score",
         "open_complaints",
         "oldest_open_complaint_at",
+        "relationship_type",
+        "account_manager",
+        "p_alive",
     )
 
-    def __init__(self, view: SqlView, as_of: datetime) -> None:
+    BOOK_COLUMNS = (
+        "customer_id",
+        "relationship_type",
+        "stage",
+        "stage_since",
+        "cycle",
+        "last_touchpoint_at",
+        "latest_survey_score",
+        "oldest_open_complaint_at",
+        "previous_stage",
+        "stage_rule",
+        "p_alive",
+    )
+
+    def __init__(
+        self, view: SqlView, as_of: datetime, limits: Mapping[str, Any] | None = None
+    ) -> None:
         self.as_of = as_of
         self._from_time = view.dialect.from_time
         # Bounds in the stored form (SQLite: fixed-width UTC text, which compares like
         # time), so a row's flags are judged without parsing its times first.
-        self._flags = FlagsAt(as_of, view.dialect.time).reader(self.COLUMNS)
+        flags_at = FlagsAt(as_of, view.dialect.time)
+        self._flags = flags_at.reader(self.COLUMNS)
+        self._book_flags = flags_at.reader(self.BOOK_COLUMNS)
 
     def page(self, rows: Iterable[Any], position: int, next_cursor: str | None) -> bytes:
         """The JSON of a ``models.SummaryPage``."""
@@ -105,6 +127,9 @@ class SummaryRenderer:
             latest_score,
             open_complaints,
             oldest_open,
+            kind_of_relationship,
+            account_manager,
+            _p_alive,  # judged by the flags only
         ) = values
         from_time = self._from_time
         kinds: dict[str, int] = orjson.loads(kind_counts)
@@ -142,6 +167,60 @@ class SummaryRenderer:
             "touchpoints_by_service_mode": modes,
             "at_risk": bool(flags),
             "flags": flags,
+            "relationship_type": kind_of_relationship,
+            "account_manager": account_manager,
+        }
+
+    def book(
+        self, rows: Iterable[Any], manager_id: str, position: int, next_cursor: str | None
+    ) -> bytes:
+        """The JSON of a ``models.BookPage`` from rows of ``BOOK_COLUMNS``."""
+        return _dumps(
+            {
+                "position": position,
+                "as_of": self.as_of,
+                "manager_id": manager_id,
+                "items": [self.book_entry(row) for row in rows],
+                "next_cursor": next_cursor,
+            }
+        )
+
+    def book_entry(self, row: Any) -> dict[str, Any]:
+        """The fields of a ``models.BookEntry`` from a row of ``BOOK_COLUMNS``."""
+        values = tuple(row.values()) if isinstance(row, dict) else row
+        (
+            customer_id,
+            kind_of_relationship,
+            stage,
+            stage_since,
+            cycle,
+            last_touchpoint_at,
+            _latest_score,
+            _oldest_open,
+            previous_stage,
+            stage_rule,
+            _p_alive,  # judged by the flags only
+        ) = values
+        from_time = self._from_time
+        flags = self._book_flags(values)
+        return {
+            "customer_id": customer_id,
+            "relationship_type": kind_of_relationship,
+            "stage": stage,
+            "stage_since": from_time(stage_since),
+            "cycle": cycle,
+            "last_touchpoint_at": from_time(last_touchpoint_at),
+            "at_risk": bool(flags),
+            "flags": flags,
+            "latest_stage_change": None
+            if previous_stage is None
+            else {
+                "from_stage": previous_stage,
+                "to_stage": stage,
+                "cycle": cycle,
+                "rule": stage_rule,
+                "effective_at": from_time(stage_since),
+            },
         }
 
 

@@ -219,6 +219,8 @@ HEAVY_MODULES = (
     "structlog",
     "rich",
     "cryptography",
+    "numpy",
+    "scipy",
 )
 """What a point-in-time read on SQLite never needs, each costing start-up time."""
 

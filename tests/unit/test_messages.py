@@ -112,3 +112,30 @@ def test_occurred_at_more_than_five_minutes_ahead_is_rejected() -> None:
 
 def test_occurred_at_within_the_allowed_skew_is_accepted() -> None:
     assert parse(message(occurred_at=(NOW + timedelta(minutes=4)).isoformat()))
+
+
+@pytest.mark.parametrize("number", [2**64, -(2**63) - 1])
+def test_an_attribute_integer_beyond_64_bits_is_an_invalid_attribute(number: int) -> None:
+    refused = rejection(message("inquiry", attributes={"x": [{"y": number}]}))
+
+    assert (refused.code, refused.reason) == (
+        "invalid_attribute",
+        "attributes.x.0.y: integer beyond 64 bits",
+    )
+
+
+def test_attributes_nested_too_deep_are_an_invalid_attribute() -> None:
+    nested: Any = 1
+    for _ in range(40):
+        nested = {"n": nested}
+
+    refused = rejection(message("inquiry", attributes=nested))
+
+    assert refused.code == "invalid_attribute"
+    assert "nested deeper than 32 levels" in refused.reason
+
+
+def test_64_bit_integers_and_modest_nesting_are_kept_as_they_came() -> None:
+    attributes = {"big": 2**64 - 1, "small": -(2**63), "deep": [[[{"a": [1]}]]]}
+
+    assert parse(message("inquiry", attributes=attributes)).attributes == attributes

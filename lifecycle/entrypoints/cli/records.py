@@ -1,5 +1,5 @@
 """Commands of the write side and of point-in-time reads: import, history, state,
-stage, sweep."""
+stage, assign, sweep."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from lifecycle.entrypoints.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from lifecycle.domain.relationship import Relationship
+    from lifecycle.domain.relationship import Relationship, StageInForce
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,7 +64,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = subparsers.add_parser(
         "state",
-        help="a relationship's state now, at a version, or as recorded at a time",
+        help="a relationship's state now, at a version, or as recorded at a time; or the "
+        "stage in force at a business time",
+        description="The relationship's state as recorded now, after event N (--version), "
+        "or as the engine knew it at a recorded time (--as-of). --at answers another "
+        "question: which stage was in force at a business time (from the stage changes' "
+        "effective times, whenever they were recorded: a backfill records years today).",
     )
     p.add_argument("customer", metavar="CUSTOMER")
     when = p.add_mutually_exclusive_group()
@@ -72,6 +77,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--as-of", type=parse_time, metavar="TIME", help="recorded time (what the engine knew then)"
     )
     when.add_argument("--version", type=positive_int, metavar="N", help="the state after event N")
+    when.add_argument(
+        "--at",
+        type=parse_time,
+        metavar="TIME",
+        help="business time: the stage in force then (null before the relationship began)",
+    )
     add_common_options(p)
     p.set_defaults(handler=state_command)
 
@@ -82,6 +93,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--actor", required=True, help="who decided")
     add_common_options(p)
     p.set_defaults(handler=stage_command)
+
+    p = subparsers.add_parser(
+        "assign",
+        help="put an account manager in charge of a relationship, or take them off",
+        description="Records AccountManagerAssigned (or, with --none, AccountManagerUnassigned) "
+        "on the customer's relationship: a relationship with an account manager is of the "
+        "type dedicated_personal_assistance. Assigning the manager in charge again changes "
+        "nothing.",
+    )
+    p.add_argument("customer", metavar="CUSTOMER")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--manager", metavar="ID", help="the account manager's id")
+    who.add_argument("--none", action="store_true", help="take the account manager off")
+    p.add_argument("--actor", required=True, help="who decided")
+    p.add_argument("--reason", required=True, help="why, for the audit trail")
+    add_common_options(p)
+    p.set_defaults(handler=assign_command)
 
     p = subparsers.add_parser(
         "sweep", help="dissolve open relationships with no touchpoint in the inactivity window"
@@ -150,7 +178,7 @@ def _default_rejects(name: str) -> str:
 
 
 def history_command(args: argparse.Namespace) -> int:
-    from lifecycle.audit.history import audited_history
+    from lifecycle.audit.history import audited_history, describe_event
 
     app = Components(settings_without_logging(args)).application()
     try:
@@ -166,7 +194,7 @@ def history_command(args: argparse.Namespace) -> int:
             f"v{event.version:<4} #{event.position:<8} "
             f"occurred {event.occurred_at.isoformat(timespec='seconds')}  "
             f"recorded {event.recorded_at.isoformat(timespec='seconds')}  "
-            f"{event.type:<19} {_describe(event.type, event.data)}"
+            f"{event.type:<19} {describe_event(event)}"
             f"{_personal(event.personal)}  hash {event.hash}"
         )
     return 0
@@ -180,27 +208,17 @@ def _personal(view: dict[str, Any] | None) -> str:
     return " [personal: " + ", ".join(f"{k}={v}" for k, v in sorted(view.items())) + "]"
 
 
-def _describe(event_type: str, data: dict[str, Any]) -> str:
-    if event_type == "TouchpointRecorded":
-        return f"{data['kind']} via {data['channel']} ({data['event_id']})"
-    if event_type == "PersonalDataErased":
-        return f"personal data erased: {data['reason']}"
-    if event_type == "StageChanged":
-        who = (
-            f"by {data['actor']}: {data['reason']}"
-            if data.get("actor")
-            else f"on {data['triggered_by']}"
-        )
-        return (
-            f"{data['from_stage']} -> {data['to_stage']} (cycle {data['cycle']}, rule "
-            f"{data['rule']}, policy v{data['policy_version']}) {who}"
-        )
-    return ", ".join(f"{k}={v}" for k, v in data.items())
-
-
 def state_command(args: argparse.Namespace) -> int:
     app = Components(settings_without_logging(args)).application()
     try:
+        if args.at is not None:
+            in_force = app.stage_at(args.customer, args.at)
+            print(
+                json.dumps(
+                    {"customer_id": args.customer, "at": describe_stage_at(in_force)}, indent=2
+                )
+            )
+            return 0
         if args.as_of is not None:
             relationship = app.relationship_as_of(args.customer, args.as_of)
         else:
@@ -236,6 +254,15 @@ def describe_state(relationship: Relationship) -> dict[str, Any]:
     }
 
 
+def describe_stage_at(in_force: StageInForce) -> dict[str, Any]:
+    return {
+        "time": in_force.time.isoformat(),
+        "stage": in_force.stage.value if in_force.stage else None,
+        "cycle": in_force.cycle,
+        "since": in_force.since.isoformat() if in_force.since else None,
+    }
+
+
 def stage_command(args: argparse.Namespace) -> int:
     from lifecycle.domain.messages import utc_now
 
@@ -249,6 +276,29 @@ def stage_command(args: argparse.Namespace) -> int:
     print(
         f"{args.customer}: {relationship.stage.value} "
         f"(cycle {relationship.cycle}, version {relationship.version})"
+    )
+    return 0
+
+
+def assign_command(args: argparse.Namespace) -> int:
+    from lifecycle.domain.messages import utc_now
+
+    app = Components(settings_from(args)).application()
+    try:
+        assignment = app.assign_account_manager(
+            args.customer,
+            None if args.none else args.manager,
+            actor=args.actor,
+            reason=args.reason,
+            at=utc_now(),
+        )
+    finally:
+        app.close()
+    relationship = assignment.relationship
+    manager = relationship.account_manager or "no account manager"
+    print(
+        f"{args.customer}: {manager} ({'changed' if assignment.changed else 'unchanged'}, "
+        f"version {relationship.version})"
     )
     return 0
 

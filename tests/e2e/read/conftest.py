@@ -17,10 +17,16 @@ from projections.api import create_app
 from projections.service import catch_up
 from tests.integration.projections.conftest import History, day
 
-KEYS = {"reader-key": "reader", "auditor-key": "auditor", "admin-key": "admin"}
+KEYS = {
+    "reader-key": "reader",
+    "auditor-key": "auditor",
+    "admin-key": "admin",
+    "publisher-key": "publisher",
+}
 READER = {"Authorization": "Bearer reader-key"}
 AUDITOR = {"Authorization": "Bearer auditor-key"}
 ADMIN = {"Authorization": "Bearer admin-key"}
+PUBLISHER = {"Authorization": "Bearer publisher-key"}
 
 
 @pytest.fixture
@@ -47,6 +53,7 @@ def recorded(api_settings: Settings) -> Iterator[LifecycleApplication]:
     history("bob", "cancellation", 3, reason="price")
     history("carol", "survey", 4, score=3)
     app.change_stage("carol", Stage.AWARENESS, actor="ana", reason="met at fair", at=day(5))
+    app.assign_account_manager("alice", "ana", actor="lead", reason="key account", at=day(10))
     catch_up(Components(api_settings), app=app)
     yield app
     app.close()

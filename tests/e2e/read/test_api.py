@@ -23,6 +23,8 @@ READER_ROUTES = [
     "/v1/complaints",
     "/v1/inquiries",
     "/v1/follow-ups?before=2024-02-01&since=2024-01-01",
+    "/v1/customers/alice/stages",
+    "/v1/account-managers/ana/customers",
 ]
 AUDITOR_ROUTES = ["/v1/customers/alice/history", "/v1/customers/alice/state"]
 ADMIN_ROUTES = ["/v1/projections"]

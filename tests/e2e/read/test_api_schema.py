@@ -31,7 +31,12 @@ CHECKS = [
 
 def test_the_api_keeps_to_its_openapi_document(client: TestClient) -> None:
     api = schemathesis.openapi.from_asgi("/openapi.json", client.app)
-    operations = [result.ok() for result in api.get_all_operations()]
+    # The routes that write go last: what they record leaves the read models behind the
+    # log (nothing projects here), and /readyz then rightly answers 503.
+    operations = sorted(
+        (result.ok() for result in api.get_all_operations()),
+        key=lambda operation: operation.method.upper() != "GET",
+    )
     statuses: set[int] = set()
 
     for operation in operations:
@@ -49,5 +54,5 @@ def test_the_api_keeps_to_its_openapi_document(client: TestClient) -> None:
 
         keeps_to_the_document()
 
-    assert len(operations) == 13
+    assert len(operations) == 18
     assert {200, 404, 422} <= statuses
