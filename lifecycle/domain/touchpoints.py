@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -26,3 +26,12 @@ class Touchpoint:
     attributes: dict[str, Any] = field(default_factory=dict)
     personal: dict[str, str] | None = None
     schema_version: int = 1
+
+    def __reduce__(self) -> tuple[type[Touchpoint], tuple[Any, ...]]:
+        """Pickled field by field (the import's validating worker sends touchpoints
+        back): the slots dataclass's own pickled state looks its fields up again for
+        every object, which costs a third of validating the line."""
+        return (Touchpoint, tuple(getattr(self, name) for name in _FIELDS))
+
+
+_FIELDS = tuple(each.name for each in fields(Touchpoint))
