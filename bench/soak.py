@@ -601,8 +601,8 @@ def _read_topic(bootstrap: str, topic: str, enough: Callable[[list[Any]], bool])
                 records.extend(part)
             if batch:
                 quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since > 3 and enough(records):
-                break
+            elif time.monotonic() - quiet_since > (3 if enough(records) else 30):
+                break  # all there is: a check after this says what is missing
         return records
     finally:
         consumer.close()
