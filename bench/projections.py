@@ -75,7 +75,7 @@ def build_store(touchpoints: int, customers: int, seed: int = 11) -> str:
                 kind=Kind(kind),
                 channel=Channel(rng.choice(("web", "email", "phone", "chat"))),
                 occurred_at=start + step * number,
-                source="bench",
+                producer="bench",
                 attributes=attributes,
             )
         )

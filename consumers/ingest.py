@@ -28,8 +28,10 @@ Delivery policy
 
 Error policy
   - Poison messages (not JSON, schema violations, too large, too far in the future,
-    unknown kind, key not the customer_id) are dead-lettered with the reason; they never
-    stop or slow the consumer.
+    unknown kind, a schema version this engine does not know, key not the
+    customer_id) are dead-lettered with the reason; they never stop or slow the
+    consumer. Once the cause is fixed (upstream, or by an upgrade of the engine),
+    ``lifecycle dead-letters redrive`` publishes them again (``consumers.dead_letters``).
   - Broker unreachable: kafka-python reconnects with capped exponential backoff; the
     consumer logs ``broker_unavailable`` at growing intervals while it is away and
     ``broker_available_again`` when it returns. Dead letters wait for the broker.
@@ -65,7 +67,7 @@ from consumers.dead_letters import DeadLetter, DeadLetterPublisher
 from consumers.faults import is_database_fault
 from consumers.kafka_internals import broker_reachable, topic_id
 from lifecycle.domain.errors import RejectedTouchpoint
-from lifecycle.domain.messages import MessageRules, parse_touchpoint, utc_now
+from lifecycle.domain.messages import GATE, MessageGate, MessageRules, utc_now
 from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.faults import Backoff, Stopped, retry
 from lifecycle.service.application import BatchOutcome, LifecycleApplication
@@ -89,9 +91,11 @@ def tracking_name(topic: str, partition: int, topic_id: str | None = None) -> st
     return f"{name}:{topic_id}" if topic_id else name
 
 
-def validate(record: Any, now: datetime, rules: MessageRules) -> Touchpoint:
+def validate(
+    record: Any, now: datetime, rules: MessageRules, gate: MessageGate = GATE
+) -> Touchpoint:
     """The touchpoint of a consumed message; ``RejectedTouchpoint`` when it is invalid."""
-    touchpoint = parse_touchpoint(record.value or b"", now, rules)
+    touchpoint = gate.parse(record.value or b"", now, rules)
     key = record.key.decode("utf-8", errors="replace") if record.key is not None else None
     if key != touchpoint.customer_id:
         reason = (
@@ -158,8 +162,12 @@ class TouchpointIngest:
         clock: Callable[[], datetime] = utc_now,
         ingest_metrics: metrics.IngestMetrics = metrics.INGEST,
         consumer_options: Mapping[str, Any] | None = None,
+        gate: MessageGate = GATE,
     ) -> None:
         self.app = app
+        self.gate = gate
+        """The message versions this consumer accepts: all the engine knows (a narrower
+        gate stands for an older engine in tests of the upgrade story)."""
         self.bootstrap = bootstrap
         self.topic = topic
         self.group_id = group_id
@@ -304,7 +312,7 @@ class TouchpointIngest:
         letters: list[DeadLetter] = []
         for message in messages:
             try:
-                touchpoints.append(validate(message, now, self.rules))
+                touchpoints.append(validate(message, now, self.rules, self.gate))
             except RejectedTouchpoint as rejection:
                 letters.append(DeadLetter.of(message, rejection))
         if letters:

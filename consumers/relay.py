@@ -1,8 +1,10 @@
 """The outbound relay: the application's event log to ``crm.relationship-events``.
 
 Each recorded event becomes a Contract 3 message (``to_relationship_event``) keyed by
-``customer_id``, with the headers ``event_type`` and ``event_id``. The event id is
-derived from the relationship id and version, so it is the same on every delivery.
+``customer_id``, with the headers ``event_type``, ``event_id`` and ``schema_version``.
+The event id is derived from the relationship id and version, so it is the same on
+every delivery. The relay publishes version 2 of Contract 3, or version 1 for consumers
+that have not upgraded (``LIFECYCLE_RELAY_SCHEMA_VERSION=1``).
 
 Delivery policy: at least once, in log order per customer. The relay reads the log in
 notification order, publishes a batch through one idempotent producer with one request
@@ -36,7 +38,7 @@ from kafka import KafkaProducer
 from consumers import metrics
 from consumers.clients import connect_producer
 from consumers.faults import is_broker_fault, is_database_fault
-from lifecycle.domain.outbound import RelationshipEvent, to_relationship_event
+from lifecycle.domain.outbound import RelationshipEventV1, to_relationship_event
 from lifecycle.faults import Backoff, Stopped, retry
 from lifecycle.service.application import RELATIONSHIP_TOPICS, LifecycleApplication
 
@@ -60,9 +62,12 @@ class Relay:
         topic: str,
         batch_size: int = 1_000,
         idle_seconds: float = 0.5,
+        schema_version: int = 2,
         relay_metrics: metrics.RelayMetrics = metrics.RELAY,
     ) -> None:
         self.app = app
+        self.schema_version = schema_version
+        """The version of Contract 3 published."""
         self.tracking = tracking
         self.bootstrap = bootstrap
         self.topic = topic
@@ -164,15 +169,18 @@ class Relay:
         self.log.info("events_relayed", count=len(events), first=notifications[0].id, position=last)
         return len(events)
 
-    def _outbound(self, notification: Notification) -> tuple[bytes, RelationshipEvent]:
+    def _outbound(self, notification: Notification) -> tuple[bytes, RelationshipEventV1]:
         """The message's key (the customer: only relationships are relayed) and value."""
         event = to_relationship_event(self.app.mapper.to_domain_event(notification))
         assert event.customer_id is not None
+        if self.schema_version == 1:
+            return event.customer_id.encode(), event.as_version_1()
         return event.customer_id.encode(), event
 
-    def _publish(self, events: list[tuple[bytes, RelationshipEvent]]) -> None:
+    def _publish(self, events: list[tuple[bytes, RelationshipEventV1]]) -> None:
         """Send the batch and wait for every acknowledgement; raise the first failure."""
         assert self._producer is not None
+        version = str(self.schema_version).encode()
         futures = [
             self._producer.send(
                 self.topic,
@@ -181,6 +189,7 @@ class Relay:
                 headers=[
                     ("event_type", event.type.encode()),
                     ("event_id", str(event.event_id).encode()),
+                    ("schema_version", version),
                 ],
             )
             for key, event in events

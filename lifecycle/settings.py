@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     relay_idle_seconds: float = Field(
         default=0.5, gt=0, description="how long the relay waits when the log has nothing new"
     )
+    relay_schema_version: Literal[1, 2] = Field(
+        default=2,
+        description="version of Contract 3 the relay publishes: 1 for consumers that have "
+        "not upgraded",
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

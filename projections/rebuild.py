@@ -19,11 +19,16 @@ leaves the live tables serving as before (its ``__next`` tables are dropped by t
 rebuild). A worker that fails (a bug, a poison event, a lost database) stops the others
 and the rebuild raises ``RebuildFailed`` naming the shard and the reason; a worker
 killed from outside is reported the same way.
+
+Sharing the customers between processes (``run_in_shards``) serves any job that reads
+the log shard by shard, not only read models: ``projections.whatif`` replays the log
+under two policies with it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import queue
 import resource
@@ -33,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 
@@ -57,7 +62,28 @@ folding this many events in an existing one does."""
 
 
 class RebuildFailed(Exception):
-    """A shard of a rebuild failed; nothing was swapped in."""
+    """A shard of a rebuild (or of another job run in shards) failed; nothing was
+    swapped in."""
+
+
+T_co = TypeVar("T_co", covariant=True)
+T = TypeVar("T")
+
+
+class ShardJob(Protocol[T_co]):
+    """What each shard of a job run in shards does: read the log up to ``head`` for the
+    customers of ``shard``, with ``application``, telling ``advance`` how many events of
+    the log it got through; its outcome goes back to the process that started the job.
+    It must pickle to reach a worker: a module-level function, or a partial of one."""
+
+    def __call__(
+        self,
+        wiring: Wiring,
+        shard: Shard,
+        head: int,
+        advance: Callable[[int], None] | None,
+        application: LifecycleApplication,
+    ) -> T_co: ...
 
 
 @dataclass(frozen=True)
@@ -133,13 +159,15 @@ def _rebuild_locked(
     for model in read_model_classes(names):
         close_view(wiring.open_view(model, NEXT))
     head = application.recorder.max_notification_id() or 0
-    if workers is None:
-        workers = min(wiring.settings.projection_rebuild_workers, 1 + head // EVENTS_PER_WORKER)
     started = time.perf_counter()
-    if workers == 1:
-        outcomes = [_rebuild_shard(wiring, names, WHOLE_LOG, head, advance, application)]
-    else:
-        outcomes = _rebuild_in_workers(wiring, names, workers, head, advance, application)
+    outcomes = run_in_shards(
+        wiring,
+        functools.partial(_rebuild_shard, names),
+        workers or shards_for(wiring, head),
+        head,
+        advance,
+        application,
+    )
     seconds = time.perf_counter() - started
     positions: dict[str, int | None] = {}
     for name, view in live_views.items():
@@ -153,9 +181,15 @@ def _rebuild_locked(
     )
 
 
+def shards_for(wiring: Wiring, head: int) -> int:
+    """How many shards a job over a log of ``head`` events is shared between: the
+    setting, fewer for a short log."""
+    return min(wiring.settings.projection_rebuild_workers, 1 + head // EVENTS_PER_WORKER)
+
+
 def _rebuild_shard(
-    wiring: Wiring,
     names: Sequence[str],
+    wiring: Wiring,
     shard: Shard,
     head: int,
     advance: Callable[[int], None] | None,
@@ -173,34 +207,37 @@ def _rebuild_shard(
         close_runner(runner)
 
 
-def _rebuild_in_workers(
+def run_in_shards(
     wiring: Wiring,
-    names: list[str],
+    job: ShardJob[T],
     count: int,
     head: int,
     advance: Callable[[int], None] | None,
     application: LifecycleApplication,
-) -> list[ShardOutcome]:
-    """Shard 0 in this process, each other shard of ``count`` in a worker process."""
+) -> list[T]:
+    """``job`` for each of ``count`` shards of the customers, up to ``head``: shard 0 in
+    this process with ``application``, each other shard in a spawned worker process with
+    a log reader of its own; the outcomes in shard order. ``advance`` is told how many
+    events of the log every shard has got through since it was last told."""
+    if count == 1:
+        return [job(wiring, WHOLE_LOG, head, advance, application)]
     # Spawned, not forked: a fork would share this process's open database connections.
     context = multiprocessing.get_context("spawn")
     messages: multiprocessing.Queue[tuple[str, int, Any]] = context.Queue()
     workers = {
         index: context.Process(
             target=_worker,
-            args=(wiring, names, Shard(index, count), head, messages),
-            name=f"rebuild-shard-{index}",
+            args=(wiring, job, Shard(index, count), head, messages),
+            name=f"shard-{index}",
             daemon=True,
         )
         for index in range(1, count)
     }
     for worker in workers.values():
         worker.start()
-    heard = _Shards(count, workers, messages, advance)
+    heard: _Shards[T] = _Shards(count, workers, messages, advance)
     try:
-        heard.outcomes[0] = _rebuild_shard(
-            wiring, names, Shard(0, count), head, heard.read_here, application
-        )
+        heard.outcomes[0] = job(wiring, Shard(0, count), head, heard.read_here, application)
         while len(heard.outcomes) < count:
             heard.receive(timeout=0.5)
     finally:
@@ -211,8 +248,8 @@ def _rebuild_in_workers(
     return [heard.outcomes[index] for index in range(count)]
 
 
-class _Shards:
-    """What the shards of a rebuild have done, as this process and the workers' messages
+class _Shards(Generic[T]):
+    """What the shards of a job have done, as this process and the workers' messages
     tell; a failed worker is raised as ``RebuildFailed``."""
 
     def __init__(
@@ -223,7 +260,7 @@ class _Shards:
         advance: Callable[[int], None] | None,
     ) -> None:
         self.workers, self.messages, self.advance = workers, messages, advance
-        self.outcomes: dict[int, ShardOutcome] = {}
+        self.outcomes: dict[int, T] = {}
         self.reads = [0] * count
         self.told = 0
 
@@ -250,7 +287,7 @@ class _Shards:
         elif kind == "done":
             self.outcomes[index] = payload
         else:
-            raise RebuildFailed(f"rebuilding shard {index} failed: {payload}")
+            raise RebuildFailed(f"shard {index} failed: {payload}")
         return True
 
     def _read(self, index: int, events: int) -> None:
@@ -264,14 +301,13 @@ class _Shards:
         for index, worker in self.workers.items():
             if index not in self.outcomes and worker.exitcode is not None:
                 raise RebuildFailed(
-                    f"rebuilding shard {index} failed: "
-                    f"its worker exited with code {worker.exitcode}"
+                    f"shard {index} failed: its worker exited with code {worker.exitcode}"
                 )
 
 
 def _worker(
     wiring: Wiring,
-    names: list[str],
+    job: ShardJob[Any],
     shard: Shard,
     head: int,
     messages: multiprocessing.Queue[tuple[str, int, Any]],
@@ -281,11 +317,9 @@ def _worker(
     reader: LifecycleApplication | None = None
     try:
         reader = wiring.log_reader()
-        outcome = _rebuild_shard(
-            wiring, names, shard, head, lambda n: messages.put(("read", index, n)), reader
-        )
+        outcome = job(wiring, shard, head, lambda n: messages.put(("read", index, n)), reader)
     except BaseException as error:
-        log.exception("projection_rebuild_failed", shard=index, projections=names)
+        log.exception("shard_failed", shard=index, job=repr(job))
         messages.put(("failed", index, f"{type(error).__name__}: {error}"))
         sys.exit(1)
     finally:

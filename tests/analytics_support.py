@@ -85,7 +85,7 @@ def purchase_touchpoints(
             kind=Kind.PURCHASE,
             channel=Channel.WEB,
             occurred_at=START + timedelta(weeks=at),
-            source="shop",
+            producer="shop",
             attributes={"amount": f"{rng.gamma(4.0, 10.0):.2f}", "currency": "EUR"},
         )
         for customer, times in timelines.items()

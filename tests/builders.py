@@ -36,7 +36,7 @@ def touchpoint(
         kind=Kind(kind),
         channel=Channel(channel),
         occurred_at=DAY_ZERO + timedelta(days=day),
-        source="test",
+        producer="test",
         attributes={**defaults, **attributes},
     )
 
@@ -58,3 +58,12 @@ def message(kind: str = "inquiry", **fields: Any) -> dict[str, Any]:
 
 def line(**fields: Any) -> bytes:
     return json.dumps(message(**fields)).encode()
+
+
+def message_v2(kind: str = "inquiry", **fields: Any) -> dict[str, Any]:
+    """A valid version 2 message as a dict (Contract 6); ``fields`` override or add."""
+    base = {k: v for k, v in message(kind).items() if k not in ("source", "attributes")}
+    base.update(producer="helpdesk", schema_version=2)
+    if kind == "purchase":
+        base["attributes"] = {"total": {"amount": "19.99", "currency": "EUR"}}
+    return {**base, **fields}

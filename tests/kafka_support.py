@@ -73,6 +73,20 @@ def touchpoint(
     return message
 
 
+def touchpoint_v2(
+    customer_id: str, event_id: str, kind: str = "inquiry", hour: int = 0, **fields: Any
+) -> dict[str, Any]:
+    """A valid version 2 message (Contract 6), ``hour`` hours into 2025."""
+    message = {
+        k: v for k, v in touchpoint(customer_id, event_id, kind, hour).items() if k != "source"
+    }
+    message.update(schema_version=2, producer="tests")
+    if kind == "purchase":
+        message["attributes"] = {"total": {"amount": "10.00", "currency": "EUR"}}
+    message.update(fields)
+    return message
+
+
 def population(customers: int, per_customer: int, prefix: str = "c") -> list[dict[str, Any]]:
     """Valid touchpoints, interleaved across customers as a live feed would be."""
     return [

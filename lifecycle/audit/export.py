@@ -2,10 +2,10 @@
 positions and hash-chain links, plus a signed manifest.
 
 ``DIR/events.jsonl`` holds one ``RelationshipEvent`` per line (schema
-``relationship-event.v1.schema.json``), in log order. ``DIR/manifest.json`` says how many
-events, the first and last position, the running hash over the lines' positions and
-hashes (the global chain's rule, so a complete export ends on the global head), the
-filters, the latest checkpoint, and an HMAC over all of it.
+``relationship-event.v2.schema.json``; ``data`` as stored), in log order.
+``DIR/manifest.json`` says how many events, the first and last position, the running
+hash over the lines' positions and hashes (the global chain's rule, so a complete export
+ends on the global head), the filters, the latest checkpoint, and an HMAC over all of it.
 
 ``verify_export`` needs only the directory and the key: it recomputes every line's hash
 from its Contract 3 fields (datetimes are rebuilt from the domain's event classes), checks

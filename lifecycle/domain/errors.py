@@ -43,3 +43,16 @@ class RelationshipNotFound(LifecycleError):
 
 class PersonalDataAlreadyErased(LifecycleError):
     code = "personal_data_already_erased"
+
+
+class PolicyNotAdoptable(LifecycleError):
+    """A policy that cannot be adopted: its version is not newer than the adopted one,
+    or it was adopted before with other text."""
+
+    code = "policy_not_adoptable"
+
+
+class PolicyMismatch(LifecycleError):
+    """A process was started with a policy file other than the adopted policy."""
+
+    code = "policy_mismatch"

@@ -1,12 +1,25 @@
-"""Contract 1, the upstream touchpoint message, as pydantic models.
+"""Contract 1, the upstream touchpoint message, in every version the engine knows, as
+pydantic models; and the one gate every ingestion path goes through.
 
-``parse_touchpoint`` is the one gate every ingestion path goes through: it turns raw
-bytes into a domain ``Touchpoint`` or raises ``RejectedTouchpoint`` with a stable code
-and a one-line reason. The JSON Schema in ``schemas/`` is generated from these models.
+``parse_touchpoint`` turns raw bytes into a domain ``Touchpoint`` or raises
+``RejectedTouchpoint`` with a stable code and a one-line reason. It reads the message's
+``schema_version`` before anything else: a version the engine does not know is
+``unsupported_schema_version``, whatever else the message carries. It then validates the
+message against that version's models and upcasts it one version at a time
+(``upcast_v1_v2``, …) to the current version, the only one that becomes a touchpoint
+(``touchpoint_of``):
+everything behind the gate sees one form. The JSON Schema of each version in
+``schemas/`` is generated from these models (``MESSAGE_VERSIONS``).
+
+Version 2 renames ``source`` to ``producer``, adds the optional ``correlation_id``, and
+carries a purchase's amount and currency as one object, ``attributes.total``. The
+touchpoint keeps a purchase as ``attributes.amount`` and ``attributes.currency``, the form
+every purchase ever recorded has: the wire form changed, the recorded facts did not.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -22,6 +35,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from lifecycle.domain.errors import RejectedTouchpoint
@@ -34,11 +48,12 @@ STORABLE_INTEGERS = range(-(2**63), 2**64)
 """Integers the log's JSON encoder stores (64 bits, signed or not)."""
 ZERO = timedelta(0)
 _TIMEZONES = {ZERO: UTC}
-SUPPORTED_SCHEMA_VERSION = 1
+UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 SourceName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+DecimalString = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?$")]
 
 
 class Personal(BaseModel):
@@ -107,40 +122,24 @@ class CancellationAttributes(Attributes):
     reason: str | None = None
 
 
-class _TouchpointMessage(BaseModel):
+class _TouchpointFields(BaseModel):
+    """What every version of the message has in common."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_id: Id = Field(description="unique per upstream event and customer")
     customer_id: Id
     channel: Channel
     occurred_at: AwareDatetime = Field(description="business time, RFC 3339 with offset")
+
+
+# Version 1 -------------------------------------------------------------------------------
+
+
+class _TouchpointMessage(_TouchpointFields):
     source: SourceName = Field(description="upstream system name")
     personal: Personal | None = None
-    schema_version: int = Field(default=1, ge=1, le=SUPPORTED_SCHEMA_VERSION)
-
-    def to_touchpoint(self) -> Touchpoint:
-        attributes: Attributes = getattr(self, "attributes")  # noqa: B009
-        occurred_at = self.occurred_at
-        offset = occurred_at.utcoffset() or ZERO
-        return Touchpoint(
-            event_id=self.event_id,
-            customer_id=self.customer_id,
-            kind=getattr(self, "kind"),  # noqa: B009 (each subclass narrows it to Kind members)
-            channel=self.channel,
-            # pydantic's own tzinfo is several times slower in every later comparison
-            # and isoformat(); the standard library's keeps the same offset.
-            occurred_at=occurred_at.replace(tzinfo=_TIMEZONES.get(offset) or timezone(offset)),
-            source=self.source,
-            attributes=_json_attributes(attributes),
-            personal=self.personal.model_dump(exclude_none=True) if self.personal else None,
-            schema_version=self.schema_version,
-        )
-
-
-def _json_attributes(attributes: Attributes) -> dict[str, Any]:
-    if not type(attributes).model_fields:  # only keys the contract does not name: as they came
-        return dict(attributes.__pydantic_extra__ or {})
-    return attributes.model_dump(mode="json", exclude_none=True)
+    schema_version: int = Field(default=1, ge=1, le=1)
 
 
 class GeneralTouchpoint(_TouchpointMessage):
@@ -193,7 +192,7 @@ class CancellationTouchpoint(_TouchpointMessage):
     attributes: CancellationAttributes = Field(default_factory=CancellationAttributes)
 
 
-TouchpointMessage = Annotated[
+TouchpointMessageV1 = Annotated[
     GeneralTouchpoint
     | PurchaseTouchpoint
     | ResponseTouchpoint
@@ -205,7 +204,224 @@ TouchpointMessage = Annotated[
     Field(discriminator="kind"),
 ]
 
-touchpoint_message_adapter: TypeAdapter[TouchpointMessage] = TypeAdapter(TouchpointMessage)
+
+# Version 2 -------------------------------------------------------------------------------
+
+
+class Total(BaseModel):
+    """A purchase's amount in its currency."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    amount: DecimalString = Field(description='a decimal string, at least 0 (e.g. "19.99")')
+    currency: CurrencyCode = Field(description="ISO 4217 code")
+
+
+class PurchaseAttributesV2(Attributes):
+    model_config = ConfigDict(
+        # A version 2 purchase names its amount in total only: a version 1 amount (or
+        # currency) beside or instead of it would be ambiguous.
+        json_schema_extra={"not": {"anyOf": [{"required": ["amount"]}, {"required": ["currency"]}]}}
+    )
+
+    total: Total
+    order_id: str | None = None
+    product: str | None = None
+    category: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_version_1_amount(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in ("amount", "currency"):
+                if name in data:
+                    raise ValueError(
+                        f"{name} is a version 1 attribute: version 2 carries a purchase's "
+                        "amount and currency in total"
+                    )
+        return data
+
+
+class _TouchpointMessageV2(_TouchpointFields):
+    producer: SourceName = Field(description="upstream system name")
+    correlation_id: Id | None = Field(
+        default=None,
+        description="the upstream's trace or workflow id; kept on the recorded touchpoint "
+        "and on every outbound event it causes",
+    )
+    personal: Personal | None = None
+    schema_version: Literal[2]
+
+
+class GeneralTouchpointV2(_TouchpointMessageV2):
+    kind: Literal[
+        Kind.MARKETING,
+        Kind.INQUIRY,
+        Kind.SALES_CONTACT,
+        Kind.TRIAL,
+        Kind.DELIVERY,
+        Kind.SUPPORT_REQUEST,
+        Kind.REFERRAL,
+        Kind.COMMUNITY,
+        Kind.RENEWAL,
+    ]
+    attributes: Attributes = Field(default_factory=Attributes)
+
+
+class PurchaseTouchpointV2(_TouchpointMessageV2):
+    kind: Literal[Kind.PURCHASE]
+    attributes: PurchaseAttributesV2
+
+
+class ResponseTouchpointV2(_TouchpointMessageV2):
+    kind: Literal[Kind.RESPONSE]
+    attributes: ResponseAttributes = Field(default_factory=ResponseAttributes)
+
+
+class ComplaintTouchpointV2(_TouchpointMessageV2):
+    kind: Literal[Kind.COMPLAINT]
+    attributes: ComplaintAttributes
+
+
+class ComplaintResolvedTouchpointV2(_TouchpointMessageV2):
+    kind: Literal[Kind.COMPLAINT_RESOLVED]
+    attributes: ComplaintResolvedAttributes
+
+
+class SurveyTouchpointV2(_TouchpointMessageV2):
+    kind: Literal[Kind.SURVEY]
+    attributes: SurveyAttributes
+
+
+class FollowUpTouchpointV2(_TouchpointMessageV2):
+    kind: Literal[Kind.FOLLOW_UP]
+    attributes: FollowUpAttributes = Field(default_factory=FollowUpAttributes)
+
+
+class CancellationTouchpointV2(_TouchpointMessageV2):
+    kind: Literal[Kind.CANCELLATION]
+    attributes: CancellationAttributes = Field(default_factory=CancellationAttributes)
+
+
+TouchpointMessageV2 = Annotated[
+    GeneralTouchpointV2
+    | PurchaseTouchpointV2
+    | ResponseTouchpointV2
+    | ComplaintTouchpointV2
+    | ComplaintResolvedTouchpointV2
+    | SurveyTouchpointV2
+    | FollowUpTouchpointV2
+    | CancellationTouchpointV2,
+    Field(discriminator="kind"),
+]
+
+
+# From a version to the next, and to the touchpoint -----------------------------------------
+
+MessageFields = dict[str, Any]
+"""A validated message as its version says it: the top-level fields as validated (times,
+kinds and channels as such), ``attributes`` and ``personal`` as JSON values. Upcasters
+work on this form: it costs a few dictionary operations to change, where building the
+next version's models again would double the price of the gate."""
+
+
+def fields_of(message: _TouchpointFields) -> MessageFields:
+    """The fields of a validated message of any version."""
+    fields = dict(vars(message))  # a model keeps its validated fields there
+    personal: Personal | None = fields.get("personal")
+    fields["personal"] = personal.model_dump(exclude_none=True) if personal else None
+    fields["attributes"] = _json_attributes(fields["attributes"])
+    return fields
+
+
+def _json_attributes(attributes: Attributes) -> dict[str, Any]:
+    if not type(attributes).model_fields:  # only keys the contract does not name: as they came
+        return dict(attributes.__pydantic_extra__ or {})
+    return attributes.model_dump(mode="json", exclude_none=True)
+
+
+def upcast_v1_v2(fields: MessageFields) -> MessageFields:
+    """A version 1 message as version 2 says it: ``source`` is the producer, there is
+    no correlation id, a purchase's amount and currency (the default currency already
+    filled in) are its total."""
+    fields["producer"] = fields.pop("source")
+    fields["correlation_id"] = None
+    fields["schema_version"] = 2
+    if fields["kind"] is Kind.PURCHASE:
+        attributes = fields["attributes"]
+        total = {"amount": attributes.pop("amount"), "currency": attributes.pop("currency")}
+        fields["attributes"] = {"total": total, **attributes}
+    return fields
+
+
+def touchpoint_of(fields: MessageFields, arrived_as: int) -> Touchpoint:
+    """The touchpoint of a message of the current version, which arrived as version
+    ``arrived_as``. A purchase's total is recorded as the ``amount`` and ``currency``
+    every recorded purchase has."""
+    occurred_at: datetime = fields["occurred_at"]
+    offset = occurred_at.utcoffset() or ZERO
+    attributes = fields["attributes"]
+    if fields["kind"] is Kind.PURCHASE:
+        total = attributes.pop("total")
+        attributes = {"amount": total["amount"], "currency": total["currency"], **attributes}
+    return Touchpoint(
+        event_id=fields["event_id"],
+        customer_id=fields["customer_id"],
+        kind=fields["kind"],
+        channel=fields["channel"],
+        # pydantic's own tzinfo is several times slower in every later comparison
+        # and isoformat(); the standard library's keeps the same offset.
+        occurred_at=occurred_at.replace(tzinfo=_TIMEZONES.get(offset) or timezone(offset)),
+        producer=fields["producer"],
+        correlation_id=fields["correlation_id"],
+        attributes=attributes,
+        personal=fields["personal"],
+        schema_version=arrived_as,
+    )
+
+
+# The versions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MessageVersion:
+    """One version of Contract 1: its models, and the step up to the next version."""
+
+    number: int
+    adapter: TypeAdapter[Any]
+    upcast: Callable[[MessageFields], MessageFields] | None
+    """The message as the next version says it (None: this is the current version)."""
+    description: str
+
+
+MESSAGE_VERSIONS: dict[int, MessageVersion] = {
+    1: MessageVersion(
+        1,
+        TypeAdapter(TouchpointMessageV1),
+        upcast_v1_v2,
+        "An upstream customer touchpoint (Contract 1), topic crm.touchpoints, key "
+        "customer_id, at most 64 KiB of UTF-8 JSON.",
+    ),
+    2: MessageVersion(
+        2,
+        TypeAdapter(TouchpointMessageV2),
+        None,
+        "An upstream customer touchpoint, version 2 (Contract 6): source renamed producer, an "
+        "optional correlation_id, a purchase's amount and currency as attributes.total. Topic "
+        "crm.touchpoints, key customer_id, at most 64 KiB of UTF-8 JSON.",
+    ),
+}
+"""Every version of the message the engine accepts, by number; the highest is current."""
+
+CURRENT_SCHEMA_VERSION = max(MESSAGE_VERSIONS)
+
+
+class _Envelope(BaseModel):
+    """The one field read before the others."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,30 +432,89 @@ class MessageRules:
     max_future_skew: timedelta = timedelta(minutes=5)
 
 
+class MessageGate:
+    """Validates messages of the versions it accepts and upcasts them to the current one.
+
+    The engine's gate accepts every version it knows; a narrower gate stands for an
+    engine that knew fewer (how the upgrade story is tested)."""
+
+    def __init__(self, accepts: Iterable[int] = MESSAGE_VERSIONS) -> None:
+        self.accepts = frozenset(accepts)
+        unknown = self.accepts - set(MESSAGE_VERSIONS)
+        if unknown:
+            raise ValueError(f"no message version {sorted(unknown)}")
+        self._known = ", ".join(str(number) for number in sorted(self.accepts))
+
+    def parse(self, raw: bytes | str, now: datetime, rules: MessageRules) -> Touchpoint:
+        """Validate one upstream message and return its touchpoint.
+
+        Raises ``RejectedTouchpoint`` naming the first problem found.
+        """
+        if len(raw) > MAX_MESSAGE_BYTES:
+            raise RejectedTouchpoint(
+                "too_large", f"message is {len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES}"
+            )
+        number = self._version_of(raw)
+        version = MESSAGE_VERSIONS[number]
+        try:
+            message = version.adapter.validate_json(
+                raw, context={"default_currency": rules.default_currency}
+            )
+        except ValidationError as error:
+            raise rejection_from(error) from None
+        if message.occurred_at - now > rules.max_future_skew:
+            raise RejectedTouchpoint(
+                "occurred_in_future",
+                f"occurred_at {message.occurred_at.isoformat()} is more than "
+                f"{int(rules.max_future_skew.total_seconds())} s in the future",
+            )
+        fields = fields_of(message)
+        while version.upcast is not None:
+            fields = version.upcast(fields)
+            version = MESSAGE_VERSIONS[version.number + 1]
+        touchpoint = touchpoint_of(fields, arrived_as=number)
+        check_storable(touchpoint.attributes)
+        return touchpoint
+
+    def _version_of(self, raw: bytes | str) -> int:
+        """The message's version; a message that is no JSON object is left to version 1's
+        models, which say what is wrong with it as they always have."""
+        if isinstance(raw, bytes):
+            plain = b'"schema_version"' not in raw and b"\\u" not in raw
+        else:
+            plain = '"schema_version"' not in raw and "\\u" not in raw
+        # No key of a plain message spells schema_version: version 1, without parsing twice.
+        number = 1 if plain else self._read_version(raw)
+        if number is None or number not in self.accepts:
+            named = "" if number is None else f" {number}"
+            raise RejectedTouchpoint(
+                UNSUPPORTED_SCHEMA_VERSION,
+                f"schema_version{named}: this engine accepts versions {self._known}",
+            )
+        return number
+
+    @staticmethod
+    def _read_version(raw: bytes | str) -> int | None:
+        """The version a message names (1 when it is no JSON object); None when what it
+        names is not a version."""
+        try:
+            return _Envelope.model_validate_json(raw).schema_version
+        except ValidationError as error:
+            if any(e["loc"] == ("schema_version",) for e in error.errors()):
+                return None
+            return 1
+
+
+GATE = MessageGate()
+"""The engine's gate: every version it knows."""
+
+
 def parse_touchpoint(raw: bytes | str, now: datetime, rules: MessageRules) -> Touchpoint:
-    """Validate one upstream message and return its touchpoint.
+    """Validate one upstream message of any known version and return its touchpoint.
 
     Raises ``RejectedTouchpoint`` naming the first problem found.
     """
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise RejectedTouchpoint(
-            "too_large", f"message is {len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES}"
-        )
-    try:
-        message = touchpoint_message_adapter.validate_json(
-            raw, context={"default_currency": rules.default_currency}
-        )
-    except ValidationError as error:
-        raise rejection_from(error) from None
-    if message.occurred_at - now > rules.max_future_skew:
-        raise RejectedTouchpoint(
-            "occurred_in_future",
-            f"occurred_at {message.occurred_at.isoformat()} is more than "
-            f"{int(rules.max_future_skew.total_seconds())} s in the future",
-        )
-    touchpoint = message.to_touchpoint()
-    check_storable(touchpoint.attributes)
-    return touchpoint
+    return GATE.parse(raw, now, rules)
 
 
 def check_storable(value: Any, where: str = "attributes", depth: int = 0) -> None:
@@ -274,17 +549,14 @@ def rejection_from(error: ValidationError) -> RejectedTouchpoint:
     if kind == "union_tag_invalid":
         tag = first.get("ctx", {}).get("tag", "?")
         return RejectedTouchpoint("unknown_kind", f"kind: {tag!r} is not a touchpoint kind")
+    if kind == "value_error":  # a validator's own words, without pydantic's prefix
+        message = str(first.get("ctx", {}).get("error", message))
     if location.startswith("attributes"):
         return RejectedTouchpoint("invalid_attribute", f"{location}: {message}")
     if kind == "missing":
         return RejectedTouchpoint("missing_field", f"{location}: field required")
     if kind == "extra_forbidden":
         return RejectedTouchpoint("unknown_field", f"{location}: not a field of the message")
-    if kind == "less_than_equal" and location == "schema_version":
-        return RejectedTouchpoint(
-            "unsupported_schema_version",
-            f"schema_version: only {SUPPORTED_SCHEMA_VERSION} is supported",
-        )
     return RejectedTouchpoint("invalid_field", f"{location}: {message}")
 
 
@@ -296,16 +568,15 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts)
 
 
-def touchpoint_json_schema() -> dict[str, Any]:
-    """JSON Schema (draft 2020-12) of Contract 1, generated from the models."""
-    schema = touchpoint_message_adapter.json_schema()
+def touchpoint_json_schema(number: int) -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of version ``number`` of Contract 1, from the models."""
+    version = MESSAGE_VERSIONS[number]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "touchpoint.v1.schema.json",
+        "$id": f"touchpoint.v{number}.schema.json",
         "title": "Touchpoint",
-        "description": "An upstream customer touchpoint (Contract 1), topic crm.touchpoints, "
-        "key customer_id, at most 64 KiB of UTF-8 JSON.",
-        **schema,
+        "description": version.description,
+        **version.adapter.json_schema(),
     }
 
 

@@ -4,13 +4,19 @@ services and auditors see it.
 Each event carries its link of the hash chain (``hash``, ``previous_hash``); read from
 the log it also carries its ``position``; shown to an auditor, ``personal`` is the
 readable view of ``data.personal`` (which holds what was recorded: the ciphertext).
-The JSON Schema ``relationship-event.v1.schema.json`` is generated from this model."""
+
+Version 2 (``RelationshipEvent``, ``schema_version`` 2) adds the ``correlation_id`` and
+``producer`` of the touchpoint that caused the event, read from the event's data (every
+event a touchpoint causes records them). Version 1 (``RelationshipEventV1``) is what
+consumers that have not upgraded read (``LIFECYCLE_RELAY_SCHEMA_VERSION=1``): the same
+event without those fields, in its envelope or its data. The JSON Schemas
+``relationship-event.v1.schema.json`` and ``…v2…`` are generated from these models."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,11 +36,15 @@ _NOT_DATA = frozenset(
     }
 )
 
+CAUSE_FIELDS = ("correlation_id", "producer")
+"""What version 2 of Contract 3 says of the touchpoint that caused an event, in the
+envelope and in the data; version 1 says none of it."""
 
-class RelationshipEvent(BaseModel):
+
+class RelationshipEventV1(BaseModel):
     """One event of a relationship's history (Contract 3)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, title="RelationshipEvent")
 
     event_id: UUID = Field(description="deterministic from relationship_id and version")
     relationship_id: UUID
@@ -67,12 +77,43 @@ class RelationshipEvent(BaseModel):
     )
 
 
+class RelationshipEvent(RelationshipEventV1):
+    """One event of a relationship's history (Contract 3), version 2."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="RelationshipEvent")
+
+    schema_version: Literal[2] = Field(default=2, description="version of this message")
+    correlation_id: str | None = Field(
+        default=None,
+        description="the upstream's trace or workflow id of the touchpoint that caused the "
+        "event; null when none did (manual changes, the sweep, erasure) or it named none",
+    )
+    producer: str | None = Field(
+        default=None,
+        description="the upstream system of the touchpoint that caused the event; null when "
+        "none did, or for events recorded before version 2 that it did not name",
+    )
+
+    def as_version_1(self) -> RelationshipEventV1:
+        """The same event as version 1 of Contract 3 says it."""
+        fields = self.model_dump(exclude={"schema_version", *CAUSE_FIELDS})
+        fields["data"] = {k: v for k, v in self.data.items() if k not in CAUSE_FIELDS}
+        return RelationshipEventV1.model_validate(fields)
+
+
+OUTBOUND_VERSIONS: dict[int, type[RelationshipEventV1]] = {
+    1: RelationshipEventV1,
+    2: RelationshipEvent,
+}
+"""Every version of Contract 3 the engine publishes, by number; the highest is current."""
+
+
 def outbound_event_id(relationship_id: UUID, version: int) -> UUID:
     return uuid5(OUTBOUND_NAMESPACE, f"{relationship_id}:{version}")
 
 
-def relationship_event_json_schema() -> dict[str, Any]:
-    return RelationshipEvent.model_json_schema()
+def relationship_event_json_schema(number: int) -> dict[str, Any]:
+    return OUTBOUND_VERSIONS[number].model_json_schema()
 
 
 def to_relationship_event(
@@ -117,6 +158,8 @@ def contract_event(
         hash=state.get("hash"),
         previous_hash=state.get("previous_hash"),
         personal=personal,
+        correlation_id=state.get("correlation_id"),
+        producer=state.get("producer"),
     )
 
 
@@ -127,6 +170,8 @@ BUSINESS_TIME_FIELDS = {
     "PersonalDataErased": "erased_at",
     "AccountManagerAssigned": "assigned_at",
     "AccountManagerUnassigned": "unassigned_at",
+    "PolicyStreamStarted": "started_at",
+    "PolicyAdopted": "adopted_at",
 }
 """Which field of each event type holds its business time (``occurred_at``); an event
 type without one happened when it was recorded."""

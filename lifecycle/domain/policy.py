@@ -3,11 +3,13 @@
 The policy is a pure function of a relationship's current-cycle facts: ``decide``
 returns the first stage change whose rule fires (table order), or None. The aggregate
 applies it until nothing fires. Thresholds come from a TOML file; default v1 is built in
-(``policies/default.toml``).
+(``policies/default.toml``). What is adopted (``lifecycle.domain.adoption``) is the text
+of that file, ``PolicyText``, and every process decides with the adopted one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
@@ -143,18 +145,11 @@ class Policy(BaseModel):
 
     @classmethod
     def from_file(cls, path: Path) -> Policy:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise InvalidPolicy(f"cannot read policy file {path}: {error.strerror}") from None
-        return cls.from_toml(text, origin=str(path))
+        return PolicyText.read(path).policy
 
     @classmethod
     def default(cls) -> Policy:
-        text = (
-            resources.files("lifecycle.domain.policies").joinpath("default.toml").read_text("utf-8")
-        )
-        return cls.from_toml(text, origin="default policy")
+        return PolicyText.default().policy
 
     def decide(self, facts: CycleFacts) -> Decision | None:
         """The first stage change of the table whose rule fires, or None."""
@@ -165,7 +160,7 @@ class Policy(BaseModel):
                 return Decision(rule, to_stage)
         return None
 
-    def reactivates(self, kind: Kind) -> bool:
+    def reactivates(self, kind: str) -> bool:
         return kind in self.reactivation.kinds
 
     def is_inactive(self, last_touchpoint_at: datetime, now: datetime) -> bool:
@@ -227,3 +222,44 @@ class Policy(BaseModel):
             (rules.cancelled, (CANCELLED, None, Stage.DISSOLUTION, cancelled)),
         )
         return tuple(row for config, row in candidates if config.enabled)
+
+
+@dataclass(frozen=True)
+class PolicyText:
+    """A policy as written: its TOML text, which is what is adopted, fingerprinted and
+    shown (comments included), and the policy it validates to."""
+
+    text: str
+    policy: Policy
+    origin: str
+    """Where the text came from, for messages: a file's path, or "the built-in policy"."""
+
+    @classmethod
+    def parse(cls, text: str, origin: str) -> PolicyText:
+        return cls(text, Policy.from_toml(text, origin=origin), origin)
+
+    @classmethod
+    def read(cls, path: Path) -> PolicyText:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise InvalidPolicy(f"cannot read policy file {path}: {error.strerror}") from None
+        return cls.parse(text, str(path))
+
+    @classmethod
+    def default(cls) -> PolicyText:
+        return cls.builtin("default.toml", "the built-in policy")
+
+    @classmethod
+    def builtin(cls, name: str, origin: str) -> PolicyText:
+        """A policy shipped with the engine (``policies/NAME``)."""
+        text = resources.files("lifecycle.domain.policies").joinpath(name).read_text("utf-8")
+        return cls.parse(text, origin)
+
+    @property
+    def version(self) -> int:
+        return self.policy.version
+
+    @cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()

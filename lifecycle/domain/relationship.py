@@ -49,6 +49,7 @@ _STAGES = {stage.value: stage for stage in Stage}
 MANUAL_TRIGGER = "manual"
 INACTIVITY_TRIGGER = "inactivity"
 MAX_MANAGER_ID_LENGTH = 128
+POLICY_ADOPTION_TRIGGER = "policy-adoption"
 
 
 @lru_cache(maxsize=1 << 17)
@@ -56,31 +57,19 @@ def relationship_id(customer_id: str) -> UUID:
     return uuid5(RELATIONSHIP_NAMESPACE, customer_id)
 
 
-class Relationship(ChainedAggregate):
-    class_version = 2
-    """Of the state snapshots hold: version 1 held every recorded event id."""
+class LifecycleState:
+    """A relationship's lifecycle state, how its touchpoints fold into the facts the
+    rules look at, and how the policy moves it: one definition for the aggregate, which
+    records every move as a ``StageChanged`` event (``_change_stage``), and for the
+    what-if replay, which only applies it."""
 
-    @staticmethod
-    def upcast_v1_v2(state: dict[str, Any]) -> None:
-        state.pop("touchpoint_ids", None)
+    customer_id: str
+    started_at: datetime
+    _stage: str
+    stage_since: datetime
+    cycle: int
 
-    account_manager: str | None = None
-    """The id of the account manager in charge, if any. A class attribute as well, so that
-    snapshots taken before account managers existed restore without one."""
-
-    class Event(ChainedAggregate.Event):
-        """Base of every event of a relationship."""
-
-    class RelationshipStarted(Event, Aggregate.Created):
-        customer_id: str
-        started_at: datetime
-
-    @staticmethod
-    def create_id(customer_id: str, **_: Any) -> UUID:
-        return relationship_id(customer_id)
-
-    @event(RelationshipStarted)
-    def __init__(self, customer_id: str, started_at: datetime) -> None:
+    def _begin(self, customer_id: str, started_at: datetime) -> None:
         self.customer_id = customer_id
         self.started_at = started_at
         self._stage = Stage.EXPLORATION.value
@@ -102,70 +91,56 @@ class Relationship(ChainedAggregate):
     def stage(self) -> Stage:
         return _STAGES[self._stage]
 
-    # Commands ---------------------------------------------------------------------------
+    def cycle_facts(self) -> CycleFacts:
+        return CycleFacts(
+            stage=self.stage,
+            kind_counts=self.cycle_kind_counts,
+            purchase_days=self.cycle_purchase_days,
+            latest_survey_score=self.cycle_latest_survey_score,
+            open_complaints=len(self.open_complaints),
+        )
 
-    def record_touchpoint(self, touchpoint: Touchpoint, policy: Policy) -> None:
-        """Record a touchpoint and apply the policy until nothing fires (a touchpoint
-        recorded before is the caller's to recognise: see the module docstring)."""
-        if self.stage is Stage.DISSOLUTION and policy.reactivates(touchpoint.kind):
-            self.trigger_event(
-                self.StageChanged,
-                customer_id=self.customer_id,
-                from_stage=self._stage,
-                to_stage=Stage.EXPLORATION.value,
+    # How the policy moves a relationship --------------------------------------------
+
+    def _change_stage(
+        self, *, to_stage: Stage, cycle: int, rule: str, policy_version: int, **cause: Any
+    ) -> None:
+        """Move to ``to_stage`` in ``cycle``; ``cause`` says what moved it (the fields
+        of a ``StageChanged`` event: triggered_by, actor, reason, effective_at)."""
+        raise NotImplementedError
+
+    def _reactivate_if(self, kind: str, policy: Policy, **cause: Any) -> None:
+        """After dissolution, a touchpoint of a reactivating kind starts a new cycle."""
+        if self.stage is Stage.DISSOLUTION and policy.reactivates(kind):
+            self._change_stage(
+                to_stage=Stage.EXPLORATION,
                 cycle=self.cycle + 1,
                 rule=REACTIVATION,
                 policy_version=policy.version,
-                triggered_by=touchpoint.event_id,
-                actor=None,
-                reason=None,
-                effective_at=touchpoint.occurred_at,
+                **cause,
             )
-        self.trigger_event(
-            self.TouchpointRecorded,
-            customer_id=self.customer_id,
-            event_id=touchpoint.event_id,
-            kind=touchpoint.kind.value,
-            channel=touchpoint.channel.value,
-            occurred_at=touchpoint.occurred_at,
-            source=touchpoint.source,
-            attributes=touchpoint.attributes,
-            personal=touchpoint.personal,
-            schema_version=touchpoint.schema_version,
-        )
+
+    def _follow_rules(self, policy: Policy, **cause: Any) -> None:
+        """Apply the policy's rules until none fires (after a touchpoint, or when a new
+        policy is adopted)."""
         while (decision := policy.decide(self.cycle_facts())) is not None:
-            self.trigger_event(
-                self.StageChanged,
-                customer_id=self.customer_id,
-                from_stage=self._stage,
-                to_stage=decision.to_stage.value,
+            self._change_stage(
+                to_stage=decision.to_stage,
                 cycle=self.cycle,
                 rule=decision.rule,
                 policy_version=policy.version,
-                triggered_by=touchpoint.event_id,
-                actor=None,
-                reason=None,
-                effective_at=touchpoint.occurred_at,
+                **cause,
             )
 
-    def change_stage(
-        self, to_stage: Stage, *, actor: str, reason: str, at: datetime, policy_version: int
-    ) -> None:
-        """A person moves the relationship; leaving dissolution starts a new cycle."""
-        self.check_manual_change(to_stage)
+    def _move_by_hand(self, to_stage: Stage, *, policy_version: int, **cause: Any) -> None:
+        """A person's move; leaving dissolution starts a new cycle."""
         reactivating = self.stage is Stage.DISSOLUTION
-        self.trigger_event(
-            self.StageChanged,
-            customer_id=self.customer_id,
-            from_stage=self._stage,
-            to_stage=to_stage.value,
+        self._change_stage(
+            to_stage=to_stage,
             cycle=self.cycle + 1 if reactivating else self.cycle,
             rule=MANUAL,
             policy_version=policy_version,
-            triggered_by=MANUAL_TRIGGER,
-            actor=actor,
-            reason=reason,
-            effective_at=at,
+            **cause,
         )
 
     def dissolve_if_inactive(self, policy: Policy, now: datetime) -> bool:
@@ -173,20 +148,161 @@ class Relationship(ChainedAggregate):
         last = self.last_touchpoint_at
         if not self.stage.is_open or last is None or not policy.is_inactive(last, now):
             return False
-        self.trigger_event(
-            self.StageChanged,
-            customer_id=self.customer_id,
-            from_stage=self._stage,
-            to_stage=Stage.DISSOLUTION.value,
+        self._change_stage(
+            to_stage=Stage.DISSOLUTION,
             cycle=self.cycle,
             rule=INACTIVITY,
             policy_version=policy.version,
-            triggered_by=INACTIVITY_TRIGGER,
-            actor=None,
-            reason=None,
-            effective_at=now,
+            **_caused_by(INACTIVITY_TRIGGER, now),
         )
         return True
+
+    # How events change the state -----------------------------------------------------
+
+    def _enter(self, to_stage: str, cycle: int, since: datetime) -> None:
+        self._stage = to_stage
+        self.stage_since = since
+        if cycle != self.cycle:
+            self.cycle = cycle
+            self._start_cycle_facts()
+
+    def apply_touchpoint(self, recorded: Relationship.TouchpointRecorded) -> None:
+        occurred_at = recorded.occurred_at
+        kind = recorded.kind
+        self.touchpoint_count += 1
+        if self.first_touchpoint_at is None or occurred_at < self.first_touchpoint_at:
+            self.first_touchpoint_at = occurred_at
+        if self.last_touchpoint_at is None or occurred_at > self.last_touchpoint_at:
+            self.last_touchpoint_at = occurred_at
+        counts = self.cycle_kind_counts
+        counts[kind] = counts.get(kind, 0) + 1
+        if kind == Kind.PURCHASE:
+            self.cycle_purchase_days.add(occurred_at.astimezone(UTC).date().toordinal())
+        elif kind == Kind.SURVEY:
+            latest_at = self.cycle_latest_survey_at
+            if latest_at is None or occurred_at >= latest_at:
+                self.cycle_latest_survey_at = occurred_at
+                self.cycle_latest_survey_score = int(recorded.attributes["score"])
+        elif kind == Kind.COMPLAINT:
+            complaint_id = recorded.attributes["complaint_id"]
+            # A resolution may arrive before its complaint (out of order).
+            if complaint_id not in self.resolved_complaints:
+                self.open_complaints[complaint_id] = occurred_at
+        elif kind == Kind.COMPLAINT_RESOLVED:
+            complaint_id = recorded.attributes["complaint_id"]
+            self.open_complaints.pop(complaint_id, None)
+            self.resolved_complaints.add(complaint_id)
+
+    def _start_cycle_facts(self) -> None:
+        self.cycle_kind_counts = {}
+        self.cycle_purchase_days = set()
+        self.cycle_latest_survey_at = None
+        self.cycle_latest_survey_score = None
+
+
+class Relationship(LifecycleState, ChainedAggregate):
+    class_version = 2
+    """Of the state snapshots hold: version 1 held every recorded event id."""
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state.pop("touchpoint_ids", None)
+
+    account_manager: str | None = None
+    """The id of the account manager in charge, if any. A class attribute as well, so that
+    snapshots taken before account managers existed restore without one."""
+
+    class Event(ChainedAggregate.Event):
+        """Base of every event of a relationship."""
+
+    class RelationshipStarted(Event, Aggregate.Created):
+        """The relationship's first event, caused by its first touchpoint.
+
+        Version 2 added the ``correlation_id`` and ``producer`` of that touchpoint, as
+        every event a touchpoint causes carries them (Contract 3); version 1 events have
+        none (null)."""
+
+        class_version = 2
+
+        customer_id: str
+        started_at: datetime
+        correlation_id: str | None
+        producer: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["correlation_id"] = None
+            state["producer"] = None
+
+    @staticmethod
+    def create_id(customer_id: str, **_: Any) -> UUID:
+        return relationship_id(customer_id)
+
+    @event(RelationshipStarted)
+    def __init__(
+        self,
+        customer_id: str,
+        started_at: datetime,
+        correlation_id: str | None = None,
+        producer: str | None = None,
+    ) -> None:
+        # The first touchpoint's correlation id and producer are the event's, for
+        # Contract 3: no rule looks at them.
+        del correlation_id, producer
+        self._begin(customer_id, started_at)
+
+    # Commands ---------------------------------------------------------------------------
+
+    def record_touchpoint(self, touchpoint: Touchpoint, policy: Policy) -> None:
+        """Record a touchpoint and apply the policy until nothing fires (a touchpoint
+        recorded before is the caller's to recognise: see the module docstring)."""
+        cause = _caused_by(
+            touchpoint.event_id,
+            touchpoint.occurred_at,
+            correlation_id=touchpoint.correlation_id,
+            producer=touchpoint.producer,
+        )
+        self._reactivate_if(touchpoint.kind, policy, **cause)
+        self.trigger_event(
+            self.TouchpointRecorded,
+            customer_id=self.customer_id,
+            event_id=touchpoint.event_id,
+            kind=touchpoint.kind.value,
+            channel=touchpoint.channel.value,
+            occurred_at=touchpoint.occurred_at,
+            source=touchpoint.producer,
+            producer=touchpoint.producer,
+            correlation_id=touchpoint.correlation_id,
+            attributes=touchpoint.attributes,
+            personal=touchpoint.personal,
+            schema_version=touchpoint.schema_version,
+        )
+        self._follow_rules(policy, **cause)
+
+    def change_stage(
+        self, to_stage: Stage, *, actor: str, reason: str, at: datetime, policy_version: int
+    ) -> None:
+        """A person moves the relationship; leaving dissolution starts a new cycle."""
+        self.check_manual_change(to_stage)
+        self._move_by_hand(
+            to_stage,
+            policy_version=policy_version,
+            triggered_by=MANUAL_TRIGGER,
+            actor=actor,
+            reason=reason,
+            effective_at=at,
+            correlation_id=None,
+            producer=None,
+        )
+
+    def reevaluate(self, policy: Policy, at: datetime) -> bool:
+        """A new policy was adopted at ``at``: apply its rules to the relationship as it
+        stands, until none fires, as after a touchpoint. Whether it moved."""
+        if not self.stage.is_open:
+            return False
+        version = self.version
+        self._follow_rules(policy, **_caused_by(POLICY_ADOPTION_TRIGGER, at))
+        return self.version != version
 
     def erase_personal_data(self, *, reason: str, actor: str | None, at: datetime) -> None:
         """Record that the customer's personal data was erased (its key destroyed)."""
@@ -243,32 +359,70 @@ class Relationship(ChainedAggregate):
                 "a dissolved relationship can only move to exploration (a new cycle)"
             )
 
-    def cycle_facts(self) -> CycleFacts:
-        return CycleFacts(
-            stage=self.stage,
-            kind_counts=self.cycle_kind_counts,
-            purchase_days=self.cycle_purchase_days,
-            latest_survey_score=self.cycle_latest_survey_score,
-            open_complaints=len(self.open_complaints),
+    def _change_stage(
+        self, *, to_stage: Stage, cycle: int, rule: str, policy_version: int, **cause: Any
+    ) -> None:
+        self.trigger_event(
+            self.StageChanged,
+            customer_id=self.customer_id,
+            from_stage=self._stage,
+            to_stage=to_stage.value,
+            cycle=cycle,
+            rule=rule,
+            policy_version=policy_version,
+            **cause,
         )
 
     # Events: each is named in the past tense; its apply() is the state change ---------
 
     class TouchpointRecorded(Event):
+        """A touchpoint, recorded in its current form (``schema_version`` is the version
+        of the message it arrived as).
+
+        Version 2 added ``producer`` (the upstream system, as version 2 of the message
+        names it) and ``correlation_id``; version 1 events are read with ``producer``
+        from their ``source`` and no correlation id. ``source`` stays, holding the same
+        value as ``producer``: the data of a Contract 3 event, an export line or a
+        history line of version 2 is then a superset of version 1's, so every consumer
+        and tool reading ``data.source`` keeps working on old and new events alike, and
+        ``LIFECYCLE_RELAY_SCHEMA_VERSION=1`` publishes version 1 data by leaving fields
+        out, never by renaming them.
+        """
+
+        class_version = 2
+
         customer_id: str
         event_id: str
         kind: str
         channel: str
         occurred_at: datetime
         source: str
+        producer: str
+        correlation_id: str | None
         attributes: dict[str, Any]
         personal: dict[str, str] | None
         schema_version: int
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["producer"] = state["source"]
+            state["correlation_id"] = None
 
         def apply(self, aggregate: Relationship) -> None:
             aggregate.apply_touchpoint(self)
 
     class StageChanged(Event):
+        """A move from one stage to another, as decided when it was recorded.
+
+        Version 2 added the ``correlation_id`` and ``producer`` of the touchpoint that
+        triggered the change, taken from it when the policy decided (null when no
+        touchpoint triggered it, a manual change or the sweep, and for every version 1
+        event), so that the change carries the upstream's trace as every event the
+        touchpoint causes does (Contract 3).
+        """
+
+        class_version = 2
+
         customer_id: str
         from_stage: str
         to_stage: str
@@ -279,13 +433,16 @@ class Relationship(ChainedAggregate):
         actor: str | None
         reason: str | None
         effective_at: datetime
+        correlation_id: str | None
+        producer: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["correlation_id"] = None
+            state["producer"] = None
 
         def apply(self, aggregate: Relationship) -> None:
-            aggregate._stage = self.to_stage
-            aggregate.stage_since = self.effective_at
-            if self.cycle != aggregate.cycle:
-                aggregate.cycle = self.cycle
-                aggregate._start_cycle_facts()
+            aggregate._enter(self.to_stage, self.cycle, self.effective_at)
 
     class PersonalDataErased(Event):
         """The customer's personal-data key was destroyed: every ``personal`` object
@@ -324,38 +481,24 @@ class Relationship(ChainedAggregate):
         def apply(self, aggregate: Relationship) -> None:
             aggregate.account_manager = None
 
-    def apply_touchpoint(self, recorded: Relationship.TouchpointRecorded) -> None:
-        occurred_at = recorded.occurred_at
-        kind = recorded.kind
-        self.touchpoint_count += 1
-        if self.first_touchpoint_at is None or occurred_at < self.first_touchpoint_at:
-            self.first_touchpoint_at = occurred_at
-        if self.last_touchpoint_at is None or occurred_at > self.last_touchpoint_at:
-            self.last_touchpoint_at = occurred_at
-        counts = self.cycle_kind_counts
-        counts[kind] = counts.get(kind, 0) + 1
-        if kind == Kind.PURCHASE:
-            self.cycle_purchase_days.add(occurred_at.astimezone(UTC).date().toordinal())
-        elif kind == Kind.SURVEY:
-            latest_at = self.cycle_latest_survey_at
-            if latest_at is None or occurred_at >= latest_at:
-                self.cycle_latest_survey_at = occurred_at
-                self.cycle_latest_survey_score = int(recorded.attributes["score"])
-        elif kind == Kind.COMPLAINT:
-            complaint_id = recorded.attributes["complaint_id"]
-            # A resolution may arrive before its complaint (out of order).
-            if complaint_id not in self.resolved_complaints:
-                self.open_complaints[complaint_id] = occurred_at
-        elif kind == Kind.COMPLAINT_RESOLVED:
-            complaint_id = recorded.attributes["complaint_id"]
-            self.open_complaints.pop(complaint_id, None)
-            self.resolved_complaints.add(complaint_id)
 
-    def _start_cycle_facts(self) -> None:
-        self.cycle_kind_counts = {}
-        self.cycle_purchase_days = set()
-        self.cycle_latest_survey_at = None
-        self.cycle_latest_survey_score = None
+def _caused_by(
+    trigger: str,
+    at: datetime,
+    *,
+    correlation_id: str | None = None,
+    producer: str | None = None,
+) -> dict[str, Any]:
+    """The cause of a move that no person made: a touchpoint's event id (with its
+    correlation id and producer), or a trigger."""
+    return {
+        "triggered_by": trigger,
+        "actor": None,
+        "reason": None,
+        "effective_at": at,
+        "correlation_id": correlation_id,
+        "producer": producer,
+    }
 
 
 RELATIONSHIP_EVENTS: tuple[type[Relationship.Event], ...] = (

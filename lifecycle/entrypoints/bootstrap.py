@@ -24,10 +24,11 @@ if TYPE_CHECKING:
 
     from consumers.broker import Topics
     from consumers.ingest import TouchpointIngest
+    from consumers.redrive_log import RedriveLog
     from consumers.relay import Relay
     from lifecycle.audit.ledger import AuditKey, AuditLedger
     from lifecycle.audit.sealing import PeriodicSealer
-    from lifecycle.domain.policy import Policy
+    from lifecycle.domain.policy import PolicyText
     from lifecycle.persistence.personal import KeyStore, PersonalDataVault
     from lifecycle.service.application import LifecycleApplication
     from lifecycle.settings import Settings
@@ -49,12 +50,15 @@ class Components:
 
     # Write side ---------------------------------------------------------------------
 
-    def policy(self) -> Policy:
-        from lifecycle.domain.policy import Policy
+    def policy_file(self) -> PolicyText | None:
+        """``LIFECYCLE_POLICY_FILE``, read and validated (None: unset). It is the first
+        adoption of a store without a policy; a recording process started with any other
+        than the adopted policy refuses to start."""
+        from lifecycle.domain.policy import PolicyText
 
         if self.settings.policy_file is None:
-            return Policy.default()
-        return Policy.from_file(self.settings.policy_file)
+            return None
+        return PolicyText.read(self.settings.policy_file)
 
     def application_env(self) -> dict[str, str]:
         return {
@@ -72,7 +76,7 @@ class Components:
 
         return LifecycleApplication(
             env=self.application_env(),
-            policy=self.policy(),
+            policy_file=self.policy_file(),
             snapshot_interval=self.settings.snapshot_interval,
             vault=self.vault(),
         )
@@ -83,9 +87,7 @@ class Components:
         and concurrent DDL fails on PostgreSQL) and no key store is opened."""
         from lifecycle.service.application import LifecycleApplication
 
-        return LifecycleApplication(
-            env={**self.application_env(), "CREATE_TABLE": "n"}, policy=self.policy()
-        )
+        return LifecycleApplication(env={**self.application_env(), "CREATE_TABLE": "n"})
 
     def key_store(self) -> KeyStore:
         """Per-customer keys: lifecycle.keys.db beside a SQLite database; a table on
@@ -182,6 +184,22 @@ class Components:
             max_records=self.settings.kafka_max_poll_records,
         )
 
+    def redrive_log(self, *, read_only: bool = False) -> RedriveLog:
+        """What the dead-letter re-drive remembers: lifecycle.redrives.db beside a SQLite
+        store, a table on PostgreSQL; ``read_only`` creates nothing. Close it when done."""
+        from consumers.redrive_log import PostgresRedriveLog, SQLiteRedriveLog
+
+        store = self.settings.store
+        if store.is_sqlite:
+            return SQLiteRedriveLog(store.sibling_path("redrives"), read_only=read_only)
+        from eventsourcing.postgres import PostgresFactory
+        from eventsourcing.utils import Environment
+
+        env = Environment(
+            "lifecycle_redrives", {**store.persistence_env(), "POSTGRES_POOL_SIZE": "1"}
+        )
+        return PostgresRedriveLog(PostgresFactory(env).datastore, read_only=read_only)
+
     def relay_tracking(self) -> InfrastructureFactory[TrackingRecorder]:
         """Where the relay stores its position: lifecycle.relay.db beside a SQLite
         store, the ``lifecyclerelay_tracking`` table on PostgreSQL. Close it after the
@@ -212,6 +230,7 @@ class Components:
             topic=topics.relationship_events,
             batch_size=self.settings.relay_batch_size,
             idle_seconds=self.settings.relay_idle_seconds,
+            schema_version=self.settings.relay_schema_version,
         )
 
     # Read side --------------------------------------------------------------------------

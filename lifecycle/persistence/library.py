@@ -16,7 +16,9 @@ Used here:
   by which the library's ``insert_events`` makes writers of the log take turns (so that
   notification ids are committed in order), and the NOTIFY that wakes those who follow
   the log; the PostgreSQL process recorder takes them itself, then writes the events
-  with ``COPY`` (``lifecycle.persistence.postgres.BatchPostgresProcessRecorder``).
+  with ``COPY`` (``lifecycle.persistence.postgres.BatchPostgresProcessRecorder``), and
+  takes the lock alone (``lock_events_table``) to check a write's condition when it
+  has no events to insert.
 - ``Notification`` made without its frozen dataclass's ``__init__``: a page of the log
   read in half the time (``lifecycle.persistence.recorders.BulkSQLiteProcessRecorder``).
 
@@ -68,6 +70,13 @@ def lock_log(recorder: PostgresApplicationRecorder, cursor: Any) -> None:
     the transaction ends, then NOTIFY on the log's channel."""
     recorder._lock_table(cursor)
     recorder._notify_channel(cursor)
+
+
+def lock_events_table(recorder: PostgresApplicationRecorder, cursor: Any) -> None:
+    """Take the lock every PostgreSQL insert of events takes (the library's
+    ``_lock_table``), in the transaction ``cursor`` belongs to: until it ends no other
+    writer commits an event, so what it reads stays the latest."""
+    recorder._lock_table(cursor)
 
 
 def notifications(

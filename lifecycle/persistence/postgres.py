@@ -15,7 +15,7 @@ from psycopg.sql import SQL, Identifier
 
 from lifecycle.faults import Backoff, is_database_fault, retry
 from lifecycle.persistence import library
-from lifecycle.persistence.recorders import TouchpointKey
+from lifecycle.persistence.recorders import CONDITION, StreamAt, TouchpointKey, check_condition
 
 log = structlog.get_logger(__name__)
 
@@ -119,6 +119,7 @@ class BatchPostgresProcessRecorder(PostgresProcessRecorder):
         table = SQL("{schema}.{table}").format(
             schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
         )
+        condition: StreamAt | None = kwargs.get(CONDITION)
         with self.datastore.get_connection() as conn:
             with conn.transaction(), conn.cursor() as curs:
                 tracking: Tracking | None = kwargs.get("tracking")
@@ -128,6 +129,8 @@ class BatchPostgresProcessRecorder(PostgresProcessRecorder):
                 if keys:
                     self._insert_touchpoint_keys(curs, keys)
                 if not stored_events:
+                    if condition is not None:
+                        self._check(curs, condition, locked=False)
                     return None
                 rows = [
                     (s.originator_id, s.originator_version, s.topic, s.state) for s in stored_events
@@ -147,7 +150,29 @@ class BatchPostgresProcessRecorder(PostgresProcessRecorder):
                     [f"{self.datastore.schema}.{self.events_table_name}"],
                 )
                 last = curs.fetchone()["last"]  # type: ignore[index]
+                if condition is not None:
+                    self._check(curs, condition, locked=True)
             held: list[float] | None = kwargs.get("lock_held")
             if held is not None:
                 held.append(time.perf_counter() - locked)  # the commit released it
         return list(range(last - len(rows) + 1, last + 1))
+
+    def _check(self, curs: Any, condition: StreamAt, *, locked: bool) -> None:
+        """A write's ``StreamAt`` condition, checked under the table lock every insert
+        takes: an event committed before it is seen (read committed), and none can be
+        committed after it until this transaction ends."""
+        from psycopg.sql import SQL, Identifier
+
+        if not locked:
+            library.lock_events_table(self, curs)
+        curs.execute(
+            SQL(
+                "SELECT MAX(originator_version) AS version FROM {schema}.{table} "
+                "WHERE originator_id = %s"
+            ).format(
+                schema=Identifier(self.datastore.schema),
+                table=Identifier(self.events_table_name),
+            ),
+            [condition.originator_id],
+        )
+        check_condition(condition, curs.fetchone()["version"])

@@ -2,6 +2,8 @@
 aggregates already have events, answered with one query instead of one per aggregate;
 a SQLite process recorder that inserts a batch with one ``executemany`` (PostgreSQL's
 is in ``lifecycle.persistence.postgres``, so that a SQLite store never loads psycopg).
+Both check a write's condition (``StreamAt``: a stream the write depends on has not
+moved) inside its transaction.
 
 Idempotency of touchpoints: each recorded (relationship id, upstream event id) is a row
 of a table of its own (``recorded_touchpoints``; ``lifecycle_recorded_touchpoints`` on
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -38,6 +41,33 @@ _SQLITE_CHUNK = 500
 
 TouchpointKey = tuple[UUID, str]
 """(relationship id, upstream event id): what makes a touchpoint a duplicate."""
+
+CONDITION = "condition"
+"""The keyword of ``insert_events`` that carries a write's ``StreamAt`` condition."""
+
+
+@dataclass(frozen=True)
+class StreamAt:
+    """A write's condition: the stream ``originator_id`` is still at ``version`` (its
+    latest event's), as it was when the write was decided. It is checked inside the
+    write's transaction once the transaction holds the log's write lock (SQLite's, or
+    the table lock PostgreSQL inserts take), so no event of that stream can be committed
+    between the check and the write."""
+
+    originator_id: UUID
+    version: int
+
+
+class StreamMoved(Exception):
+    """A write's ``StreamAt`` condition failed: nothing was written."""
+
+    def __init__(self, condition: StreamAt, version: int) -> None:
+        super().__init__(
+            f"stream {condition.originator_id} is at version {version}, "
+            f"not {condition.version}: the write was decided on what it was"
+        )
+        self.condition = condition
+        self.version = version
 
 
 def existing_originator_ids(recorder: ApplicationRecorder, ids: Collection[UUID]) -> set[UUID]:
@@ -195,6 +225,17 @@ class BulkSQLiteProcessRecorder(SQLiteProcessRecorder):
             c.executemany(self.insert_events_statement, rows)
             if tracking is not None:
                 library.insert_tracking(self, c, tracking)
+            condition: StreamAt | None = kwargs.get(CONDITION)
+            if condition is not None:
+                # After the inserts: this transaction holds the write lock (when it wrote
+                # anything), so what it reads now is the latest and stays so until it
+                # commits.
+                c.execute(
+                    f"SELECT MAX(originator_version) FROM {self.events_table_name} "
+                    "WHERE originator_id = ?",
+                    [condition.originator_id.hex],
+                )
+                check_condition(condition, c.fetchone()[0])
             if not stored_events:
                 return []
             c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
@@ -352,3 +393,9 @@ def _postgres_row(row: Any) -> LogRow:
         row["topic"],
         bytes(row["state"]),
     )
+
+
+def check_condition(condition: StreamAt, version: int | None) -> None:
+    """Raise ``StreamMoved`` unless the stream is at the condition's version."""
+    if (version or 0) != condition.version:
+        raise StreamMoved(condition, version or 0)

@@ -20,6 +20,35 @@ not decide two batches on the same one at once.
 Personal data is encrypted by the vault (``lifecycle.persistence.personal``) before a batch reaches
 the aggregates, so events hold only ciphertext; ``forget`` destroys a customer's key and
 records ``PersonalDataErased``.
+
+The policy in force is the one adopted in the log (``lifecycle.domain.policy_stream``),
+never a file alone. Every process that records (import, the consumer, the sweep, a
+manual change, an adoption) calls ``follow_policy`` as it starts: a store without a
+policy adopts the process's policy file, or the built-in v1, then and there (read-only
+processes never do: they never decide); a policy file other than the adopted policy is
+refused (``PolicyMismatch``), so two processes can never decide with different rules.
+
+How a process notices an adoption, and why no batch is recorded under a superseded
+version: every write that a policy decided (a batch, a sweep part, a manual change, an
+adoption's re-evaluation) carries the condition "the policy stream is still at the
+version I decided under" (``StreamAt``), which the recorder checks inside the write's
+own transaction once that transaction holds the log's write lock: SQLite's single
+writer lock, taken by the first insert, or on PostgreSQL the ``EXCLUSIVE`` lock on the
+events table that every insert of events takes, adoptions included. An adoption is an
+insert into the policy stream, so it either committed before the check (which then
+sees the stream moved: ``StreamMoved``, nothing is written, the process follows the new
+version and decides the batch again from freshly loaded relationships) or cannot
+commit until the batch has (the batch was then decided under the version in force when
+it committed, and the adoption's re-evaluation sees its result). The check is one
+primary-key lookup per batch; a process that writes nothing for a while notices at its
+next write, before anything is recorded. ``StageChanged.policy_version`` therefore
+always names the version in force when the change was committed.
+
+``adopt_policy`` records ``PolicyAdopted`` and then re-evaluates every relationship
+that had started when it was adopted, in batches, each committed with a ``Tracking``
+row (``policy-adoption:<version>``, the position of the last relationship start it
+covered): a run stopped anywhere, even by ``kill -9``, resumes after the last committed
+batch, and a finished one does nothing when run again.
 """
 
 from __future__ import annotations
@@ -30,12 +59,13 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
+import structlog
 from eventsourcing.application import (
     AggregateNotFoundError,
     Application,
@@ -54,9 +84,11 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import EnvType
 
 from lifecycle.domain.analytics import ANALYTICS_STREAM, AnalyticsModels, ModelFit
-from lifecycle.domain.errors import LifecycleError, RelationshipNotFound
+from lifecycle.domain.errors import LifecycleError, PolicyMismatch, RelationshipNotFound
 from lifecycle.domain.hashchain import install_hasher
-from lifecycle.domain.policy import Policy
+from lifecycle.domain.messages import utc_now
+from lifecycle.domain.policy import Policy, PolicyText
+from lifecycle.domain.policy_stream import POLICY_STREAM_ID, Adoption, PolicyStream
 from lifecycle.domain.relationship import (
     RELATIONSHIP_EVENTS,
     Relationship,
@@ -69,10 +101,14 @@ from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.persistence.personal import PersonalDataVault
 from lifecycle.persistence.recorders import (
+    CONDITION,
+    StreamAt,
+    StreamMoved,
     TouchpointKey,
     ensure_touchpoint_keys,
     existing_originator_ids,
     recorded_touchpoints,
+    stream_log,
 )
 from lifecycle.persistence.topics import stored_topics
 from lifecycle.persistence.transcoding import ChainedMapper, OrjsonTranscoder, orjson_hasher
@@ -91,6 +127,13 @@ STAGE_CHANGED_TOPICS = stored_topics(Relationship.StageChanged)
 
 RECORDED = "recorded"
 DUPLICATE = "duplicate"
+
+FIRST_USE_ACTOR = "lifecycle"
+"""Who adopts a store's first policy: the first process that records into it."""
+ADOPTION_TRACKING = "policy-adoption:{version}"
+"""Where an adoption's re-evaluation keeps how far it got."""
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -131,6 +174,35 @@ class SweepOutcome:
     dissolved: int = 0
 
 
+@dataclass
+class AdoptionOutcome:
+    """What ``adopt_policy`` did."""
+
+    version: int
+    recorded: bool
+    """Whether this run recorded the adoption (False: the policy was adopted already)."""
+    adopted_at: datetime
+    reevaluated: int = 0
+    """Relationships this run re-evaluated."""
+    moved: int = 0
+    """Of those, the ones whose stage changed."""
+    resumed_after: int | None = None
+    """The log position of the last relationship start an earlier run had re-evaluated
+    through (None: this run started the re-evaluation)."""
+    superseded_by: int | None = None
+    """A newer version adopted meanwhile, which stopped this re-evaluation (that
+    version's adoption re-evaluates every relationship)."""
+
+
+@dataclass(frozen=True)
+class _Followed:
+    """The adopted policy a process decides with, and the policy stream's version it
+    was read at: the condition of every write it decides."""
+
+    policy: Policy
+    condition: StreamAt
+
+
 class ConcurrencyConflict(Exception):
     """Another writer kept changing the same relationships; the batch was not recorded."""
 
@@ -143,11 +215,14 @@ class LifecycleApplication(Application[UUID]):
         self,
         env: EnvType | None = None,
         *,
-        policy: Policy | None = None,
+        policy_file: PolicyText | None = None,
         snapshot_interval: int = 100,
         vault: PersonalDataVault | None = None,
     ) -> None:
-        self.policy = policy or Policy.default()
+        self.policy_file = policy_file
+        """The policy this process was started with (``LIFECYCLE_POLICY_FILE``): the
+        first adoption of a store without one, and refused if another is adopted."""
+        self._followed: _Followed | None = None
         self.vault = vault
         # The library reads this per instance, so each deployment can set its interval.
         self.snapshotting_intervals = {Relationship: snapshot_interval}  # type: ignore[misc]
@@ -202,6 +277,7 @@ class LifecycleApplication(Application[UUID]):
         for attempt in range(MAX_ATTEMPTS):
             relationships: dict[UUID, Relationship] = {}
             outcome = BatchOutcome()
+            followed = self._in_force()
             try:
                 stored = self._stored_among(touchpoints)
                 seen = self._recorded_among(touchpoints, stored)
@@ -217,12 +293,18 @@ class LifecycleApplication(Application[UUID]):
                     keys.append(key)
                     relationship = self._relationship_for(touchpoint, relationships, stored)
                     before = relationship.version
-                    relationship.record_touchpoint(touchpoint, self.policy)
+                    relationship.record_touchpoint(touchpoint, followed.policy)
                     if relationship.version // self._interval > before // self._interval:
                         snapshots.append(self._snapshot(relationship))
                     outcome.recorded += 1
                     outcome.statuses.append(RECORDED)
-                self._save_with_tracking(relationships.values(), tracking, outcome, keys, snapshots)
+                self._save_with_tracking(
+                    relationships.values(), tracking, outcome, followed, keys, snapshots
+                )
+            except StreamMoved:
+                self._forget_cached(relationships)
+                self._follow_adopted()
+                continue
             except IntegrityError:
                 self._forget_cached(relationships)
                 if tracking is not None and self.recorder.has_tracking_id(
@@ -241,12 +323,19 @@ class LifecycleApplication(Application[UUID]):
     def change_stage(
         self, customer_id: str, to_stage: Stage, *, actor: str, reason: str, at: datetime
     ) -> Relationship:
-        relationship = self.relationship(customer_id)
-        relationship.change_stage(
-            to_stage, actor=actor, reason=reason, at=at, policy_version=self.policy.version
-        )
-        self.save(relationship)
-        return relationship
+        for _ in range(MAX_ATTEMPTS):
+            followed = self._in_force()
+            relationship = self.relationship(customer_id)
+            relationship.change_stage(
+                to_stage, actor=actor, reason=reason, at=at, policy_version=followed.policy.version
+            )
+            try:
+                self._save_with_tracking([relationship], None, BatchOutcome(), followed)
+            except StreamMoved:
+                self._follow_adopted()
+                continue
+            return relationship
+        raise ConcurrencyConflict(f"the policy kept changing: {customer_id} was not moved")
 
     def assign_account_manager(
         self, customer_id: str, manager_id: str | None, *, actor: str, reason: str, at: datetime
@@ -328,12 +417,17 @@ class LifecycleApplication(Application[UUID]):
     def _sweep_part(self, ids: list[UUID], now: datetime) -> int:
         for _ in range(MAX_ATTEMPTS):
             dissolved: dict[UUID, Relationship] = {}
+            followed = self._in_force()
             try:
                 for aggregate_id in ids:
                     relationship: Relationship = self.repository.get(aggregate_id)
-                    if relationship.dissolve_if_inactive(self.policy, now):
+                    if relationship.dissolve_if_inactive(followed.policy, now):
                         dissolved[aggregate_id] = relationship
-                self._save_with_tracking(dissolved.values(), None, BatchOutcome())
+                self._save_with_tracking(dissolved.values(), None, BatchOutcome(), followed)
+            except StreamMoved:
+                self._forget_cached(dissolved)
+                self._follow_adopted()
+                continue
             except IntegrityError:
                 # Another process wrote to one of them: sweep those again, freshly loaded.
                 self._forget_cached(dissolved)
@@ -343,6 +437,186 @@ class LifecycleApplication(Application[UUID]):
                 raise
             return len(dissolved)
         raise ConcurrencyConflict(f"sweep of {len(ids)} relationships kept conflicting")
+
+    # The policy -----------------------------------------------------------------------
+
+    @property
+    def policy(self) -> Policy:
+        """The adopted policy this process decides with (reading it is a first use, as
+        ``follow_policy`` says)."""
+        return self._in_force().policy
+
+    def follow_policy(self) -> Policy:
+        """Decide with the adopted policy from now on; every recording process calls
+        this as it starts. A store without a policy adopts this process's policy file
+        (or the built-in v1) first; a policy file other than the adopted policy is
+        refused with ``PolicyMismatch``."""
+        stream = self.policy_stream() or self._adopt_first()
+        adopted, given = stream.adopted, self.policy_file
+        if given is not None and (given.version, given.sha256) != (
+            adopted.version,
+            adopted.sha256,
+        ):
+            same_version = given.version == adopted.version
+            raise PolicyMismatch(
+                f"policy file {given.origin} is version {given.version}"
+                + (" with other text" if same_version else "")
+                + f", but version {adopted.version} is adopted (sha256 {adopted.sha256[:12]}…): "
+                "unset LIFECYCLE_POLICY_FILE to follow the adopted policy, point it at the "
+                "adopted text (`lifecycle policy show`), or adopt yours (`lifecycle policy adopt`)"
+            )
+        return self._follow(stream).policy
+
+    def policy_stream(self) -> PolicyStream | None:
+        """The policies adopted in this store (None before the first), read now."""
+        try:
+            stream: PolicyStream = self.repository.get(POLICY_STREAM_ID, version=LATEST)
+        except AggregateNotFoundError:
+            return None
+        return stream
+
+    def adopt_policy(
+        self,
+        document: PolicyText,
+        *,
+        actor: str,
+        reason: str,
+        at: datetime,
+        batch_size: int = 500,
+        advance: Callable[[int], None] | None = None,
+    ) -> AdoptionOutcome:
+        """Adopt ``document``, then re-evaluate every relationship that had started by
+        then under it (``Relationship.reevaluate``), ``batch_size`` a transaction;
+        ``advance`` is told how many each transaction re-evaluated. Adopting the adopted
+        policy again records nothing and finishes (or finds finished) its
+        re-evaluation."""
+        stream = self.policy_stream() or self._adopt_first()
+        recorded = stream.adopt(document, actor=actor, reason=reason, at=at)
+        if recorded:
+            try:
+                self.save(stream)
+            except IntegrityError:
+                raise LifecycleError(
+                    "another policy was adopted meanwhile: see `lifecycle policy history`"
+                ) from None
+        adoption = stream.adopted
+        self._follow(stream)
+        outcome = AdoptionOutcome(adoption.version, recorded, adoption.adopted_at)
+        self._reevaluate_all(adoption, batch_size, outcome, advance)
+        return outcome
+
+    def _adopt_first(self) -> PolicyStream:
+        document = self.policy_file or PolicyText.default()
+        now = utc_now()
+        stream = PolicyStream(started_at=now)
+        stream.adopt(
+            document, actor=FIRST_USE_ACTOR, reason=f"first use: {document.origin}", at=now
+        )
+        try:
+            self.save(stream)
+        except IntegrityError:
+            # Another process adopted first: what it adopted is in force.
+            adopted = self.policy_stream()
+            assert adopted is not None
+            return adopted
+        log.info("policy_adopted", version=document.version, sha256=document.sha256)
+        return stream
+
+    def _follow(self, stream: PolicyStream) -> _Followed:
+        followed = self._followed
+        if followed is None or followed.condition.version != stream.version:
+            adopted = stream.adopted
+            followed = _Followed(adopted.document().policy, StreamAt(stream.id, stream.version))
+            self._followed = followed
+            log.info("policy_followed", version=adopted.version, sha256=adopted.sha256)
+        return followed
+
+    def _follow_adopted(self) -> None:
+        """The policy stream moved under a write: follow what is adopted now."""
+        stream = self.policy_stream()
+        assert stream is not None  # it moved: it exists
+        self._follow(stream)
+
+    def _in_force(self) -> _Followed:
+        if self._followed is None:
+            self.follow_policy()
+        assert self._followed is not None
+        return self._followed
+
+    def policy_adoptions(self) -> list[tuple[Adoption, int]]:
+        """Every adoption recorded in this store, in order, with its log position."""
+        stream = self.policy_stream()
+        if stream is None:
+            return []
+        positions = {row[2]: row[0] for row in stream_log(self.recorder, POLICY_STREAM_ID)}
+        return [(adoption, positions[adoption.stream_version]) for adoption in stream.adoptions]
+
+    def _reevaluate_all(
+        self,
+        adoption: Adoption,
+        batch_size: int,
+        outcome: AdoptionOutcome,
+        advance: Callable[[int], None] | None,
+    ) -> None:
+        name = ADOPTION_TRACKING.format(version=adoption.version)
+        adopted_at_position = next(
+            position
+            for recorded, position in self.policy_adoptions()
+            if recorded.stream_version == adoption.stream_version
+        )
+        outcome.resumed_after = self.recorder.max_tracking_id(name)
+        start = (outcome.resumed_after or 0) + 1
+        while True:
+            page = self.recorder.select_notifications(
+                start, batch_size, stop=adopted_at_position, topics=RELATIONSHIP_STARTED_TOPICS
+            )
+            if not page:
+                return
+            ids = [cast(UUID, notification.originator_id) for notification in page]
+            moved = self._reevaluate_part(ids, adoption, Tracking(name, page[-1].id))
+            if moved is None:
+                outcome.superseded_by = self._in_force().policy.version
+                return
+            outcome.reevaluated += len(ids)
+            outcome.moved += moved
+            if advance is not None:
+                advance(len(ids))
+            start = page[-1].id + 1
+
+    def _reevaluate_part(
+        self, ids: list[UUID], adoption: Adoption, tracking: Tracking
+    ) -> int | None:
+        """Re-evaluate ``ids`` under ``adoption``'s policy and record how far it got, in
+        one transaction: how many moved (None: a newer policy was adopted meanwhile)."""
+        for _ in range(MAX_ATTEMPTS):
+            moved: dict[UUID, Relationship] = {}
+            followed = self._in_force()
+            if followed.policy.version != adoption.version:
+                return None
+            try:
+                for aggregate_id in ids:
+                    relationship: Relationship = self.repository.get(aggregate_id)
+                    if relationship.reevaluate(followed.policy, adoption.adopted_at):
+                        moved[aggregate_id] = relationship
+                self._save_with_tracking(moved.values(), tracking, BatchOutcome(), followed)
+            except StreamMoved:
+                self._forget_cached(moved)
+                self._follow_adopted()
+                continue
+            except IntegrityError:
+                # A relationship was written meanwhile (by a consumer, say), or another run
+                # of this adoption did this part: do it again from what is stored.
+                self._forget_cached(moved)
+                if self.recorder.has_tracking_id(
+                    tracking.application_name, tracking.notification_id
+                ):
+                    return 0
+                continue
+            except BaseException:
+                self._forget_cached(moved)
+                raise
+            return len(moved)
+        raise ConcurrencyConflict(f"re-evaluating {len(ids)} relationships kept conflicting")
 
     # Queries --------------------------------------------------------------------------
 
@@ -447,7 +721,10 @@ class LifecycleApplication(Application[UUID]):
                 relationship = self.repository.get(aggregate_id)
             else:
                 relationship = Relationship(
-                    customer_id=touchpoint.customer_id, started_at=touchpoint.occurred_at
+                    customer_id=touchpoint.customer_id,
+                    started_at=touchpoint.occurred_at,
+                    correlation_id=touchpoint.correlation_id,
+                    producer=touchpoint.producer,
                 )
             loaded[aggregate_id] = relationship
         return relationship
@@ -466,11 +743,14 @@ class LifecycleApplication(Application[UUID]):
         relationships: Iterable[Relationship],
         tracking: Tracking | None,
         outcome: BatchOutcome,
+        decided_under: _Followed,
         touchpoint_keys: Sequence[TouchpointKey] = (),
         snapshots: Sequence[StoredEvent] | None = None,
     ) -> None:
-        """Store the relationships' new events with ``tracking`` and ``touchpoint_keys``
-        in one transaction, then ``snapshots`` (None: the library takes its own)."""
+        """Insert the relationships' new events, ``tracking`` and ``touchpoint_keys`` in
+        one transaction, on condition that the policy they were ``decided_under`` is
+        still the adopted one (``StreamMoved`` otherwise: see the module docstring); then
+        store ``snapshots`` (None: the library takes its own)."""
         processing_event: ProcessingEvent[UUID] = ProcessingEvent(tracking=tracking)
         # What ProcessingEvent.collect_events() does, without its runtime Protocol checks,
         # which cost more than everything else here on a large batch.
@@ -485,7 +765,11 @@ class LifecycleApplication(Application[UUID]):
         stored_events = [self.mapper.to_stored_event(e) for e in processing_event.events]
         lock_held: list[float] = []
         positions = self.recorder.insert_events(
-            stored_events, tracking=tracking, touchpoint_keys=touchpoint_keys, lock_held=lock_held
+            stored_events,
+            tracking=tracking,
+            touchpoint_keys=touchpoint_keys,
+            lock_held=lock_held,
+            **{CONDITION: decided_under.condition},
         )
         outcome.lock_seconds = sum(lock_held)
         if positions:

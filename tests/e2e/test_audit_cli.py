@@ -12,6 +12,9 @@ from tests.conftest import run_cli
 
 KEY = "e2e-audit-key-0123456789abcdef"
 EMAIL = "grace.h@example.com"
+POLICY_EVENTS = 2
+"""The policy stream's first events (started, the built-in policy adopted), written by
+the first import before its own."""
 
 
 def message(customer: str, number: int, kind: str, **extra: object) -> str:
@@ -50,7 +53,12 @@ def test_seal_prints_a_signed_checkpoint(workspace: dict[str, str]) -> None:
     result = run_cli("audit", "seal", env=workspace)
     checkpoint = json.loads(result.stdout)
     assert result.returncode == 0
-    assert (checkpoint["sequence"], checkpoint["position"], checkpoint["events"]) == (1, 8, 8)
+    logged = POLICY_EVENTS + 8
+    assert (checkpoint["sequence"], checkpoint["position"], checkpoint["events"]) == (
+        1,
+        logged,
+        logged,
+    )
     assert len(checkpoint["signature"]) == 64
 
 
@@ -58,7 +66,7 @@ def test_verify_passes_on_a_clean_store_with_counts(workspace: dict[str, str]) -
     run_cli("audit", "seal", env=workspace)
     result = run_cli("audit", "verify", "--json", env=workspace)
     assert result.returncode == 0
-    assert json.loads(result.stdout)["events"] == 8
+    assert json.loads(result.stdout)["events"] == POLICY_EVENTS + 8
 
 
 def test_verify_fails_naming_the_edited_event(workspace: dict[str, str], tmp_path: Path) -> None:
@@ -71,7 +79,7 @@ def test_verify_fails_naming_the_edited_event(workspace: dict[str, str], tmp_pat
     result = run_cli("audit", "verify", env=workspace)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
-    assert "customer grace, version 3, position 3" in result.stderr
+    assert f"customer grace, version 3, position {POLICY_EVENTS + 3}" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -119,7 +127,7 @@ def test_history_lists_times_version_position_and_hash(workspace: dict[str, str]
     result = run_cli("history", "grace", env=workspace)
     first_touchpoint = result.stdout.splitlines()[1]
     assert result.returncode == 0
-    assert first_touchpoint.startswith("v2    #2 ")
+    assert first_touchpoint.startswith(f"v2    #{POLICY_EVENTS + 2:<8} ")
     assert "occurred 2024-01-10T09:00:00+02:00" in first_touchpoint
     assert "recorded " in first_touchpoint
     assert f"email={EMAIL}" in first_touchpoint

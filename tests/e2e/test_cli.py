@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import line
+from tests.builders import line, message_v2
 from tests.conftest import run_cli
 
 
@@ -35,6 +35,33 @@ def test_import_records_touchpoints_and_prints_the_counts(workdir: Path) -> None
     assert result.returncode == 0, result.stderr
     assert "recorded 2, duplicates 0, rejected 0" in result.stdout
     assert not (workdir / "in.jsonl.rejects.jsonl").exists()
+
+
+def test_import_records_both_versions_of_the_message_and_rejects_an_unknown_one(
+    workdir: Path,
+) -> None:
+    source = write_lines(
+        workdir / "in.jsonl",
+        line(kind="purchase", customer_id="c-1"),
+        json.dumps(message_v2("purchase", customer_id="c-1", correlation_id="k-1")).encode(),
+        line(customer_id="c-1", schema_version=3),
+    )
+
+    result = run_cli("import", str(source), "--json", env=db_env(workdir))
+    history = run_cli("history", "c-1", "--json", env=db_env(workdir))
+
+    assert result.returncode == 0, result.stderr
+    counts = json.loads(result.stdout)
+    assert (counts["recorded"], counts["rejected_by_code"]) == (
+        2,
+        {"unsupported_schema_version": 1},
+    )
+    recorded = [
+        json.loads(event)["data"]
+        for event in history.stdout.splitlines()
+        if json.loads(event)["type"] == "TouchpointRecorded"
+    ]
+    assert [(r["schema_version"], r["correlation_id"]) for r in recorded] == [(1, None), (2, "k-1")]
 
 
 def test_importing_the_same_file_twice_records_nothing_the_second_time(workdir: Path) -> None:

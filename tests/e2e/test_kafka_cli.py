@@ -7,14 +7,19 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer
 
 from consumers.broker import EmbeddedBroker, Topics, ensure_topics, free_port, port_is_open
+from consumers.clients import new_producer
+from consumers.dead_letters import DeadLetter, DeadLetterPublisher
 from lifecycle.entrypoints.bootstrap import Components
+from lifecycle.service.application import RELATIONSHIP_TOPICS
 from lifecycle.settings import Settings
 from tests.conftest import run_cli
 from tests.kafka_support import (
@@ -23,6 +28,7 @@ from tests.kafka_support import (
     read_topic,
     recorded_event_ids,
     touchpoint,
+    touchpoint_v2,
     unique_topics,
     wait_until,
 )
@@ -52,7 +58,9 @@ def service_log(tmp_path: Path) -> Path:
     return tmp_path / "service.log"
 
 
-@pytest.mark.parametrize("command", ["broker", "consume", "relay", "publish", "run"])
+@pytest.mark.parametrize(
+    "command", ["broker", "consume", "relay", "publish", "run", "dead-letters"]
+)
 def test_every_kafka_command_explains_itself(command: str) -> None:
     result = run_cli(command, "--help")
 
@@ -83,6 +91,32 @@ def test_publish_sends_valid_lines_keyed_by_customer_and_reports_invalid_ones(
     assert sorted((m.key, m.value) for m in sent) == sorted(
         (v["customer_id"].encode(), encode(v)) for v in valid
     )
+
+
+def test_publish_sends_both_versions_of_the_message_and_reports_an_unknown_one(
+    kafka_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    topics = unique_topics(partitions=3)
+    ensure_topics(kafka_broker.bootstrap, topics)
+    lines = [
+        encode(touchpoint("ver-1", "ver-1-ev-1")),
+        encode(touchpoint_v2("ver-1", "ver-1-ev-2", correlation_id="k-2")),
+        encode(touchpoint("ver-1", "ver-1-ev-3", schema_version=3)),
+    ]
+    source = tmp_path / "touchpoints.jsonl"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+
+    result = run_cli(
+        "publish",
+        str(source),
+        env={"LIFECYCLE_KAFKA_BOOTSTRAP": kafka_broker.bootstrap, **topic_env(topics)},
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "line 3: unsupported_schema_version" in result.stderr
+    assert f"sent 2 to {topics.touchpoints}, invalid 1" in result.stdout
+    sent = read_topic(kafka_broker.bootstrap, topics.touchpoints, 2)
+    assert sorted(m.value for m in sent) == sorted(lines[:2])
 
 
 def test_publish_of_a_missing_file_is_bad_input(kafka_broker: EmbeddedBroker) -> None:
@@ -135,7 +169,7 @@ def test_run_records_published_touchpoints_and_relays_the_resulting_events(
         published = run_cli("publish", str(source), env=env)
         wait_until(lambda: sum(recorded_event_ids(reader).values()) == len(messages))
         recorded = recorded_event_ids(reader)
-        events = reader.recorder.select_notifications(1, 10_000)
+        events = reader.recorder.select_notifications(1, 10_000, topics=RELATIONSHIP_TOPICS)
         relayed = read_topic(f"127.0.0.1:{port}", "crm.relationship-events", len(events))
         wait_until(lambda: funnel_size(api_port) == 20, what="the read API's funnel")
     finally:
@@ -193,3 +227,129 @@ def test_consume_with_an_unreachable_broker_waits_and_stops_cleanly_on_sigterm(
     consumer.send_signal(signal.SIGTERM)
 
     assert consumer.wait(30) == 0
+
+
+# Dead letters --------------------------------------------------------------------------
+
+LETTERS = [
+    DeadLetter(
+        key=b"dl-1",
+        value=encode(touchpoint("dl-1", "dl-1-ev-1", schema_version=3)),
+        headers=[("trace_id", b"t-1")],
+        error_code="unsupported_schema_version",
+        error_reason="schema_version 3: this engine accepts versions 1, 2",
+        source_topic="crm.touchpoints",
+        source_partition=2,
+        source_offset=40,
+    ),
+    DeadLetter(
+        key=b"dl-2",
+        value=encode(touchpoint("dl-2", "dl-2-ev-1", kind="teleportation")),
+        headers=[],
+        error_code="unknown_kind",
+        error_reason="kind: 'teleportation' is not a touchpoint kind",
+        source_topic="crm.touchpoints",
+        source_partition=0,
+        source_offset=7,
+    ),
+]
+
+
+@pytest.fixture
+def dead_lettered(kafka_broker: EmbeddedBroker, tmp_path: Path) -> dict[str, Any]:
+    """Topics of their own whose dead-letter topic holds LETTERS (offsets 0 and 1), as the
+    consumer writes them, and the settings of a store of their own."""
+    topics = unique_topics(partitions=3)
+    ensure_topics(kafka_broker.bootstrap, topics)
+    producer = new_producer(kafka_broker.bootstrap, "tests")
+    try:
+        DeadLetterPublisher(producer, topics.dead_letters).publish(LETTERS, threading.Event())
+    finally:
+        producer.close()
+    env = {
+        "LIFECYCLE_KAFKA_BOOTSTRAP": kafka_broker.bootstrap,
+        "LIFECYCLE_DATABASE_URL": f"sqlite:///{tmp_path / 'lifecycle.db'}",
+        **topic_env(topics),
+    }
+    return {"env": env, "topics": topics}
+
+
+def redriven(broker: EmbeddedBroker, topics: Topics, count: int) -> list[Any]:
+    return sorted(
+        read_topic(broker.bootstrap, topics.touchpoints, count),
+        key=lambda m: (m.key, dict(m.headers)["redrive_count"]),
+    )
+
+
+def test_dead_letters_list_shows_every_letter_with_its_error_and_source(
+    dead_lettered: dict[str, Any],
+) -> None:
+    listed = run_cli("dead-letters", "list", "--json", env=dead_lettered["env"])
+    only = run_cli("dead-letters", "list", "--code", "unknown_kind", env=dead_lettered["env"])
+
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [
+        (r["offset"], r["key"], r["error_code"], r["source_partition"], r["source_offset"])
+        for r in rows
+    ] == [(0, "dl-1", "unsupported_schema_version", 2, 40), (1, "dl-2", "unknown_kind", 0, 7)]
+    assert [r["redrive_count"] for r in rows] == [0, 0]
+    assert rows[0]["error_reason"] == LETTERS[0].error_reason
+    assert all(r["time"] for r in rows)
+    assert only.returncode == 0, only.stderr
+    assert "unknown_kind" in only.stdout
+    assert "unsupported_schema_version" not in only.stdout
+    assert "1 dead letters on" in only.stdout
+
+
+def test_redrive_publishes_each_message_as_it_came_and_a_second_run_nothing_new(
+    kafka_broker: EmbeddedBroker, dead_lettered: dict[str, Any]
+) -> None:
+    env, topics = dead_lettered["env"], dead_lettered["topics"]
+
+    first = run_cli("dead-letters", "redrive", "--offset", "1", "--json", env=env)
+    second = run_cli("dead-letters", "redrive", "--json", env=env)
+    third = run_cli("dead-letters", "redrive", "--json", env=env)
+
+    assert [json.loads(done.stdout)["offsets"] for done in (first, second, third)] == [
+        [1],
+        [0],
+        [],
+    ]
+    assert json.loads(third.stdout)["already_redriven"] == 2
+    sent = redriven(kafka_broker, topics, 2)
+    assert [(m.key, m.value) for m in sent] == [(letter.key, letter.value) for letter in LETTERS]
+    assert [m.headers for m in sent] == [
+        [("trace_id", b"t-1"), ("redriven_from_offset", b"0"), ("redrive_count", b"1")],
+        [("redriven_from_offset", b"1"), ("redrive_count", b"1")],
+    ]
+
+
+def test_redrive_again_raises_the_count_that_list_shows(
+    kafka_broker: EmbeddedBroker, dead_lettered: dict[str, Any]
+) -> None:
+    env, topics = dead_lettered["env"], dead_lettered["topics"]
+    run_cli("dead-letters", "redrive", env=env)
+
+    again = run_cli(
+        "dead-letters", "redrive", "--again", "--code", "unknown_kind", "--json", env=env
+    )
+    listed = run_cli("dead-letters", "list", "--json", env=env)
+
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["offsets"] == [1]
+    assert [dict(m.headers)["redrive_count"] for m in redriven(kafka_broker, topics, 3)] == [
+        b"1",
+        b"1",
+        b"2",
+    ]
+    assert [json.loads(line)["redrive_count"] for line in listed.stdout.splitlines()] == [1, 2]
+
+
+def test_redrive_of_an_offset_that_holds_no_dead_letter_is_bad_usage(
+    dead_lettered: dict[str, Any],
+) -> None:
+    done = run_cli("dead-letters", "redrive", "--offset", "9", env=dead_lettered["env"])
+
+    assert done.returncode == 2
+    assert "no dead letter at offset 9" in done.stderr

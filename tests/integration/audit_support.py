@@ -53,7 +53,7 @@ def population() -> list[Touchpoint]:
                     kind=Kind(kind),
                     channel=Channel.WEB,
                     occurred_at=DAY_ZERO + timedelta(days=day * 3 + number, hours=number),
-                    source="shop",
+                    producer="shop",
                     attributes=attributes,
                     personal=(
                         {"name": "Ann Example", "email": PLAINTEXT_EMAIL}
@@ -326,6 +326,16 @@ def recorded_store(database_url: str, *, sealed: bool = False) -> Iterator[Audit
 
 def _type(topic: str) -> str:
     return topic.rpartition(".")[2]
+
+
+POPULATION_EVENTS = 32
+"""The events of the population's four relationships."""
+POLICY_EVENTS = 2
+"""The policy stream's first events (started, the built-in policy adopted), which the
+first batch recorded into a store writes before its own."""
+LOG_EVENTS = POLICY_EVENTS + POPULATION_EVENTS
+STREAMS = len(CUSTOMERS) + 1
+"""The population's relationships and the policy stream."""
 
 
 def record_population(app: LifecycleApplication) -> None:

@@ -21,6 +21,7 @@ from lifecycle.persistence.personal import ERASED_MARKER
 from lifecycle.persistence.store import Store
 from tests.integration.audit_support import (
     DAY_ZERO,
+    LOG_EVENTS,
     PLAINTEXT_EMAIL,
     AuditedStore,
     audited_store,
@@ -84,7 +85,7 @@ def test_the_audit_chain_still_verifies_after_erasure(store: AuditedStore) -> No
     store.seal()
     store.app.forget("ann", reason="erasure request 17", actor=None, at=DAY_ZERO)
     store.seal()
-    assert store.verify().sealed_events == 33
+    assert store.verify().sealed_events == LOG_EVENTS + 1
 
 
 def test_the_key_leaves_the_key_store(store: AuditedStore) -> None:
@@ -149,7 +150,7 @@ def test_nothing_personal_is_logged(database_url: str) -> None:
         record_population(audited.app)
         audited.app.forget("ann", reason="request", actor=None, at=DAY_ZERO)
         PeriodicSealer(audited.app, audited.ledger, audited.key, interval=60).seal_once()
-    assert [log["event"] for log in logs] == ["audit_sealed"]
+    assert [log["event"] for log in logs] == ["policy_adopted", "policy_followed", "audit_sealed"]
     assert PLAINTEXT_EMAIL not in repr(logs)
     assert "Ann Example" not in repr(logs)
 

@@ -15,6 +15,9 @@ from lifecycle.audit.verify import TamperingDetected
 from lifecycle.domain.outbound import RelationshipEvent
 from tests.integration.audit_support import (
     DAY_ZERO,
+    LOG_EVENTS,
+    POLICY_EVENTS,
+    STREAMS,
     AuditedStore,
     recorded_store,
 )
@@ -46,16 +49,16 @@ def test_a_complete_export_verifies_offline_against_the_signed_checkpoint(
     directory = export(store, tmp_path / "export")
     copy = shutil.copytree(directory, tmp_path / "elsewhere")
     report = verify_export(copy, store.key)
-    assert (report.events, report.streams, report.complete) == (32, 4, True)
-    assert (report.checkpoint, report.sealed_events) == (1, 32)
+    assert (report.events, report.streams, report.complete) == (LOG_EVENTS, STREAMS, True)
+    assert (report.checkpoint, report.sealed_events) == (1, LOG_EVENTS)
 
 
 def test_each_line_is_a_contract_3_event_with_its_position_and_hash(
     store: AuditedStore, tmp_path: Path
 ) -> None:
-    first = lines(export(store, tmp_path / "export"))[0]
+    first = lines(export(store, tmp_path / "export"))[POLICY_EVENTS]
     assert first["type"] == "RelationshipStarted"
-    assert first["position"] == 1
+    assert first["position"] == POLICY_EVENTS + 1
     assert first["previous_hash"] == "0" * 64
     assert isinstance(first["hash"], str)
     assert len(first["hash"]) == 64
@@ -64,7 +67,7 @@ def test_each_line_is_a_contract_3_event_with_its_position_and_hash(
 def test_an_edited_line_is_named(store: AuditedStore, tmp_path: Path) -> None:
     directory = export(store, tmp_path / "export")
     events = lines(directory)
-    purchase = events[2]
+    purchase = events[POLICY_EVENTS + 2]
     assert isinstance(purchase["data"], dict)
     purchase["data"]["attributes"]["amount"] = "1.50"
     rewrite(directory, events)
@@ -72,13 +75,14 @@ def test_an_edited_line_is_named(store: AuditedStore, tmp_path: Path) -> None:
         verify_export(directory, store.key)
     message = str(raised.value)
     assert f"customer ann, version 3, position {purchase['position']}" in message
-    assert "line 3: its content does not match its hash" in message
+    assert f"line {POLICY_EVENTS + 3}: its content does not match its hash" in message
 
 
 def test_a_removed_line_is_caught(store: AuditedStore, tmp_path: Path) -> None:
     directory = export(store, tmp_path / "export")
     events = lines(directory)
-    rewrite(directory, events[:10] + events[11:])
+    middle = POLICY_EVENTS + 10  # bob's third event
+    rewrite(directory, events[:middle] + events[middle + 1 :])
     with pytest.raises(TamperingDetected, match="removed or reordered"):
         verify_export(directory, store.key)
 
@@ -132,4 +136,4 @@ def test_every_line_is_a_relationship_event_of_the_published_schema(
     directory = export(store, tmp_path / "export")
     text = (directory / EVENTS_FILE).read_text(encoding="utf-8")
     parsed = [RelationshipEvent.model_validate_json(line) for line in text.splitlines()]
-    assert [event.position for event in parsed] == list(range(1, 33))
+    assert [event.position for event in parsed] == list(range(1, LOG_EVENTS + 1))

@@ -17,6 +17,7 @@ from lifecycle.audit.sealing import (
 from lifecycle.entrypoints.bootstrap import Components
 from tests.integration.audit_support import (
     DAY_ZERO,
+    LOG_EVENTS,
     AuditedStore,
     recorded_store,
 )
@@ -31,7 +32,7 @@ def test_the_first_seal_signs_a_checkpoint_over_the_whole_log(store: AuditedStor
     outcome = store.seal()
     checkpoint = outcome.checkpoint
     assert checkpoint is not None
-    assert (outcome.sealed, checkpoint.sequence, checkpoint.events) == (32, 1, 32)
+    assert (outcome.sealed, checkpoint.sequence, checkpoint.events) == (LOG_EVENTS, 1, LOG_EVENTS)
     assert checkpoint.position == store.app.recorder.max_notification_id()
     assert store.key.verifies(CHECKPOINT_PURPOSE, checkpoint.payload(), checkpoint.signature)
 
@@ -49,14 +50,18 @@ def test_a_later_seal_extends_the_chain(store: AuditedStore) -> None:
     store.app.forget("ann", reason="request", actor=None, at=DAY_ZERO)
     outcome = store.seal()
     assert outcome.checkpoint is not None
-    assert (outcome.sealed, outcome.checkpoint.sequence, outcome.checkpoint.events) == (1, 2, 33)
+    assert (outcome.sealed, outcome.checkpoint.sequence, outcome.checkpoint.events) == (
+        1,
+        2,
+        LOG_EVENTS + 1,
+    )
     assert store.verify().checkpoints == 2
 
 
 def test_a_log_sealed_in_many_small_blocks_verifies(store: AuditedStore) -> None:
     seal(store.app, store.ledger, store.key, block_size=5)
-    assert len(list(store.ledger.all_blocks())) == 7
-    assert store.verify().sealed_events == 32
+    assert len(list(store.ledger.all_blocks())) == -(-LOG_EVENTS // 5)
+    assert store.verify().sealed_events == LOG_EVENTS
 
 
 def test_a_ledger_signed_with_another_key_is_not_extended(store: AuditedStore) -> None:
@@ -74,7 +79,7 @@ def test_the_periodic_sealer_seals_what_arrives(store: AuditedStore) -> None:
         sealed_all = threading.Event()
         for _ in range(200):
             latest = store.ledger.latest_checkpoint()
-            if latest is not None and latest.events == 33:
+            if latest is not None and latest.events == LOG_EVENTS + 1:
                 sealed_all.set()
                 break
             sealed_all.wait(0.05)
@@ -94,4 +99,4 @@ def test_the_sealer_for_lifecycle_run_is_built_from_settings(store: AuditedStore
         sealer.close()
     assert sealer.interval == 42.0
     assert outcome is not None
-    assert outcome.sealed == 32
+    assert outcome.sealed == LOG_EVENTS

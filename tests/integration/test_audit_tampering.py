@@ -11,6 +11,8 @@ from lifecycle.audit.ledger import AuditKeyMissing
 from lifecycle.audit.verify import TamperingDetected, verify_customer, verify_store
 from tests.integration.audit_support import (
     DAY_ZERO,
+    LOG_EVENTS,
+    STREAMS,
     AuditedStore,
     StoredRow,
     Tamperer,
@@ -20,7 +22,7 @@ from tests.integration.audit_support import (
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[AuditedStore]:
-    """Four customers recorded (32 events) and sealed."""
+    """Four customers recorded (32 events, after the policy's 2) and sealed."""
     yield from recorded_store(database_url, sealed=True)
 
 
@@ -36,14 +38,14 @@ def edited(row: StoredRow, old: bytes, new: bytes) -> bytes:
 
 def test_a_clean_store_verifies_with_counts(store: AuditedStore) -> None:
     report = store.verify()
-    assert (report.events, report.streams, report.checkpoints) == (32, 4, 1)
-    assert (report.sealed_events, report.unsealed_events) == (32, 0)
+    assert (report.events, report.streams, report.checkpoints) == (LOG_EVENTS, STREAMS, 1)
+    assert (report.sealed_events, report.unsealed_events) == (LOG_EVENTS, 0)
 
 
 def test_events_recorded_after_the_seal_verify_as_unsealed(store: AuditedStore) -> None:
     store.app.forget("bob", reason="request", actor=None, at=DAY_ZERO)
     report = store.verify()
-    assert (report.sealed_events, report.unsealed_events) == (32, 1)
+    assert (report.sealed_events, report.unsealed_events) == (LOG_EVENTS, 1)
 
 
 def test_edited_event_bytes_are_named(store: AuditedStore, tamper: Tamperer) -> None:
@@ -145,7 +147,7 @@ def test_a_clean_log_reaches_a_checkpoint_kept_outside_the_database(
     kept = store.ledger.checkpoints()
     store.tamperer.empty_ledger()
     report = verify_store(store.app, store.ledger, store.key, anchors=kept)
-    assert (report.events, report.checkpoints) == (32, 0)
+    assert (report.events, report.checkpoints) == (LOG_EVENTS, 0)
 
 
 def test_a_rewrite_that_also_removed_the_ledger_is_caught_by_a_checkpoint_kept_outside(
@@ -164,7 +166,7 @@ def test_events_deleted_with_the_ledger_are_caught_by_a_checkpoint_kept_outside(
     kept = store.ledger.checkpoints()
     tamper.delete(tamper.stream("dee")[-1])
     tamper.empty_ledger()
-    with pytest.raises(TamperingDetected, match="no event at position 32"):
+    with pytest.raises(TamperingDetected, match=f"no event at position {LOG_EVENTS}"):
         verify_store(store.app, store.ledger, store.key, anchors=kept)
 
 

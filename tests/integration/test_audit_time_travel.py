@@ -39,7 +39,7 @@ def touchpoint(customer: str, number: int, kind: str, day: int) -> Touchpoint:
         kind=Kind(kind),
         channel=Channel.PHONE,
         occurred_at=DAY_ZERO + timedelta(days=day),
-        source="crm",
+        producer="crm",
         attributes=attributes,
     )
 

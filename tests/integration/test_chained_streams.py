@@ -18,6 +18,7 @@ from lifecycle.audit.chain import check_rows
 from lifecycle.audit.export import EVENTS_FILE, export_events, verify_export
 from lifecycle.audit.history import audited_history
 from lifecycle.domain.hashchain import event_hash
+from lifecycle.domain.policy_stream import POLICY_STREAM_ID
 from lifecycle.domain.streams import ChainedAggregate, stream_id
 from lifecycle.persistence.recorders import read_log, stream_log
 from lifecycle.service.application import RELATIONSHIP_TOPICS
@@ -77,7 +78,7 @@ def test_a_stream_that_is_not_a_relationship_verifies_with_the_relationships(
     store: AuditedStore,
 ) -> None:
     report = store.verify()
-    assert report.streams == 5  # four relationships and the notebook
+    assert report.streams == 6  # four relationships, the adopted policy's and the notebook
     assert report.sealed_events == report.events
 
 
@@ -119,7 +120,7 @@ def test_export_lines_of_other_streams_carry_no_customer_and_verify_offline(
         ("NoteTaken", None),
     ]
     assert notes[1]["data"]["class_version"] == 2  # exported as stored
-    assert verify_export(out, store.key).streams == 5
+    assert verify_export(out, store.key).streams == 6
 
 
 def test_a_relationship_event_without_a_customer_fails_offline_verification(
@@ -143,8 +144,10 @@ def test_relationship_topics_leave_other_streams_out_of_what_the_relay_reads(
 ) -> None:
     every = read_log(store.app.recorder, None, 1_000)
     relayed = store.app.recorder.select_notifications(1, 1_000, topics=RELATIONSHIP_TOPICS)
-    assert len(every) - len(relayed) == 3
-    assert all(n.originator_id != stream_id(NOTES) for n in relayed)
+    policy_events = len(stream_log(store.app.recorder, POLICY_STREAM_ID))
+    assert policy_events == 2  # the stream started, the first policy adopted
+    assert len(every) - len(relayed) == 3 + policy_events
+    assert all(n.originator_id not in (stream_id(NOTES), POLICY_STREAM_ID) for n in relayed)
 
 
 def test_a_customers_history_is_unchanged_by_other_streams(store: AuditedStore) -> None:

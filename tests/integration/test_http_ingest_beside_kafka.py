@@ -122,4 +122,4 @@ def test_http_and_kafka_writing_the_same_customers_record_everything_once(
     assert {r["status"] for answer in answers for r in answer["results"]} == {"recorded"}
     assert set(recorded.values()) == {1}
     assert touchpoints == dict.fromkeys(CUSTOMERS, 2 * ROUNDS)
-    assert report.streams == len(CUSTOMERS)
+    assert report.streams == len(CUSTOMERS) + 1  # and the adopted policy's stream

@@ -104,6 +104,7 @@ def test_every_kind_of_bad_message_is_dead_lettered_with_its_headers_and_the_goo
         "unknown_kind": encode(touchpoint("bad-1", "e-5", kind="teleportation")),
         "invalid_attribute": encode(touchpoint("bad-1", "e-6", "survey", attributes={"score": 11})),
         "key_mismatch": encode(touchpoint("someone-else", "e-7")),
+        "unsupported_schema_version": encode(touchpoint("bad-1", "e-8", schema_version=3)),
     }
     trace = [("trace_id", b"abc-123")]
     good = [touchpoint("bad-1", f"good-{n}", hour=n) for n in range(len(bad) + 1)]

@@ -12,11 +12,15 @@ from eventsourcing.persistence import InfrastructureFactory, TrackingRecorder
 from consumers.broker import EmbeddedBroker, Topics
 from consumers.relay import Relay
 from lifecycle.domain.messages import MessageRules, parse_touchpoint, utc_now
-from lifecycle.domain.outbound import RelationshipEvent, to_relationship_event
+from lifecycle.domain.outbound import (
+    RelationshipEvent,
+    RelationshipEventV1,
+    to_relationship_event,
+)
 from lifecycle.entrypoints.bootstrap import Components
-from lifecycle.service.application import LifecycleApplication
+from lifecycle.service.application import RELATIONSHIP_TOPICS, LifecycleApplication
 from lifecycle.settings import Settings
-from tests.kafka_support import encode, population, read_topic
+from tests.kafka_support import encode, population, read_topic, touchpoint_v2
 
 
 @pytest.fixture
@@ -47,7 +51,8 @@ def relay_everything(
 
 
 def log_events(app: LifecycleApplication) -> list[RelationshipEvent]:
-    notifications = app.recorder.select_notifications(1, 100_000)
+    """Every relationship event of the log (the policy's stream is not relayed)."""
+    notifications = app.recorder.select_notifications(1, 100_000, topics=RELATIONSHIP_TOPICS)
     return [to_relationship_event(app.mapper.to_domain_event(n)) for n in notifications]
 
 
@@ -106,3 +111,54 @@ def test_relayed_events_are_keyed_by_customer_in_log_order_with_their_type_in_a_
         versions.setdefault(event.customer_id, []).append(event.version)
     assert all(v == list(range(1, len(v) + 1)) for v in versions.values())
     assert sum(len(v) for v in versions.values()) == len(expected)
+
+
+def test_relayed_events_carry_schema_version_2_and_the_trace_of_the_touchpoint_that_caused_them(
+    settings: Settings,
+    app: LifecycleApplication,
+    relay_tracking: InfrastructureFactory[TrackingRecorder],
+    kafka_broker: EmbeddedBroker,
+    kafka_topics: Topics,
+) -> None:
+    record(
+        app,
+        [
+            touchpoint_v2(
+                "trace-1", "trace-1-ev-1", "purchase", producer="shop", correlation_id="cart-7"
+            )
+        ],
+    )
+
+    relay_everything(settings, app, relay_tracking.tracking_recorder(), kafka_broker, kafka_topics)
+
+    published = read_topic(kafka_broker.bootstrap, kafka_topics.relationship_events, 3)
+    events = [RelationshipEvent.model_validate_json(message.value) for message in published]
+    assert [e.type for e in events] == ["RelationshipStarted", "TouchpointRecorded", "StageChanged"]
+    assert all(dict(m.headers)["schema_version"] == b"2" for m in published)
+    assert {(e.schema_version, e.correlation_id, e.producer) for e in events} == {
+        (2, "cart-7", "shop")
+    }
+
+
+def test_relay_schema_version_1_publishes_the_contract_as_consumers_that_have_not_upgraded_read_it(
+    settings: Settings,
+    app: LifecycleApplication,
+    relay_tracking: InfrastructureFactory[TrackingRecorder],
+    kafka_broker: EmbeddedBroker,
+    kafka_topics: Topics,
+) -> None:
+    record(app, [touchpoint_v2("old-1", "old-1-ev-1", "purchase", correlation_id="cart-8")])
+    version_1 = settings.model_copy(update={"relay_schema_version": 1})
+
+    relay_everything(version_1, app, relay_tracking.tracking_recorder(), kafka_broker, kafka_topics)
+
+    published = read_topic(kafka_broker.bootstrap, kafka_topics.relationship_events, 3)
+    # Version 1 forbids fields it does not name: a version 2 field anywhere fails here.
+    events = [RelationshipEventV1.model_validate_json(message.value) for message in published]
+    assert all(dict(m.headers)["schema_version"] == b"1" for m in published)
+    assert [e.model_dump(mode="json") for e in events] == [
+        e.as_version_1().model_dump(mode="json") for e in log_events(app)
+    ]
+    recorded = next(e for e in events if e.type == "TouchpointRecorded")
+    assert recorded.data["source"] == "tests"
+    assert not {"producer", "correlation_id"} & set(recorded.data)

@@ -177,6 +177,39 @@ def test_audit_verify_passes_with_the_counts_release_0_1_gave(
 
 
 @pytest.fixture(scope="module")
+def drift_around_a_replay(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, subprocess.CompletedProcess[str]]:
+    """On a copy of the release's store: its read models (written by release 0.1) against
+    a rebuild by the current code; then a rebuild shared between processes swapped in,
+    against a rebuild by one process."""
+    store = _copy_store(tmp_path_factory.mktemp("replayed"))
+    before = run_cli("audit", "drift", env=store)
+    replayed = run_cli("replay", "--workers", "2", env=store)
+    after = run_cli("audit", "drift", env=store)
+    return {"before": before, "replayed": replayed, "after": after}
+
+
+def test_the_read_models_release_0_1_wrote_equal_a_rebuild_under_the_new_event_versions(
+    drift_around_a_replay: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    done = drift_around_a_replay["before"]
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("no drift")
+
+
+def test_a_rebuild_in_parallel_processes_of_the_old_store_gives_the_same_rows(
+    drift_around_a_replay: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    replayed, after = drift_around_a_replay["replayed"], drift_around_a_replay["after"]
+
+    assert replayed.returncode == 0, replayed.stderr
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert after.stdout.startswith("no drift")
+
+
+@pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``lifecycle serve`` (one worker, projecting) over a copy of the release's store."""
     store = _copy_store(tmp_path_factory.mktemp("served"))
@@ -233,16 +266,22 @@ NEW_TOUCHPOINTS = {
         "source": "helpdesk",
         "personal": {"name": "Returning Customer", "email": "returning@example.com"},
     },
+    # Version 2 messages (Contract 6), with the trace that every event they cause carries.
     "dissolved_by_inactivity": {
+        "schema_version": 2,
         "kind": "purchase",
         "channel": "web",
-        "source": "shop",
-        "attributes": {"amount": "25.00", "currency": "EUR", "category": "books"},
+        "producer": "shop",
+        "correlation_id": "upgrade-checkout-1",
+        "attributes": {"total": {"amount": "25.00", "currency": "EUR"}, "category": "books"},
     },
+    # A relationship the old release snapshotted: it is loaded from that snapshot.
     "committed": {
+        "schema_version": 2,
         "kind": "survey",
         "channel": "email",
-        "source": "marketing",
+        "producer": "marketing",
+        "correlation_id": "upgrade-survey-1",
         "attributes": {"score": 9},
     },
     "manual": {
@@ -252,6 +291,12 @@ NEW_TOUCHPOINTS = {
         "attributes": {"amount": "12.50"},
     },
 }
+VERSION_2_ROLES = [role for role, m in NEW_TOUCHPOINTS.items() if m.get("schema_version") == 2]
+
+
+FIRST_ADOPTION_EVENTS = 2
+"""The policy stream's first events (started, the built-in policy adopted), which the
+first recording process writes into a store that has none (release 0.1's had none)."""
 
 
 def _new_event_id(role: str) -> str:
@@ -280,7 +325,14 @@ def recorded_onto(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     histories = {
         role: run_cli("history", CUSTOMERS[role], "--json", env=store) for role in NEW_TOUCHPOINTS
     }
-    return {"store": store, "imported": imported, "sealed": sealed, "histories": histories}
+    exported = run_cli("export", "--out", str(directory / "export"), env=store)
+    return {
+        "store": store,
+        "imported": imported,
+        "sealed": sealed,
+        "histories": histories,
+        "exported": (exported, directory / "export"),
+    }
 
 
 def _old_history(role: str) -> list[dict[str, Any]]:
@@ -306,6 +358,8 @@ def test_audit_verify_passes_once_new_events_are_sealed_onto_the_old_log(
         len(_json_lines(done.stdout)) - len(_old_history(role))
         for role, done in recorded_onto["histories"].items()
     )
+    # The first recording process adopted the built-in policy: the policy stream started.
+    new_events += FIRST_ADOPTION_EVENTS
 
     sealed = recorded_onto["sealed"]
     verified = run_cli("audit", "verify", "--json", env=recorded_onto["store"])
@@ -379,3 +433,73 @@ def test_a_purchase_reactivates_a_relationship_the_old_sweep_dissolved(
     now = json.loads(state.stdout)
     assert old["stage"] == "dissolution"
     assert (now["cycle"], now["stage"]) == (old["cycle"] + 1, "awareness")
+
+
+@pytest.mark.parametrize("role", VERSION_2_ROLES)
+def test_every_event_a_version_2_touchpoint_causes_on_the_old_store_carries_its_trace(
+    role: str, recorded_onto: dict[str, Any]
+) -> None:
+    message = NEW_TOUCHPOINTS[role]
+    new = _json_lines(recorded_onto["histories"][role].stdout)[len(_old_history(role)) :]
+
+    assert {(e["schema_version"], e["correlation_id"], e["producer"]) for e in new} == {
+        (2, message["correlation_id"], message["producer"])
+    }
+    (touchpoint,) = [e for e in new if e["type"] == "TouchpointRecorded"]
+    assert touchpoint["data"]["schema_version"] == 2
+    assert touchpoint["data"]["source"] == touchpoint["data"]["producer"] == message["producer"]
+
+
+def test_a_version_2_purchase_is_recorded_with_the_amount_and_currency_every_purchase_has(
+    recorded_onto: dict[str, Any],
+) -> None:
+    role = "dissolved_by_inactivity"
+    new = _json_lines(recorded_onto["histories"][role].stdout)[len(_old_history(role)) :]
+
+    (touchpoint,) = [e for e in new if e["type"] == "TouchpointRecorded"]
+    assert touchpoint["data"]["attributes"] == {
+        "amount": "25.00",
+        "currency": "EUR",
+        "category": "books",
+    }
+    assert [e["data"]["rule"] for e in new if e["type"] == "StageChanged"] == [
+        "reactivation",
+        "first-purchase",
+    ]
+
+
+@pytest.mark.parametrize("role", list(NEW_TOUCHPOINTS))
+def test_history_reads_the_old_events_upcast_with_their_source_as_producer_and_no_trace(
+    role: str, recorded_onto: dict[str, Any]
+) -> None:
+    old = _json_lines(recorded_onto["histories"][role].stdout)[: len(_old_history(role))]
+
+    for event in old:
+        assert (event["schema_version"], event["correlation_id"]) == (2, None)
+        assert "class_version" not in event["data"]
+        if event["type"] == "TouchpointRecorded":
+            assert event["producer"] == event["data"]["producer"] == event["data"]["source"]
+
+
+def test_export_writes_the_old_events_as_stored_and_the_new_ones_with_their_class_version(
+    recorded_onto: dict[str, Any],
+) -> None:
+    done, out = recorded_onto["exported"]
+    golden = _json_lines((GOLDEN / "export-events.jsonl").read_text(encoding="utf-8"))
+
+    assert done.returncode == 0, done.stderr
+    lines = _json_lines((out / "events.jsonl").read_text(encoding="utf-8"))
+    old, new = lines[: len(golden)], lines[len(golden) :]
+    assert_kept(golden, old)
+    assert all("producer" not in line["data"] for line in old)  # stored bytes never rewritten
+    assert new
+    # The relationships' new events are at class version 2; the policy's stream, adopted
+    # by the first process that recorded onto the old store, names no customer.
+    relationships = [line for line in new if line["customer_id"] is not None]
+    assert {line["data"].get("class_version") for line in relationships} == {2}
+    assert {line["type"] for line in new if line["customer_id"] is None} <= {
+        "PolicyStreamStarted",
+        "PolicyAdopted",
+    }
+    verified = run_cli("audit", "verify", "--export", str(out), env=recorded_onto["store"])
+    assert verified.returncode == 0, verified.stderr

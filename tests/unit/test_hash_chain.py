@@ -18,6 +18,7 @@ from lifecycle.domain.hashchain import (
 )
 from lifecycle.domain.policy import Policy
 from lifecycle.domain.relationship import Relationship
+from lifecycle.domain.streams import hashed_state
 from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.domain.vocabulary import Channel, Kind, Stage
 from lifecycle.persistence.transcoding import orjson_hasher
@@ -39,7 +40,7 @@ def touchpoint(number: int, kind: str = "inquiry", **attributes: Any) -> Touchpo
         kind=Kind(kind),
         channel=Channel.EMAIL,
         occurred_at=DAY_ZERO + timedelta(days=number),
-        source="helpdesk",
+        producer="helpdesk",
         attributes=attributes,
     )
 
@@ -56,10 +57,12 @@ def recorded_events(*touchpoints: Touchpoint) -> list[Any]:
 
 
 def state_of(event: Any) -> dict[str, Any]:
-    """The event's state as the store keeps it: id and version are columns of their own."""
-    return {
+    """The event's state as the store keeps it: id and version are columns of their own,
+    and the class version is in it from version 2 on."""
+    state = {
         k: v for k, v in vars(event).items() if k not in ("originator_id", "originator_version")
     }
+    return dict(hashed_state(type(event), state))
 
 
 def recomputed(event: Any) -> str:

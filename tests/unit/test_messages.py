@@ -77,7 +77,7 @@ def test_schema_version_defaults_to_1() -> None:
         (message(occurred_at="2024-03-01T10:00:00"), "invalid_field", "occurred_at"),
         (message(source="s" * 65), "invalid_field", "source"),
         (message(colour="blue"), "unknown_field", "colour"),
-        (message(schema_version=2), "unsupported_schema_version", "schema_version"),
+        (message(schema_version=3), "unsupported_schema_version", "schema_version"),
         (message("purchase", attributes={}), "invalid_attribute", "attributes.amount"),
         (message("purchase", attributes={"amount": -1}), "invalid_attribute", "attributes.amount"),
         (

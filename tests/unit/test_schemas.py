@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from lifecycle.domain.messages import MESSAGE_VERSIONS
 from lifecycle.entrypoints.cli.schemas import render, schemas
 from tests.conftest import REPO
 
@@ -18,11 +19,22 @@ def test_the_checked_in_schema_matches_the_models(name: str) -> None:
     )
 
 
-def test_the_touchpoint_schema_is_draft_2020_12_and_names_every_kind() -> None:
-    schema = json.loads((REPO / "schemas" / "touchpoint.v1.schema.json").read_text())
+@pytest.mark.parametrize("number", sorted(MESSAGE_VERSIONS))
+def test_each_touchpoint_schema_is_draft_2020_12_and_names_every_kind(number: int) -> None:
+    schema = json.loads((REPO / "schemas" / f"touchpoint.v{number}.schema.json").read_text())
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert set(schema["discriminator"]["mapping"]) == {
         "marketing", "inquiry", "response", "sales_contact", "trial", "purchase", "delivery",
         "support_request", "complaint", "complaint_resolved", "survey", "follow_up",
         "referral", "community", "renewal", "cancellation",
     }  # fmt: skip
+
+
+def test_the_version_2_schema_names_producer_and_the_total_of_a_purchase() -> None:
+    schema = json.loads((REPO / "schemas" / "touchpoint.v2.schema.json").read_text())
+    purchase = schema["$defs"]["PurchaseTouchpointV2"]
+
+    assert {"producer", "correlation_id"} <= set(purchase["properties"])
+    assert "source" not in purchase["properties"]
+    assert schema["$defs"]["PurchaseAttributesV2"]["required"] == ["total"]
+    assert schema["$defs"]["Total"]["properties"]["amount"]["type"] == "string"

@@ -17,10 +17,20 @@ import sys
 from collections.abc import Sequence
 
 from lifecycle.domain.errors import LifecycleError
-from lifecycle.entrypoints.cli import analytics, audit, kafka, read, records, schemas, simulate
+from lifecycle.entrypoints.cli import (
+    analytics,
+    audit,
+    dead_letters,
+    kafka,
+    policy,
+    read,
+    records,
+    schemas,
+    simulate,
+)
 from lifecycle.entrypoints.cli.common import CheckFailed, UsageError, one_line
 
-COMMAND_GROUPS = (records, schemas, simulate, kafka, read, audit, analytics)
+COMMAND_GROUPS = (records, schemas, simulate, kafka, dead_letters, read, audit, analytics, policy)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "touchpoints with their Kafka positions in one transaction, dead-letters invalid "
         "ones. Run several in one group to share the partitions.",
     )
-    _bootstrap_option(p)
+    bootstrap_option(p)
     p.add_argument("--group", help="consumer group (env LIFECYCLE_KAFKA_CONSUMER_GROUP)")
     p.add_argument(
         "--max-records",
@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Publishes every recorded event as a Contract 3 message, at least once "
         "and in log order per customer, resuming from its stored position.",
     )
-    _bootstrap_option(p)
+    bootstrap_option(p)
     add_common_options(p)
     p.set_defaults(handler=relay_command)
 
@@ -81,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "Exit 0 when the input was processed, even with invalid lines.",
     )
     p.add_argument("file", metavar="FILE|-", help="a JSON-lines file, or - for standard input")
-    _bootstrap_option(p)
+    bootstrap_option(p)
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
     add_common_options(p)
     p.set_defaults(handler=publish_command)
@@ -92,13 +92,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Starts the embedded broker unless LIFECYCLE_KAFKA_BOOTSTRAP is set, then "
         "the touchpoint consumer and the outbound relay, until stopped.",
     )
-    _bootstrap_option(p)
+    bootstrap_option(p)
     _broker_options(p)
     add_common_options(p)
     p.set_defaults(handler=run_command)
 
 
-def _bootstrap_option(p: argparse.ArgumentParser) -> None:
+def bootstrap_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--bootstrap",
         dest="kafka_bootstrap",
@@ -176,6 +176,7 @@ def consume_command(args: argparse.Namespace) -> int:
         return 0
     app = Components(settings).application()
     try:
+        app.follow_policy()
         return run_services([("consume", Components(settings).ingest(app).run)], stop)
     finally:
         app.close()
@@ -211,6 +212,7 @@ def run_command(args: argparse.Namespace) -> int:
         bootstrap = settings.bootstrap_servers
         ingest_app = Components(settings).application()
         stack.callback(ingest_app.close)
+        ingest_app.follow_policy()
         relay_app = Components(settings).application()
         stack.callback(relay_app.close)
         tracking = Components(settings).relay_tracking()

@@ -134,6 +134,7 @@ def import_command(args: argparse.Namespace) -> int:
             ) from None
         app = Components(settings).application()
         stack.callback(app.close)
+        app.follow_policy()
         advance = stack.enter_context(progress("importing", size, unit="bytes"))
         report = import_lines(
             app,
@@ -268,6 +269,7 @@ def stage_command(args: argparse.Namespace) -> int:
 
     app = Components(settings_from(args)).application()
     try:
+        app.follow_policy()
         relationship = app.change_stage(
             args.customer, Stage(args.to_stage), actor=args.actor, reason=args.reason, at=utc_now()
         )
@@ -308,6 +310,7 @@ def sweep_command(args: argparse.Namespace) -> int:
 
     app = Components(settings_from(args)).application()
     try:
+        app.follow_policy()
         outcome = app.sweep(args.now or utc_now())
     finally:
         app.close()

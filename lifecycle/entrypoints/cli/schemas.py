@@ -4,6 +4,7 @@ the pydantic models that validate them."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -13,13 +14,22 @@ from lifecycle.entrypoints.cli.common import CheckFailed
 
 
 def schemas() -> dict[str, Callable[[], dict[str, Any]]]:
-    """Each schema file's name, and the function that generates it from its model."""
-    from lifecycle.domain.messages import touchpoint_json_schema
-    from lifecycle.domain.outbound import relationship_event_json_schema
+    """Each schema file's name, and the function that generates it from its model: one
+    schema per version of each contract message, every version the engine speaks."""
+    from lifecycle.domain.messages import MESSAGE_VERSIONS, touchpoint_json_schema
+    from lifecycle.domain.outbound import OUTBOUND_VERSIONS, relationship_event_json_schema
 
     return {
-        "touchpoint.v1.schema.json": touchpoint_json_schema,
-        "relationship-event.v1.schema.json": relationship_event_json_schema,
+        **{
+            f"touchpoint.v{number}.schema.json": functools.partial(touchpoint_json_schema, number)
+            for number in MESSAGE_VERSIONS
+        },
+        **{
+            f"relationship-event.v{number}.schema.json": functools.partial(
+                relationship_event_json_schema, number
+            )
+            for number in OUTBOUND_VERSIONS
+        },
     }
 
 

@@ -22,6 +22,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lifecycle.domain.messages import utc_now
+from lifecycle.domain.policy import RULE_IDS, PolicyText
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.entrypoints.cli.common import (
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
     from lifecycle.settings import Settings
 
 DEMO_DIRECTORY = Path("lifecycle-demo")
+CANDIDATE_EXAMPLE = "candidate-example.toml"
+"""A sample candidate policy shipped with the engine, which the demo compares."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,7 +77,6 @@ def _population_options(p: argparse.ArgumentParser) -> None:
 
 
 def simulate_command(args: argparse.Namespace) -> int:
-    from lifecycle.domain.messages import utc_now
 
     messages = simulate_population(args.customers, end=utc_now(), years=args.years, seed=args.seed)
     out = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")  # noqa: SIM115
@@ -87,7 +90,6 @@ def simulate_command(args: argparse.Namespace) -> int:
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from lifecycle.domain.messages import utc_now
     from lifecycle.logs import configure_logging
 
     if args.database_url is None:
@@ -105,6 +107,7 @@ def demo_command(args: argparse.Namespace) -> int:
     )
     app = Components(settings).application()
     try:
+        app.follow_policy()
         started = datetime.now(UTC)
         if args.direct:
             report, swept = record_month_by_month(app, messages, settings.message_rules, end)
@@ -118,6 +121,7 @@ def demo_command(args: argparse.Namespace) -> int:
             f"inactivity sweeps dissolved {swept}"
         )
         print_lifecycle_summary(app)
+        print_candidate_diff(settings, app, end)
     finally:
         app.close()
     from lifecycle.entrypoints.read_side import read_side_for_demo
@@ -241,7 +245,6 @@ def _month_end(month: str) -> datetime:
 
 def print_lifecycle_summary(app: LifecycleApplication) -> None:
     """Stage counts and rule firings, read from the event log itself."""
-    from lifecycle.domain.policy import RULE_IDS
     from lifecycle.service.application import STAGE_CHANGED_TOPICS
 
     stage_of: dict[Any, str] = {}
@@ -271,3 +274,19 @@ def print_lifecycle_summary(app: LifecycleApplication) -> None:
     print("\ntransitions:")
     for (from_stage, to_stage), count in sorted(transitions.items(), key=lambda kv: -kv[1]):
         print(f"  {from_stage:>11} -> {to_stage:<12} {count:>7}")
+
+
+def print_candidate_diff(settings: Settings, app: LifecycleApplication, now: datetime) -> None:
+    """What the sample candidate policy would change (``lifecycle policy diff``),
+    inactivity judged at the simulation's end."""
+    from lifecycle.entrypoints.cli.policy import print_diff
+    from projections.whatif import diff_policies
+
+    origin = f"lifecycle/domain/policies/{CANDIDATE_EXAMPLE}"
+    candidate = PolicyText.builtin(CANDIDATE_EXAMPLE, origin)
+    stream = app.policy_stream()
+    assert stream is not None  # the demo recorded: a policy was adopted
+    adopted = stream.adopted.document()
+    found = diff_policies(Components(settings), adopted, candidate, inactive_at=now)
+    print(f"\nwhat if {origin} were adopted? (lifecycle policy diff FILE --now TIME)")
+    print_diff(adopted, candidate, found, origin, now)

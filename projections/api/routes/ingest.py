@@ -27,7 +27,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from lifecycle.domain.errors import RejectedTouchpoint
-from lifecycle.domain.messages import parse_touchpoint, touchpoint_message_adapter, utc_now
+from lifecycle.domain.messages import MESSAGE_VERSIONS, parse_touchpoint, utc_now
 from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.service.application import ConcurrencyConflict
 from projections.api import models
@@ -40,9 +40,18 @@ JSON_LINES = "application/x-ndjson"
 REJECTED = "rejected"
 _MAX_ID = 128
 
-MESSAGE_SCHEMA = touchpoint_message_adapter.json_schema(ref_template="#/components/schemas/{model}")
-MESSAGE_COMPONENTS: dict[str, Any] = MESSAGE_SCHEMA.pop("$defs")
-"""The schemas the message refers to, for the OpenAPI document's components."""
+_VERSION_SCHEMAS = [
+    version.adapter.json_schema(ref_template="#/components/schemas/{model}")
+    for version in MESSAGE_VERSIONS.values()
+]
+MESSAGE_COMPONENTS: dict[str, Any] = {
+    name: definition
+    for schema in _VERSION_SCHEMAS
+    for name, definition in schema.pop("$defs").items()
+}
+"""The schemas the message versions refer to, for the OpenAPI document's components."""
+MESSAGE_SCHEMA: dict[str, Any] = {"oneOf": _VERSION_SCHEMAS}
+"""A Contract 1 message of any version the engine accepts."""
 
 router = APIRouter(tags=["ingest"])
 

@@ -140,7 +140,13 @@ def _free_port() -> int:
 
 def test_serve_with_one_worker_answers_over_http_while_projecting(store: str) -> None:
     port = _free_port()
-    env = {**os.environ, "LIFECYCLE_LOG_FORMAT": "json", "LIFECYCLE_API_KEYS": "k1:reader"}
+    env = {
+        **os.environ,
+        "LIFECYCLE_LOG_FORMAT": "json",
+        "LIFECYCLE_API_KEYS": "k1:reader",
+        # Ready only once caught up: the funnel read next must count everyone.
+        "LIFECYCLE_API_READY_MAX_LAG": "0",
+    }
     command = ["serve", "--workers", "1", "--port", str(port), "--database-url", store]
     server = subprocess.Popen(
         [sys.executable, "-m", "lifecycle", *command],
@@ -188,6 +194,8 @@ def _start_serving(store: str, *args: str, env: dict[str, str] | None = None) ->
             **os.environ,
             "LIFECYCLE_LOG_FORMAT": "json",
             "LIFECYCLE_API_KEYS": "k1:admin",
+            # Ready (what this waits for) only once every read model has caught up.
+            "LIFECYCLE_API_READY_MAX_LAG": "0",
             **(env or {}),
         },
         stdout=subprocess.DEVNULL,

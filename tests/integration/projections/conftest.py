@@ -52,7 +52,7 @@ class History:
             kind=Kind(kind),
             channel=Channel(channel),
             occurred_at=day(at),
-            source="test",
+            producer="test",
             attributes=attributes,
         )
 

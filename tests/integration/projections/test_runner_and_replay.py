@@ -14,7 +14,7 @@ from eventsourcing.persistence import OperationalError
 
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.entrypoints.bootstrap import Components
-from lifecycle.service.application import LifecycleApplication
+from lifecycle.service.application import RELATIONSHIP_TOPICS, LifecycleApplication
 from lifecycle.settings import Settings
 from projections import follow_ups, pairs, readmodel
 from projections.names import READ_MODEL_NAMES
@@ -184,7 +184,8 @@ def test_a_rebuild_shared_between_worker_processes_equals_the_live_read_models(
     assert _dumps(settings) == live
     assert [shard.shard for shard in outcome.shards] == [Shard(0, 3), Shard(1, 3), Shard(2, 3)]
     assert all(shard.events for shard in outcome.shards)
-    assert sum(shard.events for shard in outcome.shards) == app.recorder.max_notification_id()
+    relationship_events = app.recorder.select_notifications(1, 10_000, topics=RELATIONSHIP_TOPICS)
+    assert sum(shard.events for shard in outcome.shards) == len(relationship_events)
 
 
 def test_each_shard_of_a_rebuild_is_tracked_under_the_name_earlier_releases_gave_it(
@@ -264,6 +265,7 @@ def test_a_read_model_that_holds_enough_commits_alone(
     history: History, app: LifecycleApplication, settings: Settings, monkeypatch: Any
 ) -> None:
     history("c1", "complaint", 0, complaint_id="k1")
+    first_complaint = app.recorder.max_notification_id()
     history("c1", "complaint", 1, complaint_id="k2")
     monkeypatch.setattr(pairs, "CASES_HELD", 1)
     runner = build_runner(Components(settings), app, ["summary", "complaints"])
@@ -275,7 +277,7 @@ def test_a_read_model_that_holds_enough_commits_alone(
     finally:
         close_runner(runner)
 
-    assert committed == {"summary": None, "complaints": 2}
+    assert committed == {"summary": None, "complaints": first_complaint}
 
 
 def test_a_second_rebuild_of_a_read_model_is_refused_while_the_first_runs(
