@@ -29,7 +29,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.api import _free_port, _quantile
+from bench.api import _free_port, _quantile, _server_cpu_seconds
 from bench.workload import write_workload
 
 KEY = "bench-publisher"
@@ -204,18 +204,25 @@ def main() -> None:
         try:
             singles = _renamed(lines, "single")
             asyncio.run(_single_messages(server.port, singles[:400], args.rate, 2, 2))  # warm-up
+            cpu_before = _server_cpu_seconds(server.process.pid)
             latencies, failures = asyncio.run(
                 _single_messages(
                     server.port, singles[400:], args.rate, args.seconds, args.connections
                 )
             )
+            cpu_after = _server_cpu_seconds(server.process.pid)
         finally:
             server.stop()
+        cpu = (
+            f", server CPU {(cpu_after - cpu_before) / len(latencies) * 1000:.2f} ms/request"
+            if cpu_before is not None and cpu_after is not None
+            else ""
+        )
         print(
             f"\nsingle messages at {args.rate}/s for {args.seconds:g} s: "
             f"{len(latencies)} requests, p50 {_quantile(latencies, 0.5) * 1000:.1f} ms, "
             f"p99 {_quantile(latencies, 0.99) * 1000:.1f} ms, "
-            f"max {max(latencies) * 1000:.1f} ms, non-200 {failures}"
+            f"max {max(latencies) * 1000:.1f} ms, non-200 {failures}{cpu}"
         )
         print(json.dumps({"rates": rates, "p99_ms": _quantile(latencies, 0.99) * 1000}))
 

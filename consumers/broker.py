@@ -159,7 +159,7 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             # Its own process group: a Ctrl-C in a terminal reaches us, and we stop it.
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             env={k: v for k, v in os.environ.items() if k != "RUST_LOG"},
         )
         deadline = time.monotonic() + timeout
@@ -213,7 +213,7 @@ class EmbeddedBroker:
         self.stop()
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: on Linux, end the broker when its parent dies, so a
     ``kill -9`` of ``lifecycle run`` does not leave it holding the port. (Linux ties this
     to the thread that started the broker: start it from one that outlives it.)"""

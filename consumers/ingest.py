@@ -133,6 +133,8 @@ class _BatchSummary:
     duplicates: int = 0
     dead_letters: int = 0
     positions: dict[int, int] = field(default_factory=dict)
+    transactions: int = 0
+    lock_seconds: float = 0.0
 
 
 @dataclass
@@ -352,6 +354,8 @@ class TouchpointIngest:
         summary.duplicates += duplicates
         summary.dead_letters += len(letters)
         summary.positions[partition.partition] = messages[-1].offset + 1
+        summary.transactions += 1
+        summary.lock_seconds += outcome.lock_seconds
         self.stats.messages += len(messages)
         self.stats.recorded += recorded
         self.stats.duplicates += duplicates
@@ -385,6 +389,8 @@ class TouchpointIngest:
             duplicates=summary.duplicates,
             dead_letters=summary.dead_letters,
             positions=summary.positions,
+            transactions=summary.transactions,
+            lock_seconds=round(summary.lock_seconds, 4),
             lag=lag,
             seconds=round(seconds, 4),
         )

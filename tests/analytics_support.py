@@ -103,7 +103,7 @@ def as_messages(touchpoints: list[Touchpoint]) -> Iterator[str]:
                 "kind": t.kind.value,
                 "channel": t.channel.value,
                 "occurred_at": t.occurred_at.isoformat(),
-                "source": t.source,
+                "source": t.producer,
                 "attributes": t.attributes,
             }
         )

@@ -98,6 +98,18 @@ def event_hash(
     return _hasher(header(state[PREVIOUS_HASH], originator_id, version, event_type), state)
 
 
+def link_hash(
+    previous_hash: str,
+    event_type: str,
+    originator_id: UUID | str,
+    version: int,
+    fields: Mapping[str, Any],
+) -> str:
+    """``event_hash`` of a new event, from its fields without the chain fields: the
+    state need not be copied to leave them out."""
+    return _hasher(header(previous_hash, originator_id, version, event_type), fields)
+
+
 def reference_event_hash(
     event_type: str, originator_id: UUID | str, version: int, state: Mapping[str, Any]
 ) -> str:

@@ -15,6 +15,10 @@ years of history today).
 Every event is chained (``lifecycle.domain.streams``): it carries the hash of the event
 before it and its own hash, computed as the event is triggered, so every path that
 records events (batches, manual changes, the sweep, erasure) chains them alike.
+
+State stays the same size however long the history: which upstream event ids were
+recorded (a second delivery is a duplicate) is kept by the store, beside the events,
+not in the aggregate (``lifecycle.persistence.recorders``).
 """
 
 from __future__ import annotations
@@ -72,7 +76,6 @@ class LifecycleState:
         self.stage_since = started_at
         self.cycle = 1
         self.touchpoint_count = 0
-        self.touchpoint_ids: set[str] = set()
         self.first_touchpoint_at: datetime | None = None
         self.last_touchpoint_at: datetime | None = None
         self.open_complaints: dict[str, datetime] = {}
@@ -166,7 +169,6 @@ class LifecycleState:
     def apply_touchpoint(self, recorded: Relationship.TouchpointRecorded) -> None:
         occurred_at = recorded.occurred_at
         kind = recorded.kind
-        self.touchpoint_ids.add(recorded.event_id)
         self.touchpoint_count += 1
         if self.first_touchpoint_at is None or occurred_at < self.first_touchpoint_at:
             self.first_touchpoint_at = occurred_at
@@ -199,6 +201,13 @@ class LifecycleState:
 
 
 class Relationship(LifecycleState, ChainedAggregate):
+    class_version = 2
+    """Of the state snapshots hold: version 1 held every recorded event id."""
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state.pop("touchpoint_ids", None)
+
     account_manager: str | None = None
     """The id of the account manager in charge, if any. A class attribute as well, so that
     snapshots taken before account managers existed restore without one."""
@@ -244,13 +253,9 @@ class Relationship(LifecycleState, ChainedAggregate):
 
     # Commands ---------------------------------------------------------------------------
 
-    def record_touchpoint(self, touchpoint: Touchpoint, policy: Policy) -> bool:
-        """Record a touchpoint and apply the policy until nothing fires.
-
-        Returns False, changing nothing, when this event_id was recorded before.
-        """
-        if touchpoint.event_id in self.touchpoint_ids:
-            return False
+    def record_touchpoint(self, touchpoint: Touchpoint, policy: Policy) -> None:
+        """Record a touchpoint and apply the policy until nothing fires (a touchpoint
+        recorded before is the caller's to recognise: see the module docstring)."""
         cause = _caused_by(
             touchpoint.event_id,
             touchpoint.occurred_at,
@@ -273,7 +278,6 @@ class Relationship(LifecycleState, ChainedAggregate):
             schema_version=touchpoint.schema_version,
         )
         self._follow_rules(policy, **cause)
-        return True
 
     def change_stage(
         self, to_stage: Stage, *, actor: str, reason: str, at: datetime, policy_version: int

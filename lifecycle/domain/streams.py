@@ -25,7 +25,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, CanInitAggregate
 
-from lifecycle.domain.hashchain import GENESIS_HASH, event_hash
+from lifecycle.domain.hashchain import GENESIS_HASH, event_hash, link_hash
 
 # Fixed forever: the ids of streams that are not relationships are
 # uuid5(STREAM_NAMESPACE, stream name).
@@ -100,8 +100,13 @@ class ChainedAggregate(Aggregate):
     def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
         """The library's ``trigger_event``, chaining the new event to the last one."""
         kwargs["timestamp"] = kwargs.get("timestamp") or event_class.create_timestamp()
-        kwargs["previous_hash"] = self.last_hash
-        kwargs["hash"] = event_hash(
-            event_class.__name__, self.id, self.version + 1, hashed_state(event_class, kwargs)
+        previous_hash = self.last_hash
+        kwargs["hash"] = link_hash(
+            previous_hash,
+            event_class.__name__,
+            self.id,
+            self.version + 1,
+            hashed_state(event_class, kwargs),
         )
+        kwargs["previous_hash"] = previous_hash
         super().trigger_event(event_class, **kwargs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -30,3 +30,12 @@ class Touchpoint:
     schema_version: int = 1
     correlation_id: str | None = None
     """The upstream's trace or workflow id, kept on every event the touchpoint causes."""
+
+    def __reduce__(self) -> tuple[type[Touchpoint], tuple[Any, ...]]:
+        """Pickled field by field (the import's validating worker sends touchpoints
+        back): the slots dataclass's own pickled state looks its fields up again for
+        every object, which costs a third of validating the line."""
+        return (Touchpoint, tuple(getattr(self, name) for name in _FIELDS))
+
+
+_FIELDS = tuple(each.name for each in fields(Touchpoint))

@@ -295,8 +295,11 @@ class Components:
         policy and settings of every other writer, beside Kafka consumers writing the
         same customers (a version conflict is retried from freshly read relationships).
         Its key store is opened, so that personal data arriving over HTTP is encrypted
-        as it is from Kafka, and the console can show it to auditors."""
+        as it is from Kafka, and the console can show it to auditors. The console's
+        dead-letters page reads and re-drives the dead-letter topic through the desk of
+        ``lifecycle dead-letters``, when asked (nothing connects to Kafka before)."""
         from consumers.metrics import REGISTRY as KAFKA_EDGE_REGISTRY
+        from lifecycle.entrypoints.dead_letters import DeadLetterDesk
         from projections.api.app import ReadSide
         from projections.predictions import Predictions
         from projections.summary import Summary, SummaryView
@@ -325,4 +328,5 @@ class Components:
             metrics_registries=(KAFKA_EDGE_REGISTRY,),
             ledger=ledger,
             audit_key=self.audit_key(required=False),
+            dead_letters=DeadLetterDesk(self.settings),
         )

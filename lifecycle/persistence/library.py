@@ -12,11 +12,13 @@ Used here:
   a transaction already open, with the rows it covers (the public ``insert_tracking``
   opens a transaction of its own). The SQLite process recorder, the read models' views
   and the audit ledger record their positions through ``insert_tracking``.
-- ``PostgresProcessRecorder._insert_events``, ``._insert_stored_events`` and
-  ``._fetch_ids_after_insert_events``: the steps of the library's ``insert_events``
-  (tracking row; table lock, NOTIFY, the one multi-row INSERT; its notification ids),
-  run in a plain transaction rather than in pipeline mode
-  (``lifecycle.persistence.recorders.BatchPostgresProcessRecorder``).
+- ``PostgresApplicationRecorder._lock_table`` and ``._notify_channel``: the table lock
+  by which the library's ``insert_events`` makes writers of the log take turns (so that
+  notification ids are committed in order), and the NOTIFY that wakes those who follow
+  the log; the PostgreSQL process recorder takes them itself, then writes the events
+  with ``COPY`` (``lifecycle.persistence.postgres.BatchPostgresProcessRecorder``), and
+  takes the lock alone (``lock_events_table``) to check a write's condition when it
+  has no events to insert.
 - ``Notification`` made without its frozen dataclass's ``__init__``: a page of the log
   read in half the time (``lifecycle.persistence.recorders.BulkSQLiteProcessRecorder``).
 
@@ -38,15 +40,15 @@ stream; the domain imports nothing of the library but ``eventsourcing.domain``:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from eventsourcing.persistence import Notification, StoredEvent, Tracking, TrackingRecorder
+from eventsourcing.persistence import Notification, Tracking, TrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 
 if TYPE_CHECKING:  # only a PostgreSQL store loads psycopg
-    from eventsourcing.postgres import PostgresProcessRecorder
+    from eventsourcing.postgres import PostgresApplicationRecorder
 
 
 def insert_tracking(recorder: TrackingRecorder, cursor: Any, tracking: Tracking) -> None:
@@ -61,24 +63,16 @@ def insert_tracking(recorder: TrackingRecorder, cursor: Any, tracking: Tracking)
     recorder._insert_tracking(cursor, tracking)
 
 
-def insert_in_plain_transaction(
-    recorder: PostgresProcessRecorder,
-    cursor: Any,
-    stored_events: Sequence[StoredEvent],
-    **kwargs: Any,
-) -> Sequence[int] | None:
-    """What the library's ``PostgresProcessRecorder.insert_events`` does inside its
-    pipeline, in the transaction ``cursor`` belongs to: the tracking row (``tracking=``
-    in ``kwargs``), then the table lock, NOTIFY and the one multi-row INSERT, then the
-    new events' notification ids (None when there were none)."""
-    recorder._insert_events(cursor, stored_events, **kwargs)
-    if not stored_events:
-        return None
-    recorder._insert_stored_events(cursor, stored_events, **kwargs)
-    return recorder._fetch_ids_after_insert_events(cursor, stored_events, **kwargs)
+def lock_log(recorder: PostgresApplicationRecorder, cursor: Any) -> None:
+    """What the library's ``insert_events`` does before it inserts events, in the
+    transaction ``cursor`` belongs to: the table lock every writer of the log takes
+    (``LOCK TABLE … IN EXCLUSIVE MODE``, with the datastore's lock timeout), held until
+    the transaction ends, then NOTIFY on the log's channel."""
+    recorder._lock_table(cursor)
+    recorder._notify_channel(cursor)
 
 
-def lock_events_table(recorder: PostgresProcessRecorder, cursor: Any) -> None:
+def lock_events_table(recorder: PostgresApplicationRecorder, cursor: Any) -> None:
     """Take the lock every PostgreSQL insert of events takes (the library's
     ``_lock_table``), in the transaction ``cursor`` belongs to: until it ends no other
     writer commits an event, so what it reads stays the latest."""

@@ -1,18 +1,27 @@
 """PostgreSQL's process recorder for the batch path, in a module of its own so that only
-a PostgreSQL store loads psycopg (the other recorders are in ``recorders.py``)."""
+a PostgreSQL store loads psycopg (the other recorders are in ``recorders.py``, whose
+docstring says how touchpoint keys are kept)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.persistence import Notification, StoredEvent, Tracking
 from eventsourcing.postgres import PostgresProcessRecorder
+from psycopg.sql import SQL, Identifier
 
 from lifecycle.faults import Backoff, is_database_fault, retry
 from lifecycle.persistence import library
-from lifecycle.persistence.recorders import CONDITION, SelectsShards, StreamAt, check_condition
+from lifecycle.persistence.recorders import (
+    CONDITION,
+    SelectsShards,
+    StreamAt,
+    TouchpointKey,
+    check_condition,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -23,14 +32,81 @@ lost): a longer outage is for the caller to wait out."""
 
 
 class BatchPostgresProcessRecorder(SelectsShards, PostgresProcessRecorder):
-    """The library's PostgreSQL process recorder, inserting without pipeline mode, and
-    reading the log as the SQLite one does.
+    """The library's PostgreSQL process recorder, inserting a batch with ``COPY`` in a
+    plain transaction, keeping touchpoint keys (see the module docstring), and reading
+    the log as the SQLite one does.
 
-    In pipeline mode, psycopg 3.3 over a Unix socket stalls on large batches (the server
-    waits in ClientRead for the rest of the INSERT while the client waits in
-    ``Pipeline.sync``). A plain transaction does the same work in the same order
-    (``library.insert_in_plain_transaction``).
+    The library inserts in pipeline mode, where psycopg 3.3 over a Unix socket stalls on
+    large batches (the server waits in ClientRead for the rest of the INSERT while the
+    client waits in ``Pipeline.sync``), and adapts each event to a composite type in
+    Python after it has taken the table lock that makes every writer of the log take
+    turns: with several writers, that Python time was serialised too. Here everything
+    that can happen before the lock does (the tracking row, the touchpoint keys, the
+    rows made ready), and under the lock (``library.lock_log``) only a binary ``COPY``
+    and the commit. The lock keeps anyone else from drawing notification ids meanwhile,
+    so the batch's ids are the run ending at the sequence's value after the ``COPY``.
     """
+
+    @property
+    def touchpoints_table_name(self) -> str:
+        prefix = self.events_table_name.removesuffix("_events")
+        return f"{prefix}_recorded_touchpoints"
+
+    def ensure_touchpoint_keys(self, topics: Sequence[str]) -> None:
+        schema = Identifier(self.datastore.schema)
+        table = Identifier(self.touchpoints_table_name)
+        with self.datastore.transaction(commit=True) as cursor:
+            # One process at a time checks and fills; the others find the table made.
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", [self.touchpoints_table_name]
+            )
+            cursor.execute(
+                "SELECT to_regclass(%s) IS NOT NULL AS present",
+                [f"{self.datastore.schema}.{self.touchpoints_table_name}"],
+            )
+            row = cursor.fetchone()
+            if row is not None and row["present"]:
+                return
+            cursor.execute(
+                SQL(
+                    "CREATE TABLE {schema}.{table} (originator_id uuid NOT NULL, "
+                    "event_id text NOT NULL, PRIMARY KEY (originator_id, event_id))"
+                ).format(schema=schema, table=table)
+            )
+            cursor.execute(
+                SQL(
+                    "INSERT INTO {schema}.{table} (originator_id, event_id) "
+                    "SELECT originator_id, convert_from(state, 'UTF8')::json ->> 'event_id' "
+                    "FROM {schema}.{events} WHERE topic = ANY(%s) ON CONFLICT DO NOTHING"
+                ).format(schema=schema, table=table, events=Identifier(self.events_table_name)),
+                [list(topics)],
+            )
+
+    def recorded_touchpoints(self, keys: list[TouchpointKey]) -> set[TouchpointKey]:
+        statement = SQL(
+            "SELECT t.originator_id, t.event_id "
+            "FROM unnest(%s::uuid[], %s::text[]) AS batch(originator_id, event_id) "
+            "JOIN {schema}.{table} t "
+            "ON t.originator_id = batch.originator_id AND t.event_id = batch.event_id"
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.touchpoints_table_name),
+        )
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, ([key[0] for key in keys], [key[1] for key in keys]))
+            return {(row["originator_id"], row["event_id"]) for row in cursor.fetchall()}
+
+    def _insert_touchpoint_keys(self, curs: Any, keys: Sequence[TouchpointKey]) -> None:
+        curs.execute(
+            SQL(
+                "INSERT INTO {schema}.{table} (originator_id, event_id) "
+                "SELECT * FROM unnest(%s::uuid[], %s::text[])"
+            ).format(
+                schema=Identifier(self.datastore.schema),
+                table=Identifier(self.touchpoints_table_name),
+            ),
+            ([key[0] for key in keys], [key[1] for key in keys]),
+        )
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -47,12 +123,46 @@ class BatchPostgresProcessRecorder(SelectsShards, PostgresProcessRecorder):
     def _insert_in_one_transaction(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            ids = library.insert_in_plain_transaction(self, curs, stored_events, **kwargs)
-            condition: StreamAt | None = kwargs.get(CONDITION)
-            if condition is not None:
-                self._check(curs, condition, locked=bool(stored_events))
-            return ids
+        table = SQL("{schema}.{table}").format(
+            schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
+        )
+        condition: StreamAt | None = kwargs.get(CONDITION)
+        with self.datastore.get_connection() as conn:
+            with conn.transaction(), conn.cursor() as curs:
+                tracking: Tracking | None = kwargs.get("tracking")
+                if tracking is not None:
+                    library.insert_tracking(self, curs, tracking)
+                keys: Sequence[TouchpointKey] = kwargs.get("touchpoint_keys", ())
+                if keys:
+                    self._insert_touchpoint_keys(curs, keys)
+                if not stored_events:
+                    if condition is not None:
+                        self._check(curs, condition, locked=False)
+                    return None
+                rows = [
+                    (s.originator_id, s.originator_version, s.topic, s.state) for s in stored_events
+                ]
+                library.lock_log(self, curs)
+                locked = time.perf_counter()
+                copy_statement = SQL(
+                    "COPY {table} (originator_id, originator_version, topic, state) "
+                    "FROM STDIN (FORMAT BINARY)"
+                ).format(table=table)
+                with curs.copy(copy_statement) as copy:
+                    copy.set_types(["uuid", "int8", "text", "bytea"])
+                    for row in rows:
+                        copy.write_row(row)
+                curs.execute(
+                    "SELECT currval(pg_get_serial_sequence(%s, 'notification_id')) AS last",
+                    [f"{self.datastore.schema}.{self.events_table_name}"],
+                )
+                last = curs.fetchone()["last"]  # type: ignore[index]
+                if condition is not None:
+                    self._check(curs, condition, locked=True)
+            held: list[float] | None = kwargs.get("lock_held")
+            if held is not None:
+                held.append(time.perf_counter() - locked)  # the commit released it
+        return list(range(last - len(rows) + 1, last + 1))
 
     def _check(self, curs: Any, condition: StreamAt, *, locked: bool) -> None:
         """A write's ``StreamAt`` condition, checked under the table lock every insert

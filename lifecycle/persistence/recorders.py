@@ -6,12 +6,23 @@ Both check a write's condition (``StreamAt``: a stream the write depends on has 
 moved) inside its transaction, and read the log as plain rows made into notifications
 at once, one shard of a rebuild's if asked (``SelectsShards``).
 
+Idempotency of touchpoints: each recorded (relationship id, upstream event id) is a row
+of a table of its own (``recorded_touchpoints``; ``lifecycle_recorded_touchpoints`` on
+PostgreSQL), written in the same transaction as the events under a unique key. The
+batch path asks which of a batch's keys are there with one query
+(``recorded_touchpoints``), and a key recorded meanwhile by another writer fails the
+transaction like a version conflict. So neither the aggregate nor its snapshots hold
+every event id, and recording costs the same whatever the length of a history. A store
+written before the table existed gets it filled from its log, once, by the first
+process that records touchpoints (``ensure_touchpoint_keys``).
+
 For auditing: the log read as plain rows (``select_notifications`` builds an object and
 parses a UUID per event, which costs more than checking the event's hash), and one
 stream's events with their log positions."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,7 +36,12 @@ from lifecycle.persistence import library
 if TYPE_CHECKING:
     from eventsourcing.postgres import PostgresApplicationRecorder
 
+    from lifecycle.persistence.postgres import BatchPostgresProcessRecorder
+
 _SQLITE_CHUNK = 500
+
+TouchpointKey = tuple[UUID, str]
+"""(relationship id, upstream event id): what makes a touchpoint a duplicate."""
 
 CONDITION = "condition"
 """The keyword of ``insert_events`` that carries a write's ``StreamAt`` condition."""
@@ -67,6 +83,36 @@ def existing_originator_ids(recorder: ApplicationRecorder, ids: Collection[UUID]
         return _postgres_existing(recorder, list(ids))
     # Any other recorder: ask per aggregate, as the library would.
     return {i for i in ids if recorder.select_events(i, limit=1)}
+
+
+def recorded_touchpoints(
+    recorder: ApplicationRecorder, keys: Collection[TouchpointKey]
+) -> set[TouchpointKey]:
+    """The subset of ``keys`` recorded before (one query per chunk of keys)."""
+    if not keys:
+        return set()
+    return _keeping_touchpoint_keys(recorder).recorded_touchpoints(list(keys))
+
+
+def ensure_touchpoint_keys(recorder: ApplicationRecorder, topics: Sequence[str]) -> None:
+    """Create the table of touchpoint keys if it is missing, filled in the same
+    transaction with the key of every event of ``topics`` in the log (each has an
+    ``event_id``): a store written before the table existed keeps its old event ids
+    as duplicates. Safe against processes doing the same at once."""
+    _keeping_touchpoint_keys(recorder).ensure_touchpoint_keys(topics)
+
+
+def _keeping_touchpoint_keys(
+    recorder: ApplicationRecorder,
+) -> BulkSQLiteProcessRecorder | BatchPostgresProcessRecorder:
+    if isinstance(recorder, BulkSQLiteProcessRecorder):
+        return recorder
+    from lifecycle.persistence.postgres import BatchPostgresProcessRecorder
+
+    if isinstance(recorder, BatchPostgresProcessRecorder):
+        return recorder
+    # The engine stores events in SQLite or PostgreSQL only (lifecycle.persistence.store).
+    raise TypeError(f"touchpoint keys are not kept by {recorder!r}")
 
 
 def _sqlite_existing(recorder: SQLiteApplicationRecorder, ids: list[UUID]) -> set[UUID]:
@@ -117,7 +163,8 @@ class SelectsShards:
 
 
 class BulkSQLiteProcessRecorder(SelectsShards, SQLiteProcessRecorder):
-    """The library's SQLite process recorder, inserting a batch with one ``executemany``.
+    """The library's SQLite process recorder, inserting a batch with one ``executemany``,
+    and keeping touchpoint keys (see the module docstring).
 
     The library inserts row by row to learn each notification id. Once the first row is
     in, this transaction holds SQLite's write lock, so the batch's rowids are the
@@ -128,26 +175,73 @@ class BulkSQLiteProcessRecorder(SelectsShards, SQLiteProcessRecorder):
     """
 
     _MAX_PARSED_IDS = 100_000
+    touchpoints_table_name = "recorded_touchpoints"
+
+    def ensure_touchpoint_keys(self, topics: Sequence[str]) -> None:
+        table = self.touchpoints_table_name
+        with self.datastore.get_connection(commit=True) as connection:
+            cursor = connection.cursor()
+            # The write lock first: the check and the fill are one step for every process.
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                cursor.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
+                )
+                if cursor.fetchone() is None:
+                    cursor.execute(
+                        f"CREATE TABLE {table} (originator_id TEXT, event_id TEXT, "
+                        "PRIMARY KEY (originator_id, event_id)) WITHOUT ROWID"
+                    )
+                    marks = ",".join("?" * len(topics))
+                    cursor.execute(
+                        f"INSERT OR IGNORE INTO {table} (originator_id, event_id) "
+                        "SELECT originator_id, json_extract(CAST(state AS TEXT), '$.event_id') "
+                        f"FROM {self.events_table_name} WHERE topic IN ({marks})",
+                        list(topics),
+                    )
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+
+    def recorded_touchpoints(self, keys: list[TouchpointKey]) -> set[TouchpointKey]:
+        found: set[TouchpointKey] = set()
+        table = self.touchpoints_table_name
+        with self.datastore.transaction(commit=False) as cursor:
+            for start in range(0, len(keys), _SQLITE_CHUNK):
+                chunk = keys[start : start + _SQLITE_CHUNK]
+                ids = {originator_id.hex: originator_id for originator_id, _ in chunk}
+                cursor.execute(
+                    f"WITH batch(originator_id, event_id) AS (VALUES "
+                    f"{','.join(['(?,?)'] * len(chunk))}) "
+                    f"SELECT t.originator_id, t.event_id FROM batch JOIN {table} t "
+                    "ON t.originator_id = batch.originator_id AND t.event_id = batch.event_id",
+                    [value for key in chunk for value in (key[0].hex, key[1])],
+                )
+                found.update((ids[row[0]], row[1]) for row in cursor.fetchall())
+        return found
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        with self.datastore.transaction(commit=True) as c:
-            c.executemany(
-                self.insert_events_statement,
-                [
-                    (
-                        s.originator_id.hex
-                        if isinstance(s.originator_id, UUID)
-                        else s.originator_id,
-                        s.originator_version,
-                        s.topic,
-                        s.state,
-                    )
-                    for s in stored_events
-                ],
+        keys: Sequence[TouchpointKey] = kwargs.get("touchpoint_keys", ())
+        key_rows = [(originator_id.hex, event_id) for originator_id, event_id in keys]
+        rows = [
+            (
+                s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+                s.originator_version,
+                s.topic,
+                s.state,
             )
-            tracking: Tracking | None = kwargs.get("tracking")
+            for s in stored_events
+        ]
+        tracking: Tracking | None = kwargs.get("tracking")
+        with self.datastore.transaction(commit=True) as c:
+            # The transaction began deferred: the first write takes the write lock.
+            locked = time.perf_counter()
+            if key_rows:
+                c.executemany(f"INSERT INTO {self.touchpoints_table_name} VALUES (?, ?)", key_rows)
+            c.executemany(self.insert_events_statement, rows)
             if tracking is not None:
                 library.insert_tracking(self, c, tracking)
             condition: StreamAt | None = kwargs.get(CONDITION)
@@ -165,7 +259,10 @@ class BulkSQLiteProcessRecorder(SelectsShards, SQLiteProcessRecorder):
                 return []
             c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
             last: int = c.fetchone()[0]
-            return list(range(last - len(stored_events) + 1, last + 1))
+        held: list[float] | None = kwargs.get("lock_held")
+        if held is not None:
+            held.append(time.perf_counter() - locked)  # the commit released it
+        return list(range(last - len(stored_events) + 1, last + 1))
 
     def select_notifications(
         self,

@@ -79,6 +79,21 @@ class Store:
             password=self.postgres_password,
         )
 
+    def check_reachable(self, timeout: int = 5) -> None:
+        """Connect once and hang up. Raises eventsourcing's ``OperationalError`` while a
+        PostgreSQL server does not answer (or is still recovering); a SQLite file always
+        answers. Services call it before they build anything on the store, so that one
+        started during an outage waits it out as a running one does."""
+        if self.sqlite_path is not None:
+            return
+        import psycopg
+        from eventsourcing.persistence import OperationalError
+
+        try:
+            psycopg.connect(self.conninfo, connect_timeout=timeout).close()
+        except psycopg.OperationalError as error:
+            raise OperationalError(str(error)) from error
+
     def sibling_path(self, component: str) -> Path:
         """The SQLite file of a component that keeps its own tables: lifecycle.<component>.db"""
         assert self.sqlite_path is not None

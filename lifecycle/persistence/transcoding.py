@@ -21,16 +21,21 @@ import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import orjson
+from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
     DatetimeAsISO,
     DecimalAsStr,
+    Mapper,
+    StoredEvent,
     Transcoder,
     Transcoding,
     TranscodingNotRegisteredError,
     UUIDAsHex,
 )
+from eventsourcing.utils import get_topic
 
 from lifecycle.domain.hashchain import CHAIN_FIELDS, HASH, PREVIOUS_HASH, canonical_body
 
@@ -38,7 +43,7 @@ _SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
 class SetAsList(Transcoding):
-    """Snapshots hold sets (recorded event ids, purchase days)."""
+    """Snapshots hold sets (purchase days, resolved complaints)."""
 
     type = set
     name = "set"
@@ -72,16 +77,7 @@ class OrjsonTranscoder(Transcoder):
         if body is None:  # hashed elsewhere: encode it the same canonical way
             fields = {key: value for key, value in state.items() if key not in CHAIN_FIELDS}
             body = orjson.dumps(fields, default=self._encode_obj, option=_SORTED)
-        return b"".join(
-            (
-                b'{"hash":',
-                orjson.dumps(chain_hash),
-                b',"previous_hash":',
-                orjson.dumps(state[PREVIOUS_HASH]),
-                b",",
-                body[1:],
-            )
-        )
+        return _chained(chain_hash, state[PREVIOUS_HASH], body)
 
     def decode(self, data: bytes) -> Any:
         # Every event holds a typed value (its timestamp): walk without looking first.
@@ -136,6 +132,41 @@ class OrjsonTranscoder(Transcoder):
 
 
 _CONTAINERS = frozenset({dict, list})
+
+
+def _chained(chain_hash: str, previous_hash: str, body: bytes) -> bytes:
+    """The stored form of a chained event: its chain fields, then its hashed body."""
+    return b"".join(
+        (
+            b'{"hash":',
+            orjson.dumps(chain_hash),
+            b',"previous_hash":',
+            orjson.dumps(previous_hash),
+            b",",
+            body[1:],
+        )
+    )
+
+
+class ChainedMapper(Mapper[UUID]):
+    """The library's mapper, storing a chained event freshly hashed here as the body its
+    hash covers, without copying the event's state or encoding it again (what
+    ``OrjsonTranscoder`` writes for it, byte for byte)."""
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        state = vars(domain_event)
+        chain_hash = state.get(HASH)
+        plain = self.cipher is None and self.compressor is None
+        body = _HASHED_BODIES.pop(chain_hash, None) if plain and type(chain_hash) is str else None
+        if body is None:
+            return super().to_stored_event(domain_event)
+        return StoredEvent(
+            originator_id=state["originator_id"],
+            originator_version=state["originator_version"],
+            topic=get_topic(type(domain_event)),
+            state=_chained(str(chain_hash), state[PREVIOUS_HASH], body),
+        )
+
 
 _KIND_FIELD = b'"kind":"'
 
@@ -199,24 +230,29 @@ def orjson_canonical_body(state: Mapping[str, Any]) -> bytes:
 
 def _orjson_body(state: Mapping[str, Any]) -> bytes | None:
     """The canonical body by orjson, or None where orjson would not write it exactly."""
-    fields = dict(state)
-    for key, value in state.items():
+    for value in state.values():
         kind = type(value)
-        if kind in _PLAIN:
+        if kind in _PLAIN or kind is datetime:
             continue
-        if kind is datetime:
-            offset = value.utcoffset()
-            if offset is not None and (offset.seconds % 60 or offset.microseconds):
-                return None
-            fields[key] = {"_data_": value, "_type_": "datetime_iso"}
-        elif not ((kind is dict or kind is list) and _plain_json(value)):
-            return None
-    fields.pop(HASH, None)
-    fields.pop(PREVIOUS_HASH, None)
+        if (kind is dict or kind is list) and _plain_json(value):
+            continue
+        return None
+    if HASH in state or PREVIOUS_HASH in state:
+        state = {key: value for key, value in state.items() if key not in CHAIN_FIELDS}
     try:
-        return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
+        # Written as it is, without a copy: only datetimes reach _canonical_datetime.
+        return orjson.dumps(state, default=_canonical_datetime, option=_SORTED)
     except orjson.JSONEncodeError:
         return None
+
+
+def _canonical_datetime(value: datetime) -> dict[str, str]:
+    """A datetime as the reference encoder writes it (``encode_datetime``); an offset
+    with seconds is refused, so that the reference encoder writes that body."""
+    offset = value.utcoffset()
+    if offset is not None and (offset.seconds % 60 or offset.microseconds):
+        raise TypeError("a UTC offset with seconds")
+    return {"_data_": value.isoformat(), "_type_": "datetime_iso"}
 
 
 def _reference_body(state: Mapping[str, Any]) -> bytes:
@@ -239,4 +275,10 @@ def _plain_json(value: Any) -> bool:
     return True
 
 
-__all__ = ["OrjsonTranscoder", "SetAsList", "orjson_canonical_body", "orjson_hasher"]
+__all__ = [
+    "ChainedMapper",
+    "OrjsonTranscoder",
+    "SetAsList",
+    "orjson_canonical_body",
+    "orjson_hasher",
+]

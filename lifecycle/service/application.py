@@ -8,6 +8,11 @@ relationship is loaded once, and all new events are saved together, optionally w
 between batches; a concurrent writer shows up as a version conflict, after which the
 batch is retried from freshly loaded aggregates, so a stale cache never writes wrongly.
 
+A touchpoint whose (customer, event id) was recorded before is a duplicate: the store
+keeps every recorded key, written with the events, and one lookup per batch finds a
+batch's duplicates (``lifecycle.persistence.recorders``); a key another writer records
+meanwhile fails the transaction, which is retried like a version conflict.
+
 Writes through one application object are taken one at a time (a lock): cached aggregates
 are shared objects, and a process that writes from several threads (the HTTP API) must
 not decide two batches on the same one at once.
@@ -60,15 +65,21 @@ from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
-import structlog
 from eventsourcing.application import (
     AggregateNotFoundError,
     Application,
     Cache,
     ProcessingEvent,
 )
-from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking, Transcoder
+from eventsourcing.domain import Aggregate, Snapshot
+from eventsourcing.persistence import (
+    IntegrityError,
+    Mapper,
+    ProcessRecorder,
+    StoredEvent,
+    Tracking,
+    Transcoder,
+)
 from eventsourcing.utils import EnvType
 
 from lifecycle.domain.analytics import ANALYTICS_STREAM, AnalyticsModels, ModelFit
@@ -92,11 +103,14 @@ from lifecycle.persistence.recorders import (
     CONDITION,
     StreamAt,
     StreamMoved,
+    TouchpointKey,
+    ensure_touchpoint_keys,
     existing_originator_ids,
+    recorded_touchpoints,
     stream_log,
 )
 from lifecycle.persistence.topics import stored_topics
-from lifecycle.persistence.transcoding import OrjsonTranscoder, orjson_hasher
+from lifecycle.persistence.transcoding import ChainedMapper, OrjsonTranscoder, orjson_hasher
 
 MAX_ATTEMPTS = 8
 CONFLICT_PAUSE_SECONDS = 0.005
@@ -106,6 +120,7 @@ RELATIONSHIP_TOPICS = tuple(topic for cls in RELATIONSHIP_EVENTS for topic in st
 """Every topic a relationship's events are stored under: streams that are not
 relationships (the policy's, the analytics models') share the log."""
 RELATIONSHIP_STARTED_TOPICS = stored_topics(Relationship.RelationshipStarted)
+TOUCHPOINT_RECORDED_TOPICS = stored_topics(Relationship.TouchpointRecorded)
 STAGE_CHANGED_TOPICS = stored_topics(Relationship.StageChanged)
 
 
@@ -117,7 +132,13 @@ FIRST_USE_ACTOR = "lifecycle"
 ADOPTION_TRACKING = "policy-adoption:{version}"
 """Where an adoption's re-evaluation keeps how far it got."""
 
-log = structlog.get_logger(__name__)
+
+def _log() -> Any:
+    # Imported on first use: read-only commands (state, history) never log, and start
+    # faster without the logging library.
+    import structlog
+
+    return structlog.get_logger(__name__)
 
 
 @dataclass
@@ -136,6 +157,10 @@ class BatchOutcome:
     position: int | None = None
     """The log position of the last event written (None: nothing was written), usable
     as ``min_position`` on the read API (read-your-writes)."""
+    lock_seconds: float = 0.0
+    """How long the batch's transaction held the log's write lock, which every writer of
+    the store takes in turn (PostgreSQL's table lock for notification ids; SQLite's
+    write lock): the part of a batch that does not scale out."""
 
 
 @dataclass
@@ -206,13 +231,21 @@ class LifecycleApplication(Application[UUID]):
         self.vault = vault
         # The library reads this per instance, so each deployment can set its interval.
         self.snapshotting_intervals = {Relationship: snapshot_interval}  # type: ignore[misc]
+        self._interval = snapshot_interval
         self._writing = threading.Lock()
         super().__init__(env)
         self.recorder: ProcessRecorder
+        self._touchpoint_keys_ensured = False
 
     def construct_recorder(self) -> ProcessRecorder:
         # A process recorder stores Tracking positions in the same transaction as events.
         return self.factory.process_recorder()
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        mapper = super().construct_mapper()
+        return ChainedMapper(
+            transcoder=mapper.transcoder, compressor=mapper.compressor, cipher=mapper.cipher
+        )
 
     def construct_transcoder(self) -> Transcoder:
         # The domain hashes each event's body with a fast encoder (byte for byte the
@@ -236,6 +269,11 @@ class LifecycleApplication(Application[UUID]):
             # Before any aggregate sees them: events only ever hold the ciphertext.
             touchpoints = self.vault.protect(touchpoints, utc_now())
         with self._writing:
+            if not self._touchpoint_keys_ensured:
+                # Here, not at start-up: only a process that records touchpoints needs
+                # them, and read-only commands never write to a store.
+                ensure_touchpoint_keys(self.recorder, TOUCHPOINT_RECORDED_TOPICS)
+                self._touchpoint_keys_ensured = True
             return self._record_batch(touchpoints, tracking)
 
     def _record_batch(
@@ -247,15 +285,27 @@ class LifecycleApplication(Application[UUID]):
             followed = self._in_force()
             try:
                 stored = self._stored_among(touchpoints)
+                seen = self._recorded_among(touchpoints, stored)
+                keys: list[TouchpointKey] = []
+                snapshots: list[StoredEvent] = []
                 for touchpoint in touchpoints:
-                    relationship = self._relationship_for(touchpoint, relationships, stored)
-                    if relationship.record_touchpoint(touchpoint, followed.policy):
-                        outcome.recorded += 1
-                        outcome.statuses.append(RECORDED)
-                    else:
+                    key = (relationship_id(touchpoint.customer_id), touchpoint.event_id)
+                    if key in seen:
                         outcome.duplicates += 1
                         outcome.statuses.append(DUPLICATE)
-                self._save_with_tracking(relationships.values(), tracking, outcome, followed)
+                        continue
+                    seen.add(key)
+                    keys.append(key)
+                    relationship = self._relationship_for(touchpoint, relationships, stored)
+                    before = relationship.version
+                    relationship.record_touchpoint(touchpoint, followed.policy)
+                    if relationship.version // self._interval > before // self._interval:
+                        snapshots.append(self._snapshot(relationship))
+                    outcome.recorded += 1
+                    outcome.statuses.append(RECORDED)
+                self._save_with_tracking(
+                    relationships.values(), tracking, outcome, followed, keys, snapshots
+                )
             except StreamMoved:
                 self._forget_cached(relationships)
                 self._follow_adopted()
@@ -474,7 +524,7 @@ class LifecycleApplication(Application[UUID]):
             adopted = self.policy_stream()
             assert adopted is not None
             return adopted
-        log.info("policy_adopted", version=document.version, sha256=document.sha256)
+        _log().info("policy_adopted", version=document.version, sha256=document.sha256)
         return stream
 
     def _follow(self, stream: PolicyStream) -> _Followed:
@@ -483,7 +533,7 @@ class LifecycleApplication(Application[UUID]):
             adopted = stream.adopted
             followed = _Followed(adopted.document().policy, StreamAt(stream.id, stream.version))
             self._followed = followed
-            log.info("policy_followed", version=adopted.version, sha256=adopted.sha256)
+            _log().info("policy_followed", version=adopted.version, sha256=adopted.sha256)
         return followed
 
     def _follow_adopted(self) -> None:
@@ -655,6 +705,17 @@ class LifecycleApplication(Application[UUID]):
         cached = {i for i in ids if _is_cached(cache, i)} if cache is not None else set()
         return cached | existing_originator_ids(self.recorder, ids - cached)
 
+    def _recorded_among(
+        self, touchpoints: Sequence[Touchpoint], stored: set[UUID]
+    ) -> set[TouchpointKey]:
+        """The keys of the batch recorded before (only a stored relationship has any)."""
+        keys = []
+        for touchpoint in touchpoints:
+            aggregate_id = relationship_id(touchpoint.customer_id)
+            if aggregate_id in stored:
+                keys.append((aggregate_id, touchpoint.event_id))
+        return recorded_touchpoints(self.recorder, keys)
+
     def _relationship_for(
         self, touchpoint: Touchpoint, loaded: dict[UUID, Relationship], stored: set[UUID]
     ) -> Relationship:
@@ -673,16 +734,28 @@ class LifecycleApplication(Application[UUID]):
             loaded[aggregate_id] = relationship
         return relationship
 
+    def _snapshot(self, relationship: Relationship) -> StoredEvent:
+        """A snapshot of the relationship as it is now, in the middle of a batch: encoded
+        at once (later touchpoints of the batch change its state in place), stored once
+        the batch is. The library would instead load the relationship again, from the
+        store, for every snapshot: a relationship with a long batch of touchpoints has
+        several a batch."""
+        snapshot = Snapshot.take(relationship)
+        return self.mapper.to_stored_event(snapshot)
+
     def _save_with_tracking(
         self,
         relationships: Iterable[Relationship],
         tracking: Tracking | None,
         outcome: BatchOutcome,
         decided_under: _Followed,
+        touchpoint_keys: Sequence[TouchpointKey] = (),
+        snapshots: Sequence[StoredEvent] | None = None,
     ) -> None:
-        """Insert the relationships' new events and ``tracking`` in one transaction, on
-        condition that the policy they were ``decided_under`` is still the adopted one
-        (``StreamMoved`` otherwise: see the module docstring)."""
+        """Insert the relationships' new events, ``tracking`` and ``touchpoint_keys`` in
+        one transaction, on condition that the policy they were ``decided_under`` is
+        still the adopted one (``StreamMoved`` otherwise: see the module docstring); then
+        store ``snapshots`` (None: the library takes its own)."""
         processing_event: ProcessingEvent[UUID] = ProcessingEvent(tracking=tracking)
         # What ProcessingEvent.collect_events() does, without its runtime Protocol checks,
         # which cost more than everything else here on a large batch.
@@ -695,15 +768,25 @@ class LifecycleApplication(Application[UUID]):
         # Application._record() without EventStore.put()'s per-event Recording objects,
         # which only feed _notify(), a hook this application does not use.
         stored_events = [self.mapper.to_stored_event(e) for e in processing_event.events]
+        lock_held: list[float] = []
         positions = self.recorder.insert_events(
-            stored_events, tracking=tracking, **{CONDITION: decided_under.condition}
+            stored_events,
+            tracking=tracking,
+            touchpoint_keys=touchpoint_keys,
+            lock_held=lock_held,
+            **{CONDITION: decided_under.condition},
         )
+        outcome.lock_seconds = sum(lock_held)
         if positions:
             outcome.position = positions[-1]
         cache = self.repository.cache
         if cache is not None:
             for aggregate_id, aggregate in processing_event.aggregates.items():
                 cache.put(aggregate_id, aggregate)
+        if snapshots is not None:
+            if snapshots and self.snapshots is not None:
+                self.snapshots.recorder.insert_events(snapshots)
+            return
         # What Application._take_snapshots() does for aggregates of one class.
         interval = (self.snapshotting_intervals or {}).get(Relationship)
         if self.snapshots is not None and interval:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from importlib import metadata
@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import AfterValidator, AwareDatetime
 
 from lifecycle.service.application import LifecycleApplication
+from lifecycle.service.group_commit import GroupCommit
 from lifecycle.settings import Settings
 from projections import metrics
 from projections.api import models
@@ -51,6 +52,26 @@ _EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
+class Redriven(Protocol):
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+class DeadLetters(Protocol):
+    """The dead-letter topic as people see it and re-drive it, provided by the
+    composition root (the read side never reaches Kafka itself)."""
+
+    @property
+    def topic(self) -> str: ...
+
+    def listed(self, *, code: str | None = None) -> list[dict[str, Any]]:
+        """Offset, time, key, error code and reason, source, redrive count of each."""
+        ...
+
+    def redrive(
+        self, *, code: str | None = None, offsets: Collection[int] = (), again: bool = False
+    ) -> Redriven: ...
+
+
 @dataclass
 class ReadSide:
     """What the API serves from: the views of the read models, the analytics
@@ -71,6 +92,13 @@ class ReadSide:
     ledger: AuditLedger | None = None
     """The audit ledger, to say how far a customer's events are sealed and verified."""
     audit_key: AuditKey | None = None
+    dead_letters: DeadLetters | None = None
+    group_commit: GroupCommit = field(init=False)
+    """How the application records touchpoints posted over HTTP: the requests waiting
+    meanwhile share a transaction."""
+
+    def __post_init__(self) -> None:
+        self.group_commit = GroupCommit(self.application)
 
     def head(self) -> int:
         head = self.application.recorder.max_notification_id() or 0

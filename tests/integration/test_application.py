@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from eventsourcing.persistence import Tracking
+from eventsourcing.domain import Snapshot
+from eventsourcing.persistence import IntegrityError, Tracking
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from lifecycle.domain.errors import RelationshipNotFound
-from lifecycle.domain.relationship import Relationship
+from lifecycle.domain.relationship import Relationship, relationship_id
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.entrypoints.bootstrap import Components
-from lifecycle.persistence.recorders import SelectsShards
+from lifecycle.persistence.postgres import BatchPostgresProcessRecorder
+from lifecycle.persistence.recorders import BulkSQLiteProcessRecorder, SelectsShards
 from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
 from tests.builders import DAY_ZERO, touchpoint
@@ -71,6 +78,167 @@ def test_a_fresh_process_sees_the_duplicates_too(
         assert other.record_batch(batch).duplicates == 1
     finally:
         other.close()
+
+
+def test_a_touchpoint_recorded_many_snapshots_ago_is_still_a_duplicate(
+    settings: Settings,
+) -> None:
+    long_history = settings.model_copy(update={"snapshot_interval": 5})
+    first = touchpoint("inquiry", 0, customer="a")
+    writer = Components(long_history).application()
+    try:
+        writer.record_batch([first])
+        writer.record_batch([touchpoint("marketing", day, customer="a") for day in range(1, 40)])
+    finally:
+        writer.close()
+    fresh = Components(long_history).application()  # nothing cached: loaded from a snapshot
+    try:
+        outcome = fresh.record_batch([first, touchpoint("inquiry", 41, customer="a")])
+        assert outcome.statuses == ["duplicate", "recorded"]
+        assert fresh.relationship("a").touchpoint_count == 41
+    finally:
+        fresh.close()
+
+
+def test_the_same_event_id_of_two_customers_is_two_touchpoints(app: LifecycleApplication) -> None:
+    outcome = app.record_batch(
+        [
+            touchpoint("inquiry", customer="a", event_id="shared"),
+            touchpoint("inquiry", customer="b", event_id="shared"),
+        ]
+    )
+    assert outcome.statuses == ["recorded", "recorded"]
+
+
+def test_a_touchpoint_twice_in_one_batch_is_recorded_once(app: LifecycleApplication) -> None:
+    twice = touchpoint("purchase", customer="a")
+    outcome = app.record_batch([twice, touchpoint("inquiry", 1, customer="a"), twice])
+    assert outcome.statuses == ["recorded", "recorded", "duplicate"]
+    assert app.relationship("a").touchpoint_count == 2
+
+
+def test_the_store_refuses_a_touchpoint_key_recorded_before(app: LifecycleApplication) -> None:
+    # The final guard against two writers deciding at once: the transaction fails, and
+    # record_batch retries it like a version conflict.
+    app.record_batch([touchpoint("inquiry", customer="a", event_id="evt-once")])
+    with pytest.raises(IntegrityError):
+        app.recorder.insert_events([], touchpoint_keys=[(relationship_id("a"), "evt-once")])
+
+
+def test_a_store_without_touchpoint_keys_gets_them_from_its_log(
+    app: LifecycleApplication, settings: Settings
+) -> None:
+    old = [touchpoint("purchase", 0, customer="a"), touchpoint("inquiry", 1, customer="b")]
+    app.record_batch(old)
+    recorder = app.recorder
+    assert isinstance(recorder, BulkSQLiteProcessRecorder | BatchPostgresProcessRecorder)
+    with recorder.datastore.transaction(commit=True) as cursor:  # as a store written before
+        cursor.execute(f"DROP TABLE {recorder.touchpoints_table_name}")
+    upgraded = Components(settings).application()
+    try:
+        outcome = upgraded.record_batch([*old, touchpoint("inquiry", 2, customer="a")])
+        assert outcome.statuses == ["duplicate", "duplicate", "recorded"]
+    finally:
+        upgraded.close()
+
+
+def test_snapshots_stay_the_same_size_however_long_the_history(settings: Settings) -> None:
+    app = Components(settings.model_copy(update={"snapshot_interval": 10})).application()
+    try:
+        for customer, touchpoints in (("short", 20), ("long", 600)):
+            app.record_batch(
+                [touchpoint("inquiry", n / 100, customer=customer) for n in range(touchpoints)]
+            )
+        assert app.snapshots is not None
+        sizes = {
+            customer: len(
+                app.snapshots.recorder.select_events(relationship_id(customer), desc=True, limit=1)[
+                    0
+                ].state
+            )
+            for customer in ("short", "long")
+        }
+        assert sizes["long"] - sizes["short"] < 16  # the counts' extra digits
+    finally:
+        app.close()
+
+
+def test_a_snapshot_that_holds_every_event_id_still_loads(settings: Settings) -> None:
+    app = Components(settings.model_copy(update={"snapshot_interval": 1000})).application()
+    first = touchpoint("purchase", 0, customer="a")
+    try:
+        app.record_batch([first, touchpoint("inquiry", 1, customer="a")])
+        relationship = app.relationship("a")
+        # Version 1 of the snapshot state, as releases before held it: every event id,
+        # no class version.
+        state = {
+            key: value
+            for key, value in vars(relationship).items()
+            if key not in ("_id", "_version", "_pending_events")
+        }
+        state["touchpoint_ids"] = {first.event_id, "evt-other"}
+        assert app.snapshots is not None
+        app.snapshots.put(
+            [
+                Snapshot(
+                    originator_id=relationship.id,
+                    originator_version=relationship.version,
+                    timestamp=Snapshot.create_timestamp(),
+                    topic="lifecycle.relationship:Relationship",
+                    state=state,
+                )
+            ]
+        )
+    finally:
+        app.close()
+    fresh = Components(settings).application()
+    try:
+        loaded = fresh.relationship("a")
+        assert not hasattr(loaded, "touchpoint_ids")
+        assert (loaded.version, loaded.stage, loaded.touchpoint_count) == (
+            relationship.version,
+            relationship.stage,
+            2,
+        )
+        outcome = fresh.record_batch([first, touchpoint("purchase", 3, customer="a")])
+        assert outcome.statuses == ["duplicate", "recorded"]
+    finally:
+        fresh.close()
+
+
+@hypothesis_settings(max_examples=40, deadline=None)
+@given(
+    deliveries=st.lists(
+        st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 12)), min_size=1, max_size=40
+    ),
+    batch_size=st.integers(1, 8),
+)
+def test_each_event_id_of_a_customer_is_recorded_once_whatever_the_batches_and_writers(
+    deliveries: list[tuple[str, int]], batch_size: int
+) -> None:
+    # A small pool of ids makes second deliveries likely: in one batch, in a later one,
+    # through the other of two writers, after a snapshot.
+    with tempfile.TemporaryDirectory() as directory:
+        settings = Settings(database_url=f"sqlite:///{directory}/lifecycle.db", snapshot_interval=3)
+        writers = [Components(settings).application() for _ in range(2)]
+        try:
+            for number, start in enumerate(range(0, len(deliveries), batch_size)):
+                writers[number % 2].record_batch(
+                    [
+                        touchpoint("inquiry", n, customer=customer, event_id=f"e-{n}")
+                        for customer, n in deliveries[start : start + batch_size]
+                    ]
+                )
+            recorded = Counter(
+                (event.customer_id, event.event_id)
+                for customer in {customer for customer, _ in deliveries}
+                for event in writers[0].history(customer)
+                if isinstance(event, Relationship.TouchpointRecorded)
+            )
+            assert recorded == Counter({(c, f"e-{n}") for c, n in deliveries})
+        finally:
+            for writer in writers:
+                writer.close()
 
 
 def test_a_tracked_batch_is_recorded_once(app: LifecycleApplication) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent, Tracking
 from kafka import KafkaConsumer
 from psycopg.sql import SQL, Identifier
 
@@ -118,12 +118,37 @@ def test_the_postgres_steps_return_the_ids_of_the_events_they_insert(
 
     logged = [n.id for n in recorder.select_notifications(1, 10)]
     assert (ids, recorder.max_tracking_id("contracts")) == (logged, 1), (
-        f"{EVENTSOURCING}: PostgresProcessRecorder._insert_events, _insert_stored_events and "
-        "_fetch_ids_after_insert_events, run in one transaction by lifecycle/persistence/"
-        "library.py (insert_in_plain_transaction), no longer record the events with their "
-        "position and return their notification ids: re-check it against the library's "
-        "insert_events"
+        f"{EVENTSOURCING}: the events COPYed under the table lock of lifecycle/persistence/"
+        "library.py (lock_log) are no longer recorded with their position, or their "
+        "notification ids no longer the run ending at the sequence's value: re-check the "
+        "lock against the library's insert_events"
     )
+
+
+@POSTGRES_ONLY
+def test_the_postgres_lock_makes_writers_of_the_log_take_turns(
+    app: LifecycleApplication,
+) -> None:
+    recorder = app.recorder
+    assert isinstance(recorder, BatchPostgresProcessRecorder)
+    with recorder.datastore.transaction(commit=False) as holder:
+        library.lock_log(recorder, holder)
+        with (
+            pytest.raises(OperationalError),
+            recorder.datastore.transaction(commit=False) as other,
+        ):
+            other.execute("SET LOCAL lock_timeout = '100ms'")
+            other.execute(
+                SQL("LOCK TABLE {0} IN ROW EXCLUSIVE MODE").format(
+                    Identifier(recorder.events_table_name)
+                )
+            )
+            pytest.fail(
+                f"{EVENTSOURCING}: PostgresApplicationRecorder._lock_table, which "
+                "lifecycle/persistence/library.py (lock_log) takes, no longer keeps another "
+                "writer from inserting: notification ids could be drawn by two writers at once "
+                "and committed out of order"
+            )
 
 
 @POSTGRES_ONLY
@@ -139,9 +164,9 @@ def test_the_postgres_steps_notify_those_who_follow_the_log(
 
         notified = [n.channel for n in listener.notifies(timeout=10, stop_after=1)]
     assert notified == [recorder.channel_name], (
-        f"{EVENTSOURCING}: PostgresProcessRecorder._insert_stored_events no longer sends "
-        "NOTIFY; lifecycle/persistence/library.py (insert_in_plain_transaction) relies on "
-        "it to wake the projection runners (projections/service.py)"
+        f"{EVENTSOURCING}: PostgresApplicationRecorder._notify_channel no longer sends "
+        "NOTIFY; lifecycle/persistence/library.py (lock_log) relies on it to wake the "
+        "projection runners (projections/service.py)"
     )
 
 

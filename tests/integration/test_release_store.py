@@ -393,6 +393,25 @@ def test_history_shows_the_new_events_chained_after_the_old_ones(
     assert recorded == [_new_event_id(role)]
 
 
+def test_touchpoints_the_old_store_recorded_are_duplicates_when_delivered_again(
+    tmp_path: Path,
+) -> None:
+    store = _copy_store(tmp_path)
+    again = []
+    for role in ("committed", "reactivated", "erased"):
+        data = next(e for e in _old_history(role) if e["type"] == "TouchpointRecorded")["data"]
+        fields = ("event_id", "customer_id", "kind", "channel", "occurred_at", "source")
+        again.append({**{field: data[field] for field in fields}, "attributes": data["attributes"]})
+    feed = tmp_path / "again.jsonl"
+    feed.write_text("".join(json.dumps(m) + "\n" for m in again), encoding="utf-8")
+
+    done = run_cli("import", str(feed), "--json", env=store)
+
+    assert done.returncode == 0, done.stderr
+    counts = json.loads(done.stdout)
+    assert (counts["recorded"], counts["duplicates"], counts["rejected"]) == (0, 3, 0)
+
+
 def test_personal_data_arriving_after_the_erasure_is_recorded_erased(
     recorded_onto: dict[str, Any],
 ) -> None:

@@ -18,7 +18,7 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Notification
-from eventsourcing.postgres import PostgresProcessRecorder, PostgresTrackingRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from eventsourcing.utils import get_topic
 from kafka import KafkaConsumer
@@ -89,20 +89,16 @@ def test_a_tracking_recorder_records_a_position_in_a_transaction_already_open(
 
 @pytest.mark.parametrize(
     ("step", "expected"),
-    [
-        ("_insert_events", "(curs, stored_events, **kwargs)"),
-        ("_insert_stored_events", "(curs, stored_events, **kwargs)"),
-        ("_fetch_ids_after_insert_events", "(curs, stored_events, **_)"),
-    ],
+    [("_lock_table", "(curs)"), ("_notify_channel", "(curs)")],
 )
-def test_the_postgres_process_recorder_inserts_in_three_steps_on_one_cursor(
+def test_the_postgres_recorder_locks_the_log_and_notifies_on_one_cursor(
     step: str, expected: str
 ) -> None:
-    assert shape(getattr(PostgresProcessRecorder, step)) == expected, (
-        f"{EVENTSOURCING}: PostgresProcessRecorder.{step}{expected} changed; {LIBRARY} "
-        "(insert_in_plain_transaction) runs the steps of the library's insert_events "
-        "(tracking row; table lock, NOTIFY, INSERT; notification ids) outside pipeline "
-        "mode: re-check it against the library's insert_events"
+    assert shape(getattr(PostgresApplicationRecorder, step)) == expected, (
+        f"{EVENTSOURCING}: PostgresApplicationRecorder.{step}{expected} changed; {LIBRARY} "
+        "(lock_log) takes the table lock and sends the NOTIFY of the library's "
+        "insert_events before the PostgreSQL process recorder COPYs a batch: re-check it "
+        "against the library's insert_events"
     )
 
 

@@ -236,14 +236,6 @@ def test_rules_only_count_touchpoints_of_the_current_cycle() -> None:
     assert relationship.stage is Stage.AWARENESS  # not expansion: day 0 was in cycle 1
 
 
-def test_a_second_delivery_of_the_same_event_changes_nothing() -> None:
-    first = touchpoint("purchase", event_id="shop-1")
-    relationship = relationship_after(first)
-    events_before = len(relationship.pending_events)
-    assert relationship.record_touchpoint(first, POLICY) is False
-    assert len(relationship.pending_events) == events_before
-
-
 def test_late_touchpoints_are_recorded_in_arrival_order_and_judged_by_occurred_at() -> None:
     relationship = relationship_after(touchpoint("purchase", 10), touchpoint("purchase", 3))
     recorded = [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -131,3 +132,23 @@ def progress(
     with Progress(*columns, transient=True, redirect_stderr=False) as bar:
         task = bar.add_task(description, total=total)
         yield lambda advance: bar.advance(task, advance)
+
+
+def wait_for_database(settings: Settings, stop: threading.Event) -> bool:
+    """Wait until the store answers, as a running service waits out an outage (a
+    supervisor may start a service while the database restarts); False: stopped first."""
+    import structlog
+
+    from lifecycle.faults import Stopped, is_database_fault, retry
+
+    try:
+        retry(
+            settings.store.check_reachable,
+            is_fault=is_database_fault,
+            cause="database",
+            stop=stop,
+            log=structlog.get_logger(__name__),
+        )
+    except Stopped:
+        return False
+    return True

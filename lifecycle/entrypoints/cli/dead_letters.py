@@ -6,15 +6,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 from lifecycle.entrypoints.bootstrap import Components
-from lifecycle.entrypoints.cli.common import UsageError, add_common_options, settings_from
+from lifecycle.entrypoints.cli.common import add_common_options, settings_from
 from lifecycle.entrypoints.cli.kafka import bootstrap_option
-from lifecycle.settings import Settings
-
-T = TypeVar("T")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -92,100 +87,50 @@ def _offset(text: str) -> int:
 
 
 def list_command(args: argparse.Namespace) -> int:
-    from consumers.dead_letters import choose
+    from lifecycle.entrypoints.dead_letters import DeadLetterDesk
 
-    settings = settings_from(args)
-    topic = Components(settings).topics().dead_letters
-    letters = choose(_read(settings, topic), code=args.code)
-    memory = Components(settings).redrive_log(read_only=True)
-    try:
-        counts = memory.counts({letter.identity for letter in letters})
-    finally:
-        memory.close()
-    shown = [letter.as_dict(counts.get(letter.identity, 0)) for letter in letters]
+    desk = DeadLetterDesk(settings_from(args))
+    shown = desk.listed(code=args.code)
     if args.json:
         for row in shown:
             print(json.dumps(row, ensure_ascii=False))
         return 0
     if not shown:
-        print(f"no dead letters on {topic}" + (f" with code {args.code}" if args.code else ""))
+        print(f"no dead letters on {desk.topic}" + (f" with code {args.code}" if args.code else ""))
         return 0
     print(
         f"{'offset':>7}  {'time (UTC)':<19}  {'key':<16}  {'error code':<26}  "
         f"{'source':>10}  {'redrives':>8}  reason"
     )
-    for letter, row in zip(letters, shown, strict=True):
-        time = letter.timestamp.strftime("%Y-%m-%dT%H:%M:%S") if letter.timestamp else "-"
+    for row in shown:
+        time = row["time"][:19] if row["time"] else "-"
         source = f"{row['source_partition']}@{row['source_offset']}"
         print(
             f"{row['offset']:>7}  {time:<19}  {_short(row['key'], 16):<16}  "
             f"{row['error_code']:<26}  {source:>10}  {row['redrive_count']:>8}  "
             f"{row['error_reason']}"
         )
-    print(f"{len(shown)} dead letters on {topic}")
+    print(f"{len(shown)} dead letters on {desk.topic}")
     return 0
 
 
 def redrive_command(args: argparse.Namespace) -> int:
-    from consumers.clients import new_producer
-    from consumers.dead_letters import choose, redrive
+    from lifecycle.entrypoints.dead_letters import DeadLetterDesk
 
     settings = settings_from(args)
-    topics = Components(settings).topics()
-    letters = choose(_read(settings, topics.dead_letters), code=args.code, offsets=args.offsets)
-    missing = sorted(set(args.offsets) - {letter.offset for letter in letters})
-    if missing:
-        raise UsageError(
-            f"no dead letter{'s' if len(missing) > 1 else ''} at offset "
-            f"{', '.join(map(str, missing))} on {topics.dead_letters}"
-            + (f" with code {args.code}" if args.code else "")
-        )
-    producer = _connected(
-        settings, lambda: new_producer(settings.bootstrap_servers, "lifecycle-redrive")
+    report = DeadLetterDesk(settings).redrive(
+        code=args.code, offsets=args.offsets, again=args.again
     )
-    memory = Components(settings).redrive_log()
-    try:
-        report = redrive(letters, producer, topics.touchpoints, memory, again=args.again)
-    finally:
-        memory.close()
-        producer.close()
+    touchpoints = Components(settings).topics().touchpoints
     if args.json:
-        print(json.dumps({**report.as_dict(), "topic": topics.touchpoints}))
+        print(json.dumps({**report.as_dict(), "topic": touchpoints}))
         return 0
     print(
-        f"re-drove {len(report.redriven)} dead letters to {topics.touchpoints}; passed over "
+        f"re-drove {len(report.redriven)} dead letters to {touchpoints}; passed over "
         f"{report.already_redriven} re-driven before (--again re-drives them), "
         f"{report.repeats} repeats of a message, {report.without_value} without a value"
     )
     return 0
-
-
-def _read(settings: Settings, topic: str) -> list[Any]:
-    from consumers.clients import new_consumer
-    from consumers.dead_letters import read_dead_letters
-
-    consumer = _connected(
-        settings, lambda: new_consumer(settings.bootstrap_servers, "lifecycle-dead-letters")
-    )
-    try:
-        return read_dead_letters(consumer, topic)
-    finally:
-        consumer.close()
-
-
-def _connected(settings: Settings, connect: Callable[[], T]) -> T:
-    """A Kafka client, or ``BrokerError`` naming the cluster it could not reach."""
-    from consumers.broker import BrokerError
-    from consumers.faults import is_broker_fault
-
-    try:
-        return connect()
-    except Exception as error:
-        if is_broker_fault(error):
-            raise BrokerError(
-                f"cannot reach Kafka at {settings.bootstrap_servers}: {error}"
-            ) from None
-        raise
 
 
 def _short(text: str | None, width: int) -> str:

@@ -25,6 +25,7 @@ from lifecycle.entrypoints.cli.common import (
     add_common_options,
     positive_int,
     settings_from,
+    wait_for_database,
 )
 
 if TYPE_CHECKING:
@@ -171,6 +172,8 @@ def broker_command(args: argparse.Namespace) -> int:
 def consume_command(args: argparse.Namespace) -> int:
     settings = _settings(args)
     stop = stop_on_signals()
+    if not wait_for_database(settings, stop):
+        return 0
     app = Components(settings).application()
     try:
         app.follow_policy()
@@ -182,6 +185,8 @@ def consume_command(args: argparse.Namespace) -> int:
 def relay_command(args: argparse.Namespace) -> int:
     settings = _settings(args)
     stop = stop_on_signals()
+    if not wait_for_database(settings, stop):
+        return 0
     with ExitStack() as stack:
         app = Components(settings).application()
         stack.callback(app.close)

@@ -16,9 +16,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from lifecycle.domain.messages import utc_now
-from lifecycle.domain.policy import PolicyText
-from lifecycle.domain.policy_stream import Adoption
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.entrypoints.cli.common import (
@@ -29,9 +26,11 @@ from lifecycle.entrypoints.cli.common import (
     progress,
     settings_from,
 )
-from lifecycle.service.application import LifecycleApplication
 
 if TYPE_CHECKING:
+    from lifecycle.domain.policy import PolicyText
+    from lifecycle.domain.policy_stream import Adoption
+    from lifecycle.service.application import LifecycleApplication
     from projections.whatif import PolicyDiff
 
 
@@ -110,6 +109,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def show_command(args: argparse.Namespace) -> int:
+    from lifecycle.domain.policy import PolicyText
+
     components = Components(settings_from(args))
     app = components.application()
     try:
@@ -170,6 +171,7 @@ def _adoption_json(adoption: Adoption, position: int) -> dict[str, Any]:
 
 
 def diff_command(args: argparse.Namespace) -> int:
+    from lifecycle.domain.policy import PolicyText
     from projections.whatif import diff_policies
 
     settings = settings_from(args)
@@ -281,6 +283,8 @@ def print_diff(
 def adopted_or_first(app: LifecycleApplication, components: Components) -> PolicyText:
     """The adopted policy, or before any adoption the one the first recording process
     will adopt."""
+    from lifecycle.domain.policy import PolicyText
+
     stream = app.policy_stream()
     if stream is not None:
         return stream.adopted.document()
@@ -288,6 +292,9 @@ def adopted_or_first(app: LifecycleApplication, components: Components) -> Polic
 
 
 def adopt_command(args: argparse.Namespace) -> int:
+    from lifecycle.domain.messages import utc_now
+    from lifecycle.domain.policy import PolicyText
+
     settings = settings_from(args)
     document = PolicyText.read(Path(args.file))
     app = Components(settings).application()

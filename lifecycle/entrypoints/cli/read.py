@@ -19,6 +19,7 @@ from lifecycle.entrypoints.cli.common import (
     positive_int,
     progress,
     settings_from,
+    wait_for_database,
 )
 from projections.names import READ_MODEL_NAMES
 
@@ -108,6 +109,10 @@ def project_command(args: argparse.Namespace) -> int:
     from projections.wiring import build_runner, close_runner
 
     settings = settings_from(args)
+    if not args.once:
+        with _stop_on_signals() as stop:
+            if not wait_for_database(settings, stop):
+                return 0
     app = Components(settings).application()
     runner = build_runner(Components(settings), app, args.projection, batch_size=args.batch_size)
     try:

@@ -120,7 +120,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def import_command(args: argparse.Namespace) -> int:
-    from lifecycle.service.importer import import_lines
+    from lifecycle.service.importer import WORKER_PAYS_FROM_BYTES, import_lines
 
     settings = settings_from(args)
     with ExitStack() as stack:
@@ -143,6 +143,7 @@ def import_command(args: argparse.Namespace) -> int:
             batch_size=args.batch_size or settings.import_batch_size,
             rejects=rejects,
             on_progress=advance,
+            parse_in_worker=size is not None and size >= WORKER_PAYS_FROM_BYTES,
         )
     if report.rejected == 0:
         rejects_path.unlink(missing_ok=True)

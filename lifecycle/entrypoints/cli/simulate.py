@@ -22,8 +22,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lifecycle.domain.messages import utc_now
-from lifecycle.domain.policy import RULE_IDS, PolicyText
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.entrypoints.cli.common import (
@@ -77,6 +75,7 @@ def _population_options(p: argparse.ArgumentParser) -> None:
 
 
 def simulate_command(args: argparse.Namespace) -> int:
+    from lifecycle.domain.messages import utc_now
 
     messages = simulate_population(args.customers, end=utc_now(), years=args.years, seed=args.seed)
     out = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")  # noqa: SIM115
@@ -90,6 +89,7 @@ def simulate_command(args: argparse.Namespace) -> int:
 
 
 def demo_command(args: argparse.Namespace) -> int:
+    from lifecycle.domain.messages import utc_now
     from lifecycle.logs import configure_logging
 
     if args.database_url is None:
@@ -245,6 +245,7 @@ def _month_end(month: str) -> datetime:
 
 def print_lifecycle_summary(app: LifecycleApplication) -> None:
     """Stage counts and rule firings, read from the event log itself."""
+    from lifecycle.domain.policy import RULE_IDS
     from lifecycle.service.application import STAGE_CHANGED_TOPICS
 
     stage_of: dict[Any, str] = {}
@@ -279,6 +280,7 @@ def print_lifecycle_summary(app: LifecycleApplication) -> None:
 def print_candidate_diff(settings: Settings, app: LifecycleApplication, now: datetime) -> None:
     """What the sample candidate policy would change (``lifecycle policy diff``),
     inactivity judged at the simulation's end."""
+    from lifecycle.domain.policy import PolicyText
     from lifecycle.entrypoints.cli.policy import print_diff
     from projections.whatif import diff_policies
 

@@ -5,7 +5,9 @@ A request carries one Contract 1 message, a JSON array of up to ``MAX_ITEMS``, o
 lines (``application/x-ndjson``). Each item goes through the one validation gate of every
 ingestion path (``lifecycle.domain.messages.parse_touchpoint``), and the valid ones are
 recorded through the one batch path (``LifecycleApplication.record_batch``), in one
-transaction, idempotent by (``customer_id``, ``event_id``). Every item is answered, in
+transaction, idempotent by (``customer_id``, ``event_id``); requests that arrive while
+another is being written share the next transaction (``lifecycle.service.group_commit``),
+so that many small requests do not each wait for a commit of their own. Every item is answered, in
 order: ``recorded``, ``duplicate``, or ``rejected`` with the gate's code and reason (a
 rejected item is the caller's to fix: nothing is dead-lettered). ``position`` is where
 the batch's last event went in the log (the head when nothing was written): passed as
@@ -159,14 +161,13 @@ def _record(read_side: ReadSide, items: list[_Item]) -> models.IngestResponse:
             continue
         touchpoints.append(touchpoint)
         outcomes.append(touchpoint)
-    application = read_side.application
     try:
-        outcome = application.record_batch(touchpoints) if touchpoints else None
+        recorded = read_side.group_commit.record(touchpoints) if touchpoints else None
     except ConcurrencyConflict as conflict:
         raise ApiError(
             503, "conflict", f"{conflict}; nothing was recorded: send it again"
         ) from None
-    statuses = iter(outcome.statuses if outcome is not None else ())
+    statuses = iter(recorded.statuses if recorded is not None else ())
     results = []
     for item, result in zip(items, outcomes, strict=True):
         if isinstance(result, Touchpoint):
@@ -190,7 +191,7 @@ def _record(read_side: ReadSide, items: list[_Item]) -> models.IngestResponse:
                     reason=result.reason,
                 )
             )
-    position = outcome.position if outcome is not None else None
+    position = recorded.position if recorded is not None else None
     if position is None:
         position = read_side.head()
     return models.IngestResponse(position=position, results=results)

@@ -1,7 +1,8 @@
 """The console as people use it, in headless Chromium against `lifecycle serve`: a key
 entered once, a customer found and opened by keyboard, their timeline with hashes, seal
-and personal data, the stage at a chosen date, a manager's book and the funnel; and what
-a reader's key does not show. A screenshot of each page is written under the test's
+and personal data, the stage at a chosen date, a manager's book, the funnel and the dead
+letters (re-driven by an admin, on the real broker); and what a reader's key does not
+show. A screenshot of each page is written under the test's
 directory (and the customer's page to ``LIFECYCLE_CONSOLE_SCREENSHOT`` when set: the
 README's picture)."""
 
@@ -11,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +21,9 @@ from urllib.parse import quote
 
 import pytest
 
+from consumers.broker import EmbeddedBroker, Topics, ensure_topics
+from consumers.clients import new_producer
+from consumers.dead_letters import DeadLetter, DeadLetterPublisher
 from lifecycle.audit.sealing import seal
 from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.domain.vocabulary import Channel, Kind
@@ -26,10 +31,12 @@ from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.settings import Settings
 from tests.browser import Browser, Tab
 from tests.e2e.read.test_read_cli import _start_serving
+from tests.kafka_support import read_topic, unique_topics
 
 AUDIT_KEY = "console-test-audit-key-0123456789"
 AUDITOR_KEY = "auditor-key-of-the-console-test"
 READER_KEY = "reader-key-of-the-console-test"
+ADMIN_KEY = "admin-key-of-the-console-test"
 CUSTOMER = "team/Ada ä?#1"
 START = datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
 SCREENSHOT_TO = "LIFECYCLE_CONSOLE_SCREENSHOT"
@@ -43,16 +50,56 @@ def _touchpoint(customer: str, kind: str, day: int, **fields: Any) -> Touchpoint
         kind=Kind(kind),
         channel=Channel.PHONE if kind == "inquiry" else Channel.WEB,
         occurred_at=START + timedelta(days=day),
-        source="console-test",
+        producer="console-test",
         attributes=attributes.get(kind, {}),
         **fields,
     )
 
 
+DEAD_LETTERS = [
+    DeadLetter(
+        key=b"dl-1",
+        value=b'{"event_id": "dl-1", "customer_id": "dl-1", "kind": "teleportation"}',
+        headers=[],
+        error_code="unknown_kind",
+        error_reason="kind: 'teleportation' is not a touchpoint kind",
+        source_topic="crm.touchpoints",
+        source_partition=0,
+        source_offset=7,
+    ),
+    DeadLetter(
+        key=b"dl-2",
+        value=b"not json",
+        headers=[],
+        error_code="invalid_json",
+        error_reason="not valid JSON: expected value at line 1 column 1",
+        source_topic="crm.touchpoints",
+        source_partition=1,
+        source_offset=3,
+    ),
+]
+
+
 @pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def topics(kafka_broker: EmbeddedBroker) -> Topics:
+    """Topics of the console's tests on the session's broker, two dead letters on them."""
+    created = unique_topics(partitions=2)
+    ensure_topics(kafka_broker.bootstrap, created)
+    producer = new_producer(kafka_broker.bootstrap, "tests")
+    try:
+        DeadLetterPublisher(producer, created.dead_letters).publish(DEAD_LETTERS, threading.Event())
+    finally:
+        producer.close()
+    return created
+
+
+@pytest.fixture(scope="module")
+def console(
+    tmp_path_factory: pytest.TempPathFactory, kafka_broker: EmbeddedBroker, topics: Topics
+) -> Iterator[str]:
     """`lifecycle serve` over a small sealed store: Ada (an id with '/', a space, '?',
-    '#' and 'ä') with personal data and a manager, Bob, and Carol, who was forgotten."""
+    '#' and 'ä') with personal data and a manager, Bob, and Carol, who was forgotten;
+    and the dead letters of ``topics``."""
     directory = tmp_path_factory.mktemp("console")
     settings = Settings(
         database_url=f"sqlite:///{directory / 'lifecycle.db'}", audit_hmac_key=AUDIT_KEY
@@ -81,8 +128,11 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--workers",
         "1",
         env={
-            "LIFECYCLE_API_KEYS": f"{AUDITOR_KEY}:auditor,{READER_KEY}:reader",
+            "LIFECYCLE_API_KEYS": f"{AUDITOR_KEY}:auditor,{READER_KEY}:reader,{ADMIN_KEY}:admin",
             "LIFECYCLE_AUDIT_HMAC_KEY": AUDIT_KEY,
+            "LIFECYCLE_KAFKA_BOOTSTRAP": kafka_broker.bootstrap,
+            "LIFECYCLE_KAFKA_TOUCHPOINTS_TOPIC": topics.touchpoints,
+            "LIFECYCLE_KAFKA_DEAD_LETTER_TOPIC": topics.dead_letters,
         },
     )
     try:
@@ -262,3 +312,60 @@ def test_a_rejected_key_is_asked_for_again(console: str, browser: Browser) -> No
 
     assert "not accepted" in message
     assert tab.evaluate("sessionStorage.length") == 0
+
+
+def test_an_auditor_reads_the_dead_letters_without_a_re_drive_button(
+    console: str, browser: Browser, screens: Path
+) -> None:
+    tab = _signed_in(browser, console, AUDITOR_KEY)
+
+    tab.go(f"{console}/console/dead-letters")
+    tab.wait_for_page(lambda href: href.endswith("/console/dead-letters"))
+    codes = tab.evaluate(
+        "[...document.querySelectorAll('#dead-letters tbody tr strong')].map(s => s.textContent)"
+    )
+    tab.screenshot(screens / "9-dead-letters.png")
+
+    assert codes == ["unknown_kind", "invalid_json"]
+    assert tab.count("form.redrive") == 0
+
+
+def test_an_admin_re_drives_a_dead_letter_to_the_touchpoint_topic(
+    console: str, browser: Browser, screens: Path, kafka_broker: EmbeddedBroker, topics: Topics
+) -> None:
+    tab = _signed_in(browser, console, ADMIN_KEY)
+    tab.go(f"{console}/console/dead-letters")
+    tab.wait_for_page(lambda href: href.endswith("/console/dead-letters"))
+
+    tab.evaluate("document.querySelector('form.redrive button').focus()")
+    tab.press("Enter")
+    notice = tab.wait_for("document.getElementById('notice')?.textContent")
+    counts = tab.evaluate(
+        "[...document.querySelectorAll('#dead-letters tbody tr')]"
+        ".map(row => row.cells[5].textContent.trim())"
+    )
+    buttons = tab.evaluate(
+        "[...document.querySelectorAll('form.redrive button')].map(b => b.textContent)"
+    )
+    tab.screenshot(screens / "10-re-driven.png")
+    [sent] = read_topic(kafka_broker.bootstrap, topics.touchpoints, 1)
+
+    assert notice == "Re-drove the dead letter at offset 0 to the touchpoint topic."
+    assert counts == ["1", "0"]
+    assert buttons == ["Re-drive again", "Re-drive"]
+    assert (sent.key, sent.value) == (DEAD_LETTERS[0].key, DEAD_LETTERS[0].value)
+    assert dict(sent.headers)["redrive_count"] == b"1"
+
+
+def test_a_reader_does_not_see_the_dead_letters(
+    console: str, browser: Browser, screens: Path
+) -> None:
+    tab = _signed_in(browser, console, READER_KEY)
+
+    tab.go(f"{console}/console/dead-letters")
+    tab.wait_for_page(lambda href: href.endswith("/console/dead-letters"))
+    refused = tab.text("#refused")
+    tab.screenshot(screens / "11-reader-dead-letters.png")
+
+    assert refused == "the reader role may not use this route"
+    assert tab.count("#dead-letters") == 0

@@ -105,3 +105,15 @@ def test_the_console_is_not_in_the_api_s_document(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
 
     assert not [path for path in paths if path.startswith("/console")]
+
+
+def test_the_dead_letters_are_for_auditors_and_admins(client: TestClient) -> None:
+    response = client.get(_fragment("/console/dead-letters"), headers=READER)
+
+    assert (response.status_code, response.json()["error"]) == (403, "forbidden")
+
+
+def test_only_admins_re_drive_a_dead_letter(client: TestClient) -> None:
+    response = client.post(_fragment("/console/dead-letters/redrive?offset=0"), headers=AUDITOR)
+
+    assert (response.status_code, response.json()["error"]) == (403, "forbidden")

@@ -18,8 +18,10 @@ from markupsafe import Markup
 
 from lifecycle.audit.history import describe_event
 from lifecycle.audit.timeline import customer_timeline
+from lifecycle.domain.errors import LifecycleError
 from lifecycle.domain.relationship import Relationship, stage_in_force
 from projections.api.dependencies import (
+    ADMINS,
     AUDITORS,
     READERS,
     CustomerId,
@@ -54,6 +56,7 @@ FRAGMENT_HEADERS = {**PAGE_HEADERS, "Cache-Control": "no-store"}
 
 Viewer = Annotated[str, Depends(Role(READERS))]
 Auditor = Annotated[str, Depends(Role(AUDITORS))]
+Admin = Annotated[str, Depends(Role(ADMINS))]
 
 
 # The shell and its static files -----------------------------------------------------
@@ -178,6 +181,64 @@ def funnel(role: Viewer, read_side: ReadSideDep) -> HTMLResponse:
             "cohorts": Markup(cohort_svg(cohorts)),
         },
     )
+
+
+@router.get(FRAGMENTS + "/dead-letters")
+async def dead_letters(role: Auditor, read_side: ReadSideDep) -> HTMLResponse:
+    return await run_in_threadpool(_dead_letters_page, read_side, role, None)
+
+
+@router.post(FRAGMENTS + "/dead-letters/redrive")
+async def redrive(
+    role: Admin,
+    read_side: ReadSideDep,
+    offset: Annotated[int, Query(ge=0, le=2**62)],
+    again: bool = False,
+) -> HTMLResponse:
+    """Re-drive the dead letter at ``offset`` (``again``: even if re-driven before), as
+    ``lifecycle dead-letters redrive --offset`` does; then the list, saying what was done."""
+
+    def redrive_and_list() -> HTMLResponse:
+        desk = read_side.dead_letters
+        if desk is None:
+            return _dead_letters_page(read_side, role, None)
+        try:
+            report = desk.redrive(offsets=[offset], again=again).as_dict()
+        except LifecycleError as refusal:
+            return _dead_letters_page(read_side, role, str(refusal), status=409)
+        if report["redriven"]:
+            notice = f"Re-drove the dead letter at offset {offset} to the touchpoint topic."
+        else:
+            notice = f"Nothing re-driven: the message at offset {offset} was re-driven before."
+        return _dead_letters_page(read_side, role, notice)
+
+    return await run_in_threadpool(redrive_and_list)
+
+
+def _dead_letters_page(
+    read_side: ReadSide, role: str, notice: str | None, status: int = 200
+) -> HTMLResponse:
+    desk = read_side.dead_letters
+    letters: list[dict[str, Any]] = []
+    problem = None
+    if desk is None:
+        problem = "This server reads no dead-letter topic."
+    else:
+        try:
+            letters = desk.listed()
+        except LifecycleError as unreadable:  # the broker away, the topic missing
+            problem, status = str(unreadable), 503
+    response = _fragment(
+        "dead_letters.html",
+        role,
+        topic=desk.topic if desk is not None else None,
+        letters=letters,
+        problem=problem,
+        notice=notice,
+        may_redrive=role in ADMINS,
+    )
+    response.status_code = status
+    return response
 
 
 # The shell: last, so that every console path above is matched first -----------------

@@ -1,7 +1,8 @@
 // The console's one script. It exists for the API key: entered once per tab, kept in
 // sessionStorage, sent with fetch as the bearer key (never in an address). Each console
 // page asks the server for its content (/console/fragments/… for /console/…), rendered
-// there for the key's role, and shows it.
+// there for the key's role, and shows it; a form marked data-post (an admin's re-drive)
+// is sent the same way.
 "use strict";
 
 const STORAGE = "lifecycle-console-key";
@@ -12,8 +13,8 @@ const keyMessage = document.getElementById("key-message");
 const who = document.getElementById("who");
 const forgetKey = document.getElementById("forget-key");
 
-function fragmentAddress() {
-  return "/console/fragments" + location.pathname.slice("/console".length) + location.search;
+function fragmentAddress(path, search) {
+  return "/console/fragments" + path.slice("/console".length) + search;
 }
 
 function askForKey(message) {
@@ -34,7 +35,7 @@ function showRefusal(text) {
   page.replaceChildren(paragraph);
 }
 
-async function show() {
+async function show(method, path, search) {
   const key = sessionStorage.getItem(STORAGE);
   if (!key) {
     askForKey();
@@ -45,7 +46,8 @@ async function show() {
   page.setAttribute("aria-busy", "true");
   let response;
   try {
-    response = await fetch(fragmentAddress(), {
+    response = await fetch(fragmentAddress(path, search), {
+      method: method,
       headers: { Authorization: "Bearer " + key },
       cache: "no-store",
     });
@@ -75,11 +77,25 @@ async function show() {
   }
 }
 
+function showThisPage() {
+  show("GET", location.pathname, location.search);
+}
+
+page.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (!form.hasAttribute("data-post")) {
+    return; // an ordinary GET form: the browser goes to the page it names
+  }
+  event.preventDefault();
+  const query = new URLSearchParams(new FormData(form)).toString();
+  show("POST", new URL(form.action).pathname, "?" + query);
+});
+
 keyForm.addEventListener("submit", (event) => {
   event.preventDefault();
   sessionStorage.setItem(STORAGE, keyInput.value.trim());
   keyInput.value = "";
-  show();
+  showThisPage();
 });
 
 forgetKey.addEventListener("click", () => {
@@ -87,4 +103,4 @@ forgetKey.addEventListener("click", () => {
   askForKey("The key is forgotten.");
 });
 
-show();
+showThisPage();
