@@ -23,6 +23,7 @@ not in the aggregate (``lifecycle.persistence.recorders``).
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -102,12 +103,13 @@ class LifecycleState:
 
     # How the policy moves a relationship --------------------------------------------
 
+    @abstractmethod
     def _change_stage(
         self, *, to_stage: Stage, cycle: int, rule: str, policy_version: int, **cause: Any
     ) -> None:
         """Move to ``to_stage`` in ``cycle``; ``cause`` says what moved it (the fields
-        of a ``StageChanged`` event: triggered_by, actor, reason, effective_at)."""
-        raise NotImplementedError
+        of a ``StageChanged`` event: triggered_by, actor, reason, effective_at). The
+        aggregate records the event; the what-if replay only applies it."""
 
     def _reactivate_if(self, kind: str, policy: Policy, **cause: Any) -> None:
         """After dissolution, a touchpoint of a reactivating kind starts a new cycle."""

@@ -23,6 +23,7 @@ stream's events with their log positions."""
 from __future__ import annotations
 
 import time
+from abc import abstractmethod
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -145,10 +146,12 @@ def _postgres_existing(recorder: PostgresApplicationRecorder, ids: list[UUID]) -
 
 
 class SelectsShards:
-    """A recorder whose ``select_notifications`` takes ``shard_digits``: only the events
-    of aggregates whose id ends in one of these hex digits (a shard of a rebuild,
+    """Mixed in before the library's recorder by a recorder whose
+    ``select_notifications`` takes ``shard_digits``: only the events of aggregates whose
+    id ends in one of these hex digits (a shard of a rebuild,
     ``projections.shards.Shard.hex_digits``), selected by the database."""
 
+    @abstractmethod
     def select_notifications(
         self,
         start: int | None,
@@ -159,7 +162,7 @@ class SelectsShards:
         inclusive_of_start: bool = True,
         shard_digits: str | None = None,
     ) -> Sequence[Notification]:
-        raise NotImplementedError
+        """The library's ``select_notifications``, and ``shard_digits``."""
 
 
 class BulkSQLiteProcessRecorder(SelectsShards, SQLiteProcessRecorder):
