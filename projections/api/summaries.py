@@ -14,10 +14,16 @@ The derived figures (phases, service modes) follow the reading surface of
 ``projections.summary.SummaryRow``; at-risk flags are judged by ``projections.at_risk``
 on the stored values, as ``SummaryView.page`` filters them; the relationship type is
 read as stored (the row stores ``SummaryRow.relationship_type``, on which lists filter).
+
+A row at a relationship's version never changes, so what it renders to, all but the
+flags (which are judged at the request's time), is kept per view and reused: a list
+request then costs its query, the flags and one ``orjson.dumps``. The cache is bounded
+(``RENDERED_PER_VIEW``), cleared whole when full.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -33,6 +39,14 @@ from projections.views import SqlView
 _PHASES = tuple(phase.value for phase in Phase)
 _PHASE_OF_KIND = {kind.value: phase.value for kind, phase in PHASE_OF_KIND.items()}
 _DEFAULT_MODE = "personal_assistance"
+
+RENDERED_PER_VIEW = 50_000
+"""Summaries kept rendered per view (about 1 KB each)."""
+
+_Rendered = tuple[dict[str, Any], dict[str, Any]]
+"""A summary's fields before its flags, and after them (the model's order)."""
+
+_rendered: weakref.WeakKeyDictionary[SqlView, dict[Any, _Rendered]] = weakref.WeakKeyDictionary()
 
 
 class SummaryRenderer:
@@ -88,6 +102,7 @@ class SummaryRenderer:
         flags_at = FlagsAt(as_of, view.dialect.time)
         self._flags = flags_at.reader(self.COLUMNS)
         self._book_flags = flags_at.reader(self.BOOK_COLUMNS)
+        self._rendered = _rendered.setdefault(view, {})
 
     def page(self, rows: Iterable[Any], position: int, next_cursor: str | None) -> bytes:
         """The JSON of a ``models.SummaryPage``."""
@@ -107,6 +122,18 @@ class SummaryRenderer:
     def item(self, row: Any) -> dict[str, Any]:
         """The fields of a ``models.RelationshipSummary`` from a row of ``COLUMNS``."""
         values = tuple(row.values()) if isinstance(row, dict) else row
+        key = (values[1], values[2])  # relationship_id, version
+        rendered = self._rendered.get(key)
+        if rendered is None:
+            rendered = self._render(values)
+            if len(self._rendered) >= RENDERED_PER_VIEW:
+                self._rendered.clear()
+            self._rendered[key] = rendered
+        before, after = rendered
+        flags = self._flags(values)
+        return {**before, "at_risk": bool(flags), "flags": flags, **after}
+
+    def _render(self, values: tuple[Any, ...]) -> _Rendered:
         (
             customer_id,
             relationship_id,
@@ -140,8 +167,7 @@ class SummaryRenderer:
         for channel, count in orjson.loads(channel_counts).items():
             modes[MODE_OF_CHANNEL.get(channel, _DEFAULT_MODE)] += count
         best_mode = max(SERVICE_MODES, key=modes.__getitem__)
-        flags = self._flags(values)
-        return {
+        before = {
             "customer_id": customer_id,
             "relationship_id": relationship_id,
             "version": version,
@@ -165,11 +191,9 @@ class SummaryRenderer:
             "oldest_open_complaint_at": from_time(oldest_open),
             "service_mode": best_mode if modes[best_mode] else None,
             "touchpoints_by_service_mode": modes,
-            "at_risk": bool(flags),
-            "flags": flags,
-            "relationship_type": kind_of_relationship,
-            "account_manager": account_manager,
         }
+        after = {"relationship_type": kind_of_relationship, "account_manager": account_manager}
+        return before, after
 
     def book(
         self, rows: Iterable[Any], manager_id: str, position: int, next_cursor: str | None
