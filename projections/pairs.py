@@ -242,6 +242,11 @@ class CaseView(SqlView):
         rows, position = self.fetch_with_position(statement, [*params, limit])
         return [self._case(row) for row in rows], position
 
+    def figures_kept(self, customer_id: str | None = None) -> bool:
+        """Whether ``stats`` would answer without reading every case: the figures of
+        every case are kept at the view's position, or only one customer's are asked."""
+        return customer_id is not None or self._figures.kept_at(self.position())
+
     def stats(
         self, *, as_of: datetime, customer_id: str | None = None, position: int | None = None
     ) -> CaseStats:

@@ -438,16 +438,22 @@ class PerPosition(Generic[T]):
     until the position moves, so that answering it does not cost more with more
     customers (only each new position does, once per process).
 
-    ``compute`` reads the figure and the position it reflects in one snapshot. The
-    routes run in a thread pool: one thread computes while the others wait for it and
-    take its result. A rebuild swapped in at the position of the tables it replaces
-    keeps the figure: a rebuild reproduces the same rows.
+    ``compute`` reads the figure and the position it reflects in one snapshot. A route
+    asks ``kept_at`` first and computes in the thread pool when it is not: one thread
+    computes while the others wait for it and take its result. A rebuild swapped in at
+    the position of the tables it replaces keeps the figure: a rebuild reproduces the
+    same rows.
     """
 
     def __init__(self, compute: Callable[[], tuple[T, int | None]]) -> None:
         self._compute = compute
         self._kept: tuple[T, int | None] | None = None
         self._computing = threading.Lock()
+
+    def kept_at(self, position: int | None) -> bool:
+        """Whether the figure at ``position`` is kept (answering it reads no table)."""
+        kept = self._kept
+        return kept is not None and kept[1] == position
 
     def at(self, position: int | None) -> tuple[T, int | None]:
         """The figure at ``position`` (the view's, read just before), or, if the view

@@ -2,15 +2,14 @@
 ``projections.api.app.create_app``.
 
 Where a route runs: a route whose work is bounded by the request (one customer, one
-page, tables summed over customers) is ``async def`` and reads on the event loop; one
-that may read a large part of a table (the case figures at a new position) is ``def``
-and runs in the thread pool, so that it does not stall every other request of its
-worker. A hop to the thread pool and back costs about a third of
-a millisecond of CPU, more than the work of a summary, and, under concurrent load,
-hands the interpreter's lock between threads on two cores (docs/benchmarks.md). On
-PostgreSQL a read on the loop waits out its round trips there (a few, well under a
-millisecond each on a local network): concurrent requests are served by workers.
-"""
+page, tables summed over customers) is ``async def`` and reads on the event loop; work
+that may read a large part of a table (the case figures at a new position) goes to the
+thread pool, so that it does not stall every other request of its worker. A hop to the
+thread pool and back costs about a third of a millisecond of CPU, more than the work of
+a summary, and, under concurrent load, hands the interpreter's lock between threads on
+two cores (docs/benchmarks.md). On PostgreSQL a read on the loop waits out its round
+trips there (a few, well under a millisecond each on a local network): concurrent
+requests are served by workers."""
 
 from __future__ import annotations
 

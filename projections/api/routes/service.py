@@ -1,6 +1,7 @@
 """The ``service`` tag: complaints, inquiries and the follow-ups that purchases,
-resolved complaints and anniversaries call for; for readers. The case lists run in the
-thread pool (``def``): at a new position their figures read every case (see
+resolved complaints and anniversaries call for; for readers. A case list answers on the
+event loop when the figures of every case are kept at the view's position, and in the
+thread pool when they must be read again (once per new position and process; see
 ``projections.api.routes``)."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
+from starlette.concurrency import run_in_threadpool
 
 from projections.api import models
 from projections.api.cursors import decode_cursor, encode_cursor, not_a_cursor
@@ -38,7 +40,7 @@ OfCustomer = Annotated[str | None, Query(max_length=128, pattern=r"^[^\x00]+$")]
     responses=error_responses(401, 403, 409, 422),
     summary="Complaints, open or resolved, with age and resolution-time figures",
 )
-def list_complaints(
+async def list_complaints(
     complaints: Annotated[CaseView, Depends(Reached("complaints"))],
     answer: Answering,
     status: Literal["open", "resolved", "all"] = "all",
@@ -50,7 +52,7 @@ def list_complaints(
     status_of_case = {"open": OPEN, "resolved": CLOSED}.get(status)
     when = as_of or datetime.now(UTC)
     answer.unless_unchanged(complaints.position, when)
-    page = _case_page(complaints, status_of_case, customer_id, when, cursor, limit)
+    page = await _case_page(complaints, status_of_case, customer_id, when, cursor, limit)
     items = [_complaint(case, page.as_of) for case in page.cases]
     return answer.model(
         models.ComplaintsResponse.model_validate(models.Attributes(page, items=items)), when
@@ -63,7 +65,7 @@ def list_complaints(
     responses=error_responses(401, 403, 409, 422),
     summary="Inquiries and the time to their first response",
 )
-def list_inquiries(
+async def list_inquiries(
     inquiries: Annotated[CaseView, Depends(Reached("inquiries"))],
     answer: Answering,
     status: Literal["answered", "unanswered", "all"] = "all",
@@ -75,7 +77,7 @@ def list_inquiries(
     status_of_case = {"unanswered": OPEN, "answered": CLOSED}.get(status)
     when = as_of or datetime.now(UTC)
     answer.unless_unchanged(inquiries.position, when)
-    page = _case_page(inquiries, status_of_case, customer_id, when, cursor, limit)
+    page = await _case_page(inquiries, status_of_case, customer_id, when, cursor, limit)
     items = [_inquiry(case, page.as_of) for case in page.cases]
     return answer.model(
         models.InquiriesResponse.model_validate(models.Attributes(page, items=items)), when
@@ -148,7 +150,24 @@ class _CasePage:
     next_cursor: str | None
 
 
-def _case_page(
+async def _case_page(
+    cases_view: CaseView,
+    status: str | None,
+    customer_id: str | None,
+    when: datetime,
+    cursor: str | None,
+    limit: int,
+) -> _CasePage:
+    """The page, read on the event loop when it is bounded (the figures are kept), else
+    in the thread pool, so that reading every case does not stall the worker's other
+    requests. (Should the view move between the two, the loop computes: rare, once.)"""
+    arguments = (cases_view, status, customer_id, when, cursor, limit)
+    if cases_view.figures_kept(customer_id):
+        return _read_case_page(*arguments)
+    return await run_in_threadpool(_read_case_page, *arguments)
+
+
+def _read_case_page(
     cases_view: CaseView,
     status: str | None,
     customer_id: str | None,
