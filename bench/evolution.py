@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.projections import DATA, build_store
-from lifecycle.domain.messages import utc_now
+from lifecycle.domain.clock import utc_now
 from lifecycle.domain.policy import PolicyText
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.logs import configure_logging

@@ -111,7 +111,8 @@ def naive_rate(source: Path, url: str, count: int) -> float:
     """One command, one aggregate load and one transaction per touchpoint; no cache."""
     from eventsourcing.application import AggregateNotFoundError
 
-    from lifecycle.domain.messages import MessageRules, parse_touchpoint, utc_now
+    from lifecycle.domain.clock import utc_now
+    from lifecycle.domain.messages import MessageRules, parse_touchpoint
     from lifecycle.domain.relationship import Relationship, relationship_id
     from lifecycle.persistence.store import Store
     from lifecycle.service.application import LifecycleApplication

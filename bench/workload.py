@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from lifecycle.domain.messages import utc_now
+from lifecycle.domain.clock import utc_now
 from lifecycle.simulation import simulate_population
 
 KINDS = (

@@ -66,8 +66,9 @@ from consumers.clients import connect_consumer, connect_producer
 from consumers.dead_letters import DeadLetter, DeadLetterPublisher
 from consumers.faults import is_database_fault
 from consumers.kafka_internals import broker_reachable, topic_id
+from lifecycle.domain.clock import utc_now
 from lifecycle.domain.errors import RejectedTouchpoint
-from lifecycle.domain.messages import GATE, MessageGate, MessageRules, utc_now
+from lifecycle.domain.messages import GATE, MessageGate, MessageRules
 from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.faults import Backoff, Stopped, retry
 from lifecycle.service.application import BatchOutcome, LifecycleApplication

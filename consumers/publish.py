@@ -16,8 +16,9 @@ from typing import Any
 
 from kafka import KafkaProducer
 
+from lifecycle.domain.clock import utc_now
 from lifecycle.domain.errors import RejectedTouchpoint
-from lifecycle.domain.messages import MessageRules, parse_touchpoint, utc_now
+from lifecycle.domain.messages import MessageRules, parse_touchpoint
 
 ACK_TIMEOUT_SECONDS = 60.0
 

@@ -578,7 +578,3 @@ def touchpoint_json_schema(number: int) -> dict[str, Any]:
         "description": version.description,
         **version.adapter.json_schema(),
     }
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -9,7 +9,7 @@ import secrets
 import sys
 from typing import Any, TextIO
 
-from lifecycle.domain.messages import utc_now
+from lifecycle.domain.clock import utc_now
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.settings import Settings
 from projections.service import catch_up, funnel_figures

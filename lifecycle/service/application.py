@@ -83,9 +83,9 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import EnvType
 
 from lifecycle.domain.analytics import ANALYTICS_STREAM, AnalyticsModels, ModelFit
+from lifecycle.domain.clock import utc_now
 from lifecycle.domain.errors import LifecycleError, PolicyMismatch, RelationshipNotFound
 from lifecycle.domain.hashchain import install_hasher
-from lifecycle.domain.messages import utc_now
 from lifecycle.domain.policy import Policy, PolicyText
 from lifecycle.domain.policy_stream import POLICY_STREAM_ID, Adoption, PolicyStream
 from lifecycle.domain.relationship import (
@@ -263,7 +263,7 @@ class LifecycleApplication(Application[UUID]):
         self, touchpoints: Sequence[Touchpoint], tracking: Tracking | None = None
     ) -> BatchOutcome:
         """Record touchpoints in arrival order, in one transaction with ``tracking``."""
-        from lifecycle.domain.messages import utc_now
+        from lifecycle.domain.clock import utc_now
 
         if self.vault is not None:
             # Before any aggregate sees them: events only ever hold the ciphertext.

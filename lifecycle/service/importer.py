@@ -21,8 +21,9 @@ from datetime import datetime
 from multiprocessing import get_context
 from typing import IO
 
+from lifecycle.domain.clock import utc_now
 from lifecycle.domain.errors import RejectedTouchpoint
-from lifecycle.domain.messages import MessageRules, parse_touchpoint, utc_now
+from lifecycle.domain.messages import MessageRules, parse_touchpoint
 from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.service.application import LifecycleApplication
 

@@ -19,7 +19,7 @@ from lifecycle.analytics.btyd import BgNbd
 from lifecycle.audit.export import EVENTS_FILE, export_events, verify_export
 from lifecycle.audit.verify import TamperingDetected
 from lifecycle.domain.analytics import ANALYTICS_STREAM, BG_NBD, GAMMA_GAMMA
-from lifecycle.domain.messages import utc_now
+from lifecycle.domain.clock import utc_now
 from lifecycle.domain.purchases import purchase_pattern
 from lifecycle.domain.streams import stream_id
 from lifecycle.entrypoints.analytics import FitRecorded, fit, purchase_histories, run_validation

@@ -11,7 +11,8 @@ from eventsourcing.persistence import InfrastructureFactory, TrackingRecorder
 
 from consumers.broker import EmbeddedBroker, Topics
 from consumers.relay import Relay
-from lifecycle.domain.messages import MessageRules, parse_touchpoint, utc_now
+from lifecycle.domain.clock import utc_now
+from lifecycle.domain.messages import MessageRules, parse_touchpoint
 from lifecycle.domain.outbound import (
     RelationshipEvent,
     RelationshipEventV1,

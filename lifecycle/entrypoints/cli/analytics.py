@@ -235,7 +235,7 @@ def predict_command(args: argparse.Namespace) -> int:
 
 def validate_command(args: argparse.Namespace) -> int:
     from lifecycle.domain.analytics import BG_NBD, MODEL_TITLES
-    from lifecycle.domain.messages import utc_now
+    from lifecycle.domain.clock import utc_now
     from lifecycle.entrypoints.analytics import describe_fit, run_validation
 
     if args.holdout_end <= args.calibration_end:

@@ -253,7 +253,7 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def forget_command(args: argparse.Namespace) -> int:
-    from lifecycle.domain.messages import utc_now
+    from lifecycle.domain.clock import utc_now
 
     settings = settings_from(args)
     app = Components(settings).application()

@@ -292,7 +292,7 @@ def adopted_or_first(app: LifecycleApplication, components: Components) -> Polic
 
 
 def adopt_command(args: argparse.Namespace) -> int:
-    from lifecycle.domain.messages import utc_now
+    from lifecycle.domain.clock import utc_now
     from lifecycle.domain.policy import PolicyText
 
     settings = settings_from(args)

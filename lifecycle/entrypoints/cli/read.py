@@ -160,7 +160,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from lifecycle.domain.messages import utc_now
+    from lifecycle.domain.clock import utc_now
     from projections.report import write_report
     from projections.service import catch_up
 

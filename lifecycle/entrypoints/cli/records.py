@@ -265,7 +265,7 @@ def describe_stage_at(in_force: StageInForce) -> dict[str, Any]:
 
 
 def stage_command(args: argparse.Namespace) -> int:
-    from lifecycle.domain.messages import utc_now
+    from lifecycle.domain.clock import utc_now
 
     app = Components(settings_from(args)).application()
     try:
@@ -283,7 +283,7 @@ def stage_command(args: argparse.Namespace) -> int:
 
 
 def assign_command(args: argparse.Namespace) -> int:
-    from lifecycle.domain.messages import utc_now
+    from lifecycle.domain.clock import utc_now
 
     app = Components(settings_from(args)).application()
     try:
@@ -306,7 +306,7 @@ def assign_command(args: argparse.Namespace) -> int:
 
 
 def sweep_command(args: argparse.Namespace) -> int:
-    from lifecycle.domain.messages import utc_now
+    from lifecycle.domain.clock import utc_now
 
     app = Components(settings_from(args)).application()
     try:

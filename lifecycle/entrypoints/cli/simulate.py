@@ -75,7 +75,7 @@ def _population_options(p: argparse.ArgumentParser) -> None:
 
 
 def simulate_command(args: argparse.Namespace) -> int:
-    from lifecycle.domain.messages import utc_now
+    from lifecycle.domain.clock import utc_now
 
     messages = simulate_population(args.customers, end=utc_now(), years=args.years, seed=args.seed)
     out = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")  # noqa: SIM115
@@ -89,7 +89,7 @@ def simulate_command(args: argparse.Namespace) -> int:
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from lifecycle.domain.messages import utc_now
+    from lifecycle.domain.clock import utc_now
     from lifecycle.logs import configure_logging
 
     if args.database_url is None:

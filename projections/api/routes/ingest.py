@@ -28,8 +28,9 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from lifecycle.domain.clock import utc_now
 from lifecycle.domain.errors import RejectedTouchpoint
-from lifecycle.domain.messages import MESSAGE_VERSIONS, parse_touchpoint, utc_now
+from lifecycle.domain.messages import MESSAGE_VERSIONS, parse_touchpoint
 from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.service.application import ConcurrencyConflict
 from projections.api import models

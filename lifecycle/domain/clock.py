@@ -1,0 +1,9 @@
+"""The time now, as every part of the engine reads it: aware, in UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
