@@ -29,7 +29,15 @@ from collections.abc import Callable
 from datetime import date
 from typing import TypeVar
 
-from bench.api import KEY, _Connection, _free_port, _phase, _quantile, _server_cpu_seconds
+from bench.api import (
+    KEYS,
+    Route,
+    _connections,
+    _free_port,
+    _loaded,
+    _quantile,
+    _server_cpu_seconds,
+)
 from bench.projections import build_store
 
 OBSERVATION_END = date(2024, 12, 31)
@@ -107,8 +115,8 @@ async def load_api(port: int, server: int, rate: int, seconds: float, customers:
         "predictions, 90 days": [f"/v1/customers/{c}/predictions" for c in ids],
         "predictions, 365 days": [f"/v1/customers/{c}/predictions?horizon_days=365" for c in ids],
     }
-    connections = [await _Connection.open(port) for _ in range(8)]
-    await _phase(connections, ["/healthz"], rate, 2)  # warm up
+    connections = await _connections(port, 8)
+    await _loaded(connections, Route("warm-up", ["/healthz"]), rate, 2, {})
     print(f"\n{rate} requests/s (unless said) for {seconds:g} s per route, loopback\n")
     print(
         f"{'route':<34} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
@@ -122,7 +130,7 @@ async def load_api(port: int, server: int, rate: int, seconds: float, customers:
     for name, paths in phases.items():
         at = rate // 10 if name.startswith("list") else rate
         cpu_before = _server_cpu_seconds(server)
-        latencies, failures = await _phase(connections, paths, at, seconds)
+        latencies, failures = await _loaded(connections, Route(name, paths), at, seconds, {})
         cpu_after = _server_cpu_seconds(server)
         cpu = (
             f"{(cpu_after - cpu_before) / len(latencies) * 1000:>22.2f}"
@@ -151,7 +159,7 @@ def main() -> None:
     env = {
         **os.environ,
         "LIFECYCLE_DATABASE_URL": url,
-        "LIFECYCLE_API_KEYS": f"{KEY}:reader",
+        "LIFECYCLE_API_KEYS": f"{KEYS['reader']}:reader",
         "LIFECYCLE_LOG_LEVEL": "warning",
     }
     lifecycle = [sys.executable, "-m", "lifecycle"]
