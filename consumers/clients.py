@@ -4,8 +4,9 @@ Producers wait for every in-sync replica (``acks="all"``) and are idempotent, so
 retried send is neither duplicated nor reordered by the broker. Consumers never
 auto-commit: the positions that count are stored with the events. Group timings are
 short so that a member joins or leaves in seconds (with the defaults a join takes
-~25 s); a member that does not poll for ``MAX_POLL_INTERVAL_MS`` leaves its group and
-rejoins on its next poll, which is harmless because positions live in the database.
+~25 s). A member that does not poll for ``MAX_POLL_INTERVAL_MS`` leaves its group and
+rejoins on its next poll; a consumer waiting for its database polls between attempts
+(with its partitions paused), so that only an attempt longer than that makes it leave.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from lifecycle.faults import Backoff, retry
 
 SESSION_TIMEOUT_MS = 6_000
 HEARTBEAT_INTERVAL_MS = 2_000
-MAX_POLL_INTERVAL_MS = 10_000
+MAX_POLL_INTERVAL_MS = 60_000
 BOOTSTRAP_TIMEOUT_MS = 5_000
 RECONNECT_BACKOFF_MAX_MS = 5_000  # kafka-python's own reconnects back off exponentially to this
 CONNECT_BACKOFF = Backoff(initial=0.5, maximum=30.0)

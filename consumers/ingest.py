@@ -295,6 +295,8 @@ class TouchpointIngest:
                 # reads it from the stored position.
                 continue
             for start in range(0, len(messages), CHUNK_MAX_MESSAGES):
+                if self._owned.get(partition) is not owned:
+                    break  # revoked while waiting for the database: as above
                 chunk = messages[start : start + CHUNK_MAX_MESSAGES]
                 self._settle(partition, owned, chunk, now, stop, summary)
         self._after_batch(consumer, summary, time.perf_counter() - started)
@@ -328,7 +330,7 @@ class TouchpointIngest:
             stop=stop,
             log=self.log.bind(partition=partition.partition, offset=next_offset),
             backoff=DATABASE_BACKOFF,
-            on_retry=lambda: self.metrics.retries.labels("database").inc(),
+            on_retry=self._waiting_for_the_database,
         )
         owned.position = next_offset
         if outcome.already_tracked:
@@ -340,6 +342,22 @@ class TouchpointIngest:
                 messages=len(messages),
             )
         self._count(partition, messages, letters, outcome, summary)
+
+    def _waiting_for_the_database(self) -> None:
+        """Between attempts to reach the database: poll with every partition paused, so
+        that the group does not take this member for stuck (``max_poll_interval_ms``)
+        and move its partitions while nobody could record them anyway; rebalances that
+        follow a member leaving meanwhile stalled the embedded broker's coordinator."""
+        self.metrics.retries.labels("database").inc()
+        consumer = self._require_consumer()
+        held = set(consumer.paused())
+        consumer.pause(*consumer.assignment())
+        try:
+            consumer.poll(timeout_ms=0)  # nothing fetchable: it only keeps the member
+        finally:
+            with self._lock:
+                waiting = set(self._unpositioned)
+            consumer.resume(*(p for p in consumer.assignment() if p not in held | waiting))
 
     def _count(
         self,
