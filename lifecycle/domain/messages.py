@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     AwareDatetime,
@@ -34,6 +34,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -133,6 +134,56 @@ class _TouchpointFields(BaseModel):
     occurred_at: AwareDatetime = Field(description="business time, RFC 3339 with offset")
 
 
+_GENERAL_KINDS = Literal[
+    Kind.MARKETING,
+    Kind.INQUIRY,
+    Kind.SALES_CONTACT,
+    Kind.TRIAL,
+    Kind.DELIVERY,
+    Kind.SUPPORT_REQUEST,
+    Kind.REFERRAL,
+    Kind.COMMUNITY,
+    Kind.RENEWAL,
+]
+"""The kinds whose attributes the contract leaves open: one model serves them all."""
+
+
+def _touchpoint_message(
+    common: type[_TouchpointFields], name_suffix: str, purchase: type[Attributes]
+) -> Any:
+    """A version's message: one model a kind (the general kinds share one) on the
+    version's ``common`` fields, told apart by ``kind``.
+
+    The versions differ only in those fields and in a purchase's attributes. Each model
+    is named as the published schema names it, e.g. ``PurchaseTouchpoint`` + ``name_suffix``.
+    """
+
+    def optional(attributes: type[Attributes]) -> tuple[type[Attributes], Any]:
+        return attributes, Field(default_factory=attributes)
+
+    def required(attributes: type[Attributes]) -> tuple[type[Attributes], Any]:
+        return attributes, ...
+
+    kinds: dict[str, tuple[Any, tuple[type[Attributes], Any]]] = {
+        "GeneralTouchpoint": (_GENERAL_KINDS, optional(Attributes)),
+        "PurchaseTouchpoint": (Literal[Kind.PURCHASE], required(purchase)),
+        "ResponseTouchpoint": (Literal[Kind.RESPONSE], optional(ResponseAttributes)),
+        "ComplaintTouchpoint": (Literal[Kind.COMPLAINT], required(ComplaintAttributes)),
+        "ComplaintResolvedTouchpoint": (
+            Literal[Kind.COMPLAINT_RESOLVED],
+            required(ComplaintResolvedAttributes),
+        ),
+        "SurveyTouchpoint": (Literal[Kind.SURVEY], required(SurveyAttributes)),
+        "FollowUpTouchpoint": (Literal[Kind.FOLLOW_UP], optional(FollowUpAttributes)),
+        "CancellationTouchpoint": (Literal[Kind.CANCELLATION], optional(CancellationAttributes)),
+    }
+    models = tuple(
+        create_model(name + name_suffix, __base__=common, kind=(kind, ...), attributes=attributes)
+        for name, (kind, attributes) in kinds.items()
+    )
+    return Annotated[Union[models], Field(discriminator="kind")]  # noqa: UP007
+
+
 # Version 1 -------------------------------------------------------------------------------
 
 
@@ -142,67 +193,9 @@ class _TouchpointMessage(_TouchpointFields):
     schema_version: int = Field(default=1, ge=1, le=1)
 
 
-class GeneralTouchpoint(_TouchpointMessage):
-    kind: Literal[
-        Kind.MARKETING,
-        Kind.INQUIRY,
-        Kind.SALES_CONTACT,
-        Kind.TRIAL,
-        Kind.DELIVERY,
-        Kind.SUPPORT_REQUEST,
-        Kind.REFERRAL,
-        Kind.COMMUNITY,
-        Kind.RENEWAL,
-    ]
-    attributes: Attributes = Field(default_factory=Attributes)
-
-
-class PurchaseTouchpoint(_TouchpointMessage):
-    kind: Literal[Kind.PURCHASE]
-    attributes: PurchaseAttributes
-
-
-class ResponseTouchpoint(_TouchpointMessage):
-    kind: Literal[Kind.RESPONSE]
-    attributes: ResponseAttributes = Field(default_factory=ResponseAttributes)
-
-
-class ComplaintTouchpoint(_TouchpointMessage):
-    kind: Literal[Kind.COMPLAINT]
-    attributes: ComplaintAttributes
-
-
-class ComplaintResolvedTouchpoint(_TouchpointMessage):
-    kind: Literal[Kind.COMPLAINT_RESOLVED]
-    attributes: ComplaintResolvedAttributes
-
-
-class SurveyTouchpoint(_TouchpointMessage):
-    kind: Literal[Kind.SURVEY]
-    attributes: SurveyAttributes
-
-
-class FollowUpTouchpoint(_TouchpointMessage):
-    kind: Literal[Kind.FOLLOW_UP]
-    attributes: FollowUpAttributes = Field(default_factory=FollowUpAttributes)
-
-
-class CancellationTouchpoint(_TouchpointMessage):
-    kind: Literal[Kind.CANCELLATION]
-    attributes: CancellationAttributes = Field(default_factory=CancellationAttributes)
-
-
-TouchpointMessageV1 = Annotated[
-    GeneralTouchpoint
-    | PurchaseTouchpoint
-    | ResponseTouchpoint
-    | ComplaintTouchpoint
-    | ComplaintResolvedTouchpoint
-    | SurveyTouchpoint
-    | FollowUpTouchpoint
-    | CancellationTouchpoint,
-    Field(discriminator="kind"),
-]
+TouchpointMessageV1 = _touchpoint_message(
+    _TouchpointMessage, name_suffix="", purchase=PurchaseAttributes
+)
 
 
 # Version 2 -------------------------------------------------------------------------------
@@ -253,67 +246,9 @@ class _TouchpointMessageV2(_TouchpointFields):
     schema_version: Literal[2]
 
 
-class GeneralTouchpointV2(_TouchpointMessageV2):
-    kind: Literal[
-        Kind.MARKETING,
-        Kind.INQUIRY,
-        Kind.SALES_CONTACT,
-        Kind.TRIAL,
-        Kind.DELIVERY,
-        Kind.SUPPORT_REQUEST,
-        Kind.REFERRAL,
-        Kind.COMMUNITY,
-        Kind.RENEWAL,
-    ]
-    attributes: Attributes = Field(default_factory=Attributes)
-
-
-class PurchaseTouchpointV2(_TouchpointMessageV2):
-    kind: Literal[Kind.PURCHASE]
-    attributes: PurchaseAttributesV2
-
-
-class ResponseTouchpointV2(_TouchpointMessageV2):
-    kind: Literal[Kind.RESPONSE]
-    attributes: ResponseAttributes = Field(default_factory=ResponseAttributes)
-
-
-class ComplaintTouchpointV2(_TouchpointMessageV2):
-    kind: Literal[Kind.COMPLAINT]
-    attributes: ComplaintAttributes
-
-
-class ComplaintResolvedTouchpointV2(_TouchpointMessageV2):
-    kind: Literal[Kind.COMPLAINT_RESOLVED]
-    attributes: ComplaintResolvedAttributes
-
-
-class SurveyTouchpointV2(_TouchpointMessageV2):
-    kind: Literal[Kind.SURVEY]
-    attributes: SurveyAttributes
-
-
-class FollowUpTouchpointV2(_TouchpointMessageV2):
-    kind: Literal[Kind.FOLLOW_UP]
-    attributes: FollowUpAttributes = Field(default_factory=FollowUpAttributes)
-
-
-class CancellationTouchpointV2(_TouchpointMessageV2):
-    kind: Literal[Kind.CANCELLATION]
-    attributes: CancellationAttributes = Field(default_factory=CancellationAttributes)
-
-
-TouchpointMessageV2 = Annotated[
-    GeneralTouchpointV2
-    | PurchaseTouchpointV2
-    | ResponseTouchpointV2
-    | ComplaintTouchpointV2
-    | ComplaintResolvedTouchpointV2
-    | SurveyTouchpointV2
-    | FollowUpTouchpointV2
-    | CancellationTouchpointV2,
-    Field(discriminator="kind"),
-]
+TouchpointMessageV2 = _touchpoint_message(
+    _TouchpointMessageV2, name_suffix="V2", purchase=PurchaseAttributesV2
+)
 
 
 # From a version to the next, and to the touchpoint -----------------------------------------
