@@ -202,6 +202,12 @@ class LifecycleState:
         self.cycle_latest_survey_score = None
 
 
+def _untraced_before_v2(state: dict[str, Any]) -> None:
+    """A version 1 event carries no touchpoint's trace: no correlation id, no producer."""
+    state["correlation_id"] = None
+    state["producer"] = None
+
+
 class Relationship(LifecycleState, ChainedAggregate):
     class_version = 2
     """Of the state snapshots hold: version 1 held every recorded event id."""
@@ -231,10 +237,7 @@ class Relationship(LifecycleState, ChainedAggregate):
         correlation_id: str | None
         producer: str | None
 
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            state["correlation_id"] = None
-            state["producer"] = None
+        upcast_v1_v2 = staticmethod(_untraced_before_v2)
 
     @staticmethod
     def create_id(customer_id: str, **_: Any) -> UUID:
@@ -438,10 +441,7 @@ class Relationship(LifecycleState, ChainedAggregate):
         correlation_id: str | None
         producer: str | None
 
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            state["correlation_id"] = None
-            state["producer"] = None
+        upcast_v1_v2 = staticmethod(_untraced_before_v2)
 
         def apply(self, aggregate: Relationship) -> None:
             aggregate._enter(self.to_stage, self.cycle, self.effective_at)
