@@ -234,19 +234,22 @@ def verify_customer(
 # The checks ---------------------------------------------------------------------------
 
 
-def _checked_anchors(anchors: Sequence[Checkpoint], key: AuditKey | None) -> dict[int, Checkpoint]:
-    if anchors and key is None:
+def _check_signature(checkpoint: Checkpoint, key: AuditKey | None, forged: str) -> None:
+    """Raise ``TamperingDetected`` saying ``forged`` unless ``key`` signed ``checkpoint``
+    (``AuditKeyMissing`` when there is no key to tell)."""
+    if key is None:
         raise AuditKeyMissing(
             "LIFECYCLE_AUDIT_HMAC_KEY is not set: it is needed to check the checkpoints' signatures"
         )
+    if not key.verifies(CHECKPOINT_PURPOSE, checkpoint.payload(), checkpoint.signature):
+        raise TamperingDetected(Divergence(forged))
+
+
+def _checked_anchors(anchors: Sequence[Checkpoint], key: AuditKey | None) -> dict[int, Checkpoint]:
     for anchor in anchors:
-        assert key is not None
-        if not key.verifies(CHECKPOINT_PURPOSE, anchor.payload(), anchor.signature):
-            raise TamperingDetected(
-                Divergence(
-                    f"the given checkpoint #{anchor.sequence} does not carry a valid signature"
-                )
-            )
+        _check_signature(
+            anchor, key, f"the given checkpoint #{anchor.sequence} does not carry a valid signature"
+        )
     return {anchor.position: anchor for anchor in anchors}
 
 
@@ -266,20 +269,14 @@ def _checked_checkpoints(
     app: LifecycleApplication, ledger: AuditLedger, key: AuditKey | None
 ) -> list[Checkpoint]:
     checkpoints = ledger.checkpoints()
-    if checkpoints and key is None:
-        raise AuditKeyMissing(
-            "LIFECYCLE_AUDIT_HMAC_KEY is not set: it is needed to check the checkpoints' signatures"
-        )
     previous: Checkpoint | None = None
     for checkpoint in checkpoints:
-        assert key is not None
-        if not key.verifies(CHECKPOINT_PURPOSE, checkpoint.payload(), checkpoint.signature):
-            raise TamperingDetected(
-                Divergence(
-                    f"checkpoint #{checkpoint.sequence} (position {checkpoint.position}) does not "
-                    "carry a valid signature: altered, or signed with another key"
-                )
-            )
+        _check_signature(
+            checkpoint,
+            key,
+            f"checkpoint #{checkpoint.sequence} (position {checkpoint.position}) does not "
+            "carry a valid signature: altered, or signed with another key",
+        )
         expected_sequence = previous.sequence + 1 if previous is not None else 1
         if checkpoint.sequence != expected_sequence or (
             previous is not None and checkpoint.position <= previous.position
