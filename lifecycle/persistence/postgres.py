@@ -11,16 +11,18 @@ from typing import Any
 import structlog
 from eventsourcing.persistence import Notification, StoredEvent, Tracking
 from eventsourcing.postgres import PostgresProcessRecorder
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL
 
 from lifecycle.faults import Backoff, is_database_fault, retry
 from lifecycle.persistence import library
 from lifecycle.persistence.recorders import (
     CONDITION,
+    LogSQL,
     SelectsShards,
     StreamAt,
     TouchpointKey,
     check_condition,
+    postgres_table,
 )
 
 log = structlog.get_logger(__name__)
@@ -53,8 +55,7 @@ class BatchPostgresProcessRecorder(SelectsShards, PostgresProcessRecorder):
         return f"{prefix}_recorded_touchpoints"
 
     def ensure_touchpoint_keys(self, topics: Sequence[str]) -> None:
-        schema = Identifier(self.datastore.schema)
-        table = Identifier(self.touchpoints_table_name)
+        table = postgres_table(self, self.touchpoints_table_name)
         with self.datastore.transaction(commit=True) as cursor:
             # One process at a time checks and fills; the others find the table made.
             cursor.execute(
@@ -69,16 +70,16 @@ class BatchPostgresProcessRecorder(SelectsShards, PostgresProcessRecorder):
                 return
             cursor.execute(
                 SQL(
-                    "CREATE TABLE {schema}.{table} (originator_id uuid NOT NULL, "
+                    "CREATE TABLE {table} (originator_id uuid NOT NULL, "
                     "event_id text NOT NULL, PRIMARY KEY (originator_id, event_id))"
-                ).format(schema=schema, table=table)
+                ).format(table=table)
             )
             cursor.execute(
                 SQL(
-                    "INSERT INTO {schema}.{table} (originator_id, event_id) "
+                    "INSERT INTO {table} (originator_id, event_id) "
                     "SELECT originator_id, convert_from(state, 'UTF8')::json ->> 'event_id' "
-                    "FROM {schema}.{events} WHERE topic = ANY(%s) ON CONFLICT DO NOTHING"
-                ).format(schema=schema, table=table, events=Identifier(self.events_table_name)),
+                    "FROM {events} WHERE topic = ANY(%s) ON CONFLICT DO NOTHING"
+                ).format(table=table, events=postgres_table(self, self.events_table_name)),
                 [list(topics)],
             )
 
@@ -86,12 +87,9 @@ class BatchPostgresProcessRecorder(SelectsShards, PostgresProcessRecorder):
         statement = SQL(
             "SELECT t.originator_id, t.event_id "
             "FROM unnest(%s::uuid[], %s::text[]) AS batch(originator_id, event_id) "
-            "JOIN {schema}.{table} t "
+            "JOIN {table} t "
             "ON t.originator_id = batch.originator_id AND t.event_id = batch.event_id"
-        ).format(
-            schema=Identifier(self.datastore.schema),
-            table=Identifier(self.touchpoints_table_name),
-        )
+        ).format(table=postgres_table(self, self.touchpoints_table_name))
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(statement, ([key[0] for key in keys], [key[1] for key in keys]))
             return {(row["originator_id"], row["event_id"]) for row in cursor.fetchall()}
@@ -99,12 +97,9 @@ class BatchPostgresProcessRecorder(SelectsShards, PostgresProcessRecorder):
     def _insert_touchpoint_keys(self, curs: Any, keys: Sequence[TouchpointKey]) -> None:
         curs.execute(
             SQL(
-                "INSERT INTO {schema}.{table} (originator_id, event_id) "
+                "INSERT INTO {table} (originator_id, event_id) "
                 "SELECT * FROM unnest(%s::uuid[], %s::text[])"
-            ).format(
-                schema=Identifier(self.datastore.schema),
-                table=Identifier(self.touchpoints_table_name),
-            ),
+            ).format(table=postgres_table(self, self.touchpoints_table_name)),
             ([key[0] for key in keys], [key[1] for key in keys]),
         )
 
@@ -123,9 +118,7 @@ class BatchPostgresProcessRecorder(SelectsShards, PostgresProcessRecorder):
     def _insert_in_one_transaction(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        table = SQL("{schema}.{table}").format(
-            schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
-        )
+        table = postgres_table(self, self.events_table_name)
         condition: StreamAt | None = kwargs.get(CONDITION)
         with self.datastore.get_connection() as conn:
             with conn.transaction(), conn.cursor() as curs:
@@ -168,62 +161,37 @@ class BatchPostgresProcessRecorder(SelectsShards, PostgresProcessRecorder):
         """A write's ``StreamAt`` condition, checked under the table lock every insert
         takes: an event committed before it is seen (read committed), and none can be
         committed after it until this transaction ends."""
-        from psycopg.sql import SQL, Identifier
+        from psycopg.sql import SQL
 
         if not locked:
             library.lock_events_table(self, curs)
         curs.execute(
             SQL(
-                "SELECT MAX(originator_version) AS version FROM {schema}.{table} "
-                "WHERE originator_id = %s"
-            ).format(
-                schema=Identifier(self.datastore.schema),
-                table=Identifier(self.events_table_name),
-            ),
+                "SELECT MAX(originator_version) AS version FROM {table} WHERE originator_id = %s"
+            ).format(table=postgres_table(self, self.events_table_name)),
             [condition.originator_id],
         )
         check_condition(condition, curs.fetchone()["version"])
 
-    def select_notifications(
-        self,
-        start: int | None,
-        limit: int,
-        stop: int | None = None,
-        topics: Sequence[str] = (),
-        *,
-        inclusive_of_start: bool = True,
-        shard_digits: str | None = None,
-    ) -> Sequence[Notification]:
-        """The library's query, its rows read as tuples and made into notifications at
-        once (``library.notifications``), as ``BulkSQLiteProcessRecorder`` reads them;
-        ``shard_digits`` as ``SelectsShards`` says."""
-        from psycopg.rows import tuple_row
-        from psycopg.sql import SQL, Identifier
+    _LOG_SQL = LogSQL(
+        last_digit_in="strpos(%s, right(originator_id::text, 1)) > 0",
+        from_start="notification_id >= %s",
+        after_start="notification_id > %s",
+        up_to_stop="notification_id <= %s",
+        topic_in=lambda _: "topic = ANY(%s)",
+        topic_params=lambda topics: [list(topics)],
+    )
 
-        where: list[SQL] = []
-        params: list[Any] = []
-        if start is not None:
-            where.append(
-                SQL("notification_id >= %s" if inclusive_of_start else "notification_id > %s")
-            )
-            params.append(start)
-        if stop is not None:
-            where.append(SQL("notification_id <= %s"))
-            params.append(stop)
-        if topics:
-            where.append(SQL("topic = ANY(%s)"))
-            params.append(list(topics))
-        if shard_digits is not None:
-            where.append(SQL("strpos(%s, right(originator_id::text, 1)) > 0"))
-            params.append(shard_digits)
+    def _notifications(self, where: str, params: list[Any]) -> list[Notification]:
+        from psycopg.rows import tuple_row
+
         statement = SQL(
-            "SELECT notification_id, originator_id, originator_version, topic, state "
-            "FROM {schema}.{table} "
-        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {table} "
+        ).format(table=postgres_table(self, self.events_table_name))
         if where:
-            statement += SQL("WHERE ") + SQL(" AND ").join(where) + SQL(" ")
+            # The conditions are _LOG_SQL's own text, with no name nor value in them.
+            statement += SQL("WHERE ") + SQL(where) + SQL(" ")
         statement += SQL("ORDER BY notification_id LIMIT %s")
-        params.append(limit)
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(statement, params, prepare=True)
             rows = curs.fetchall()

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder, Notification, StoredEvent, Tracking
@@ -36,6 +36,7 @@ from lifecycle.persistence import library
 
 if TYPE_CHECKING:
     from eventsourcing.postgres import PostgresApplicationRecorder
+    from psycopg.sql import Composed
 
     from lifecycle.persistence.postgres import BatchPostgresProcessRecorder
 
@@ -132,14 +133,11 @@ def _sqlite_existing(recorder: SQLiteApplicationRecorder, ids: list[UUID]) -> se
 
 
 def _postgres_existing(recorder: PostgresApplicationRecorder, ids: list[UUID]) -> set[UUID]:
-    from psycopg.sql import SQL, Identifier
+    from psycopg.sql import SQL
 
     statement = SQL(
-        "SELECT DISTINCT originator_id FROM {schema}.{table} WHERE originator_id = ANY(%s)"
-    ).format(
-        schema=Identifier(recorder.datastore.schema),
-        table=Identifier(recorder.events_table_name),
-    )
+        "SELECT DISTINCT originator_id FROM {table} WHERE originator_id = ANY(%s)"
+    ).format(table=postgres_table(recorder, recorder.events_table_name))
     with recorder.datastore.transaction(commit=False) as cursor:
         cursor.execute(statement, (ids,))
         return {row["originator_id"] for row in cursor.fetchall()}
@@ -149,9 +147,15 @@ class SelectsShards:
     """Mixed in before the library's recorder by a recorder whose
     ``select_notifications`` takes ``shard_digits``: only the events of aggregates whose
     id ends in one of these hex digits (a shard of a rebuild,
-    ``projections.shards.Shard.hex_digits``), selected by the database."""
+    ``projections.shards.Shard.hex_digits``), selected by the database.
 
-    @abstractmethod
+    The query is the library's, its rows read as tuples and made into notifications at
+    once (``library.notifications``): a page is read in half the time, and every
+    projection and the relay read the log through here. Each database says its
+    conditions in its own SQL (``_LOG_SQL``) and runs the query (``_notifications``)."""
+
+    _LOG_SQL: ClassVar[LogSQL]
+
     def select_notifications(
         self,
         start: int | None,
@@ -163,6 +167,42 @@ class SelectsShards:
         shard_digits: str | None = None,
     ) -> Sequence[Notification]:
         """The library's ``select_notifications``, and ``shard_digits``."""
+        sql = self._LOG_SQL
+        where: list[str] = []
+        params: list[Any] = []
+        if shard_digits is not None:
+            where.append(sql.last_digit_in)
+            params.append(shard_digits)
+        if start is not None:
+            where.append(sql.from_start if inclusive_of_start else sql.after_start)
+            params.append(start)
+        if stop is not None:
+            where.append(sql.up_to_stop)
+            params.append(stop)
+        if topics:
+            where.append(sql.topic_in(len(topics)))
+            params.extend(sql.topic_params(topics))
+        params.append(limit)
+        return self._notifications(" AND ".join(where), params)
+
+    @abstractmethod
+    def _notifications(self, where: str, params: list[Any]) -> list[Notification]:
+        """The events matching ``where`` (no condition when empty), in log order, up to
+        the limit that ends ``params``."""
+
+
+@dataclass(frozen=True)
+class LogSQL:
+    """The conditions of ``SelectsShards.select_notifications`` in one database's SQL."""
+
+    last_digit_in: str
+    """The originator id's last hex digit is in the parameter."""
+    from_start: str
+    after_start: str
+    up_to_stop: str
+    topic_in: Callable[[int], str]
+    """The topic is one of that many parameters (``topic_params``)."""
+    topic_params: Callable[[Sequence[str]], list[Any]]
 
 
 class BulkSQLiteProcessRecorder(SelectsShards, SQLiteProcessRecorder):
@@ -267,44 +307,23 @@ class BulkSQLiteProcessRecorder(SelectsShards, SQLiteProcessRecorder):
             held.append(time.perf_counter() - locked)  # the commit released it
         return list(range(last - len(stored_events) + 1, last + 1))
 
-    def select_notifications(
-        self,
-        start: int | None,
-        limit: int,
-        stop: int | None = None,
-        topics: Sequence[str] = (),
-        *,
-        inclusive_of_start: bool = True,
-        shard_digits: str | None = None,
-    ) -> Sequence[Notification]:
-        """The library's query, its rows read as tuples and made into notifications at
-        once (``library.notifications``): a page is read in half the time, and every
-        projection and the relay read the log through here.
+    _LOG_SQL = LogSQL(
+        last_digit_in="instr(?, lower(substr(originator_id, -1))) > 0",
+        from_start="rowid>=?",
+        after_start="rowid>?",
+        up_to_stop="rowid<=?",
+        topic_in=lambda count: f"topic IN ({','.join('?' * count)})",
+        topic_params=list,
+    )
 
-        ``shard_digits``: only the events of aggregates whose id ends in one of these
-        hex digits (a shard of a rebuild, ``projections.shards.Shard.hex_digits``)."""
-        where: list[str] = []
-        params: list[Any] = []
-        if shard_digits is not None:
-            where.append("instr(?, lower(substr(originator_id, -1))) > 0")
-            params.append(shard_digits)
-        if start is not None:
-            where.append("rowid>=?" if inclusive_of_start else "rowid>?")
-            params.append(start)
-        if stop is not None:
-            where.append("rowid<=?")
-            params.append(stop)
-        if topics:
-            where.append(f"topic IN ({','.join('?' * len(topics))})")
-            params.extend(topics)
+    def _notifications(self, where: str, params: list[Any]) -> list[Notification]:
         statement = (
             "SELECT rowid, originator_id, originator_version, topic, state "
             f"FROM {self.events_table_name} "
         )
         if where:
-            statement += "WHERE " + " AND ".join(where) + " "
+            statement += f"WHERE {where} "
         statement += "ORDER BY rowid LIMIT ?"
-        params.append(limit)
         with self.datastore.transaction(commit=False) as c:
             c.sqlite_cursor.row_factory = None
             c.execute(statement, params)
@@ -375,17 +394,13 @@ def stream_log(recorder: ApplicationRecorder, originator_id: UUID) -> list[LogRo
 def _postgres_log(
     recorder: PostgresApplicationRecorder, start: int | None, limit: int
 ) -> list[LogRow]:
-    from psycopg.sql import SQL, Identifier
+    from psycopg.sql import SQL
 
     where = SQL("WHERE notification_id >= %s ") if start is not None else SQL("")
     statement = SQL(
         "SELECT notification_id, originator_id, originator_version, topic, state "
-        "FROM {schema}.{table} {where}ORDER BY notification_id LIMIT %s"
-    ).format(
-        schema=Identifier(recorder.datastore.schema),
-        table=Identifier(recorder.events_table_name),
-        where=where,
-    )
+        "FROM {table} {where}ORDER BY notification_id LIMIT %s"
+    ).format(table=postgres_table(recorder, recorder.events_table_name), where=where)
     params = [start, limit] if start is not None else [limit]
     with recorder.datastore.transaction(commit=False) as cursor:
         cursor.execute(statement, params)
@@ -393,15 +408,12 @@ def _postgres_log(
 
 
 def _postgres_stream(recorder: PostgresApplicationRecorder, originator_id: UUID) -> list[LogRow]:
-    from psycopg.sql import SQL, Identifier
+    from psycopg.sql import SQL
 
     statement = SQL(
         "SELECT notification_id, originator_id, originator_version, topic, state "
-        "FROM {schema}.{table} WHERE originator_id = %s ORDER BY originator_version"
-    ).format(
-        schema=Identifier(recorder.datastore.schema),
-        table=Identifier(recorder.events_table_name),
-    )
+        "FROM {table} WHERE originator_id = %s ORDER BY originator_version"
+    ).format(table=postgres_table(recorder, recorder.events_table_name))
     with recorder.datastore.transaction(commit=False) as cursor:
         cursor.execute(statement, [originator_id])
         return [_postgres_row(row) for row in cursor.fetchall()]
@@ -415,6 +427,15 @@ def _postgres_row(row: Any) -> LogRow:
         row["topic"],
         bytes(row["state"]),
     )
+
+
+def postgres_table(
+    recorder: PostgresApplicationRecorder | BatchPostgresProcessRecorder, name: str
+) -> Composed:
+    """The table ``name`` of the recorder's schema, quoted, to format into a statement."""
+    from psycopg.sql import SQL, Identifier
+
+    return SQL("{}.{}").format(Identifier(recorder.datastore.schema), Identifier(name))
 
 
 def check_condition(condition: StreamAt, version: int | None) -> None:
