@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lifecycle.persistence.side_file import open_side_file
+
 if TYPE_CHECKING:  # psycopg is imported only where PostgreSQL is used
     from eventsourcing.postgres import PostgresDatastore
 
@@ -64,13 +66,12 @@ class SQLiteRedriveLog(RedriveLog):
                 f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=lock_timeout
             )
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = sqlite3.connect(path, timeout=lock_timeout, isolation_level=None)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute(
+        self._connection = open_side_file(
+            path,
             "CREATE TABLE IF NOT EXISTS dead_letter_redrives ("
             "identity TEXT PRIMARY KEY, redrive_count INTEGER NOT NULL, "
-            "last_offset INTEGER NOT NULL, redriven_at TEXT NOT NULL)"
+            "last_offset INTEGER NOT NULL, redriven_at TEXT NOT NULL)",
+            lock_timeout=lock_timeout,
         )
 
     def counts(self, identities: Collection[str]) -> dict[str, int]:

@@ -36,7 +36,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -46,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifecycle.domain.touchpoints import Touchpoint
+from lifecycle.persistence.side_file import open_side_file
 
 if TYPE_CHECKING:  # psycopg and cryptography are imported only where they are used
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -100,18 +100,16 @@ class SQLiteKeyStore(KeyStore):
     """Keys in a SQLite file of their own, overwritten on deletion (``secure_delete``)."""
 
     def __init__(self, path: Path, lock_timeout: float = 30.0) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._connection = sqlite3.connect(
-            path, timeout=lock_timeout, isolation_level=None, check_same_thread=False
-        )
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA secure_delete=ON")
-        self._connection.execute(
+        self._connection = open_side_file(
+            path,
             "CREATE TABLE IF NOT EXISTS personal_keys ("
             "customer_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, key BLOB, "
-            "created_at TEXT NOT NULL, erased_at TEXT)"
+            "created_at TEXT NOT NULL, erased_at TEXT)",
+            lock_timeout=lock_timeout,
+            secure_delete=True,
+            check_same_thread=False,
         )
 
     def load(self, customer_ids: Collection[str]) -> dict[str, CustomerKey]:
