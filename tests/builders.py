@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from lifecycle.domain.policy import Policy
+from lifecycle.domain.relationship import Relationship
 from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.domain.vocabulary import Channel, Kind
 
@@ -39,6 +41,18 @@ def touchpoint(
         producer="test",
         attributes={**defaults, **attributes},
     )
+
+
+def relationship_after(*touchpoints: Touchpoint, policy: Policy | None = None) -> Relationship:
+    """A relationship begun by the first touchpoint, with all of them recorded under
+    ``policy`` (the default policy unless named); its events are still pending."""
+    policy = policy or Policy.default()
+    relationship = Relationship(
+        customer_id=touchpoints[0].customer_id, started_at=touchpoints[0].occurred_at
+    )
+    for each in touchpoints:
+        relationship.record_touchpoint(each, policy)
+    return relationship
 
 
 def message(kind: str = "inquiry", **fields: Any) -> dict[str, Any]:

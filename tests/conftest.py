@@ -89,3 +89,17 @@ def run_cli(
         cwd=cwd,
         timeout=300,
     )
+
+
+def run_demo(customers: int, database: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """Run ``lifecycle demo`` of ``customers`` into the SQLite file ``database``, without
+    serving the outcome afterwards."""
+    return run_cli(
+        "demo",
+        "--customers",
+        str(customers),
+        *options,
+        "--no-serve",
+        "--database-url",
+        f"sqlite:///{database}",
+    )

@@ -21,6 +21,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from consumers.broker import EmbeddedBroker, Topics, ensure_topics, free_port
 from consumers.clients import new_producer
+from consumers.dead_letters import DeadLetter, DeadLetterPublisher, Headers
 from consumers.ingest import TouchpointIngest
 from lifecycle.domain.relationship import Relationship
 from lifecycle.entrypoints.bootstrap import Components
@@ -149,6 +150,45 @@ def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30.0) ->
         consumer.close()
 
 
+def dead_letter(
+    key: str,
+    value: bytes,
+    error_code: str,
+    error_reason: str,
+    *,
+    partition: int,
+    offset: int,
+    headers: Headers | None = None,
+) -> DeadLetter:
+    """The dead letter of a message keyed ``key``, read at ``offset`` of ``partition`` of
+    crm.touchpoints."""
+    return DeadLetter(
+        key=key.encode(),
+        value=value,
+        headers=headers or [],
+        error_code=error_code,
+        error_reason=error_reason,
+        source_topic="crm.touchpoints",
+        source_partition=partition,
+        source_offset=offset,
+    )
+
+
+def topics_with_dead_letters(
+    broker: EmbeddedBroker, letters: list[DeadLetter], partitions: int
+) -> Topics:
+    """Topics of their own, created on ``broker``, whose dead-letter topic holds ``letters``
+    (from offset 0) as the consumer writes them."""
+    topics = unique_topics(partitions)
+    ensure_topics(broker.bootstrap, topics)
+    producer = new_producer(broker.bootstrap, "tests")
+    try:
+        DeadLetterPublisher(producer, topics.dead_letters).publish(letters, threading.Event())
+    finally:
+        producer.close()
+    return topics
+
+
 def recorded_event_ids(app: LifecycleApplication) -> Counter[str]:
     """How many times each upstream event_id was recorded as a touchpoint."""
     counts: Counter[str] = Counter()
@@ -168,6 +208,22 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60.0, what: str =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or condition}")
         time.sleep(0.05)
+
+
+def consumer_env(
+    bootstrap: str, topics: Topics, database_url: str, max_poll_records: int
+) -> dict[str, str]:
+    """The environment of a ``lifecycle consume`` process reading ``topics`` in a group of
+    their own into ``database_url``, ``max_poll_records`` at a time, logging JSON."""
+    return {
+        "LIFECYCLE_DATABASE_URL": database_url,
+        "LIFECYCLE_KAFKA_BOOTSTRAP": bootstrap,
+        "LIFECYCLE_KAFKA_TOUCHPOINTS_TOPIC": topics.touchpoints,
+        "LIFECYCLE_KAFKA_DEAD_LETTER_TOPIC": topics.dead_letters,
+        "LIFECYCLE_KAFKA_CONSUMER_GROUP": f"{topics.touchpoints}.group",
+        "LIFECYCLE_KAFKA_MAX_POLL_RECORDS": str(max_poll_records),
+        "LIFECYCLE_LOG_FORMAT": "json",
+    }
 
 
 def ingest_for(

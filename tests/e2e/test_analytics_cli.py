@@ -46,8 +46,22 @@ def imported(database_url: str, population: Path) -> dict[str, str]:
     return env
 
 
-def fit(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return run_cli("analytics", "fit", "--observation-end", OBSERVATION_END, env=env)
+def fit(env: dict[str, str], *options: str) -> subprocess.CompletedProcess[str]:
+    return run_cli("analytics", "fit", "--observation-end", OBSERVATION_END, *options, env=env)
+
+
+def validate(env: dict[str, str], *options: str) -> subprocess.CompletedProcess[str]:
+    """A validation calibrated up to the observation end and held out to the holdout end."""
+    return run_cli(
+        "analytics",
+        "validate",
+        "--calibration-end",
+        OBSERVATION_END,
+        "--holdout-end",
+        HOLDOUT_END,
+        *options,
+        env=env,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,20 +82,20 @@ def store(recorded: Path, tmp_path: Path) -> dict[str, str]:
 def test_fit_predict_and_validate_from_the_command_line(database_url: str, tmp_path: Path) -> None:
     env = imported(database_url, population_file(tmp_path))
 
-    fitted = run_cli("analytics", "fit", "--observation-end", OBSERVATION_END, "--json", env=env)
+    fitted = fit(env, "--json")
     assert fitted.returncode == 0, fitted.stderr
-    fit = json.loads(fitted.stdout)
-    assert set(fit["models"]["bg_nbd"]["parameters"]) == {"r", "alpha", "a", "b"}
-    assert set(fit["models"]["gamma_gamma"]["parameters"]) == {"p", "q", "gamma"}
-    assert fit["models"]["bg_nbd"]["converged"]
-    assert fit["observation_end"] == OBSERVATION_END
+    fitted_models = json.loads(fitted.stdout)
+    assert set(fitted_models["models"]["bg_nbd"]["parameters"]) == {"r", "alpha", "a", "b"}
+    assert set(fitted_models["models"]["gamma_gamma"]["parameters"]) == {"p", "q", "gamma"}
+    assert fitted_models["models"]["bg_nbd"]["converged"]
+    assert fitted_models["observation_end"] == OBSERVATION_END
 
     predicted = run_cli(
         "analytics", "predict", "cust-00001", "--horizon-days", "180", "--json", env=env
     )
     assert predicted.returncode == 0, predicted.stderr
     prediction = json.loads(predicted.stdout)
-    assert prediction["position"] == fit["position"]
+    assert prediction["position"] == fitted_models["position"]
     assert prediction["horizon_days"] == 180
     assert 0 < prediction["p_alive"] <= 1
     assert prediction["expected_purchases"] >= 0
@@ -89,16 +103,7 @@ def test_fit_predict_and_validate_from_the_command_line(database_url: str, tmp_p
         prediction["expected_purchases"] * prediction["expected_average_value"], rel=0.05
     )
 
-    validated = run_cli(
-        "analytics",
-        "validate",
-        "--calibration-end",
-        OBSERVATION_END,
-        "--holdout-end",
-        HOLDOUT_END,
-        "--json",
-        env=env,
-    )
+    validated = validate(env, "--json")
     assert validated.returncode == 0, validated.stderr
     validation = json.loads(validated.stdout)
     assert validation["actual_total"] > 0
@@ -125,9 +130,7 @@ def test_the_fit_is_sealed_verified_and_exported_with_the_log(
     store: dict[str, str], tmp_path: Path
 ) -> None:
     env = store
-    assert (
-        run_cli("analytics", "fit", "--observation-end", OBSERVATION_END, env=env).returncode == 0
-    )
+    assert fit(env).returncode == 0
     assert run_cli("audit", "seal", env=env).returncode == 0
 
     verified = run_cli("audit", "verify", env=env)
@@ -154,15 +157,7 @@ def test_predict_before_any_fit_exits_2_naming_it(store: dict[str, str]) -> None
 
 def test_a_validation_records_no_fit(store: dict[str, str]) -> None:
     env = store
-    validated = run_cli(
-        "analytics",
-        "validate",
-        "--calibration-end",
-        OBSERVATION_END,
-        "--holdout-end",
-        HOLDOUT_END,
-        env=env,
-    )
+    validated = validate(env)
     assert validated.returncode == 0, validated.stderr
     assert "mean absolute error" in validated.stdout
 
@@ -183,9 +178,7 @@ def test_a_customer_without_a_purchase_by_the_observation_end_gets_null_predicti
         + "\n"
     )
     assert run_cli("import", str(late), env=env).returncode == 0
-    assert (
-        run_cli("analytics", "fit", "--observation-end", OBSERVATION_END, env=env).returncode == 0
-    )
+    assert fit(env).returncode == 0
 
     for customer in ("browser", "late-buyer"):
         done = run_cli("analytics", "predict", customer, "--json", env=env)
@@ -196,9 +189,7 @@ def test_a_customer_without_a_purchase_by_the_observation_end_gets_null_predicti
 
 def test_predict_for_an_unknown_customer_exits_2(store: dict[str, str]) -> None:
     env = store
-    assert (
-        run_cli("analytics", "fit", "--observation-end", OBSERVATION_END, env=env).returncode == 0
-    )
+    assert fit(env).returncode == 0
 
     done = run_cli("analytics", "predict", "nobody", env=env)
 
@@ -226,16 +217,7 @@ def test_fitting_without_repeat_purchases_exits_2_in_one_line(
 def test_the_report_draws_the_tracking_of_the_latest_validation(
     store: dict[str, str], tmp_path: Path
 ) -> None:
-    validated = run_cli(
-        "analytics",
-        "validate",
-        "--calibration-end",
-        OBSERVATION_END,
-        "--holdout-end",
-        HOLDOUT_END,
-        "--json",
-        env=store,
-    )
+    validated = validate(store, "--json")
     weeks = json.loads(validated.stdout)["tracking"]
     page = tmp_path / "report.html"
 

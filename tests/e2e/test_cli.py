@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.builders import line, message_v2
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_demo
 
 
 @pytest.fixture
@@ -279,15 +279,7 @@ def test_state_loads_neither_postgres_kafka_the_read_side_nor_the_logging_librar
 
 
 def test_the_demo_walks_every_path_of_the_lifecycle(workdir: Path) -> None:
-    result = run_cli(
-        "demo",
-        "--customers",
-        "400",
-        "--direct",
-        "--no-serve",
-        "--database-url",
-        f"sqlite:///{workdir / 'demo.db'}",
-    )
+    result = run_demo(400, workdir / "demo.db", "--direct")
     assert result.returncode == 0, result.stderr
     for rule in ("first-purchase", "engaged", "repeat-purchase", "referral", "loyal", "renewal",
                  "cancelled", "inactivity", "reactivation"):  # fmt: skip

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -16,17 +15,17 @@ import pytest
 from kafka import KafkaConsumer
 
 from consumers.broker import EmbeddedBroker, Topics, ensure_topics, free_port, port_is_open
-from consumers.clients import new_producer
-from consumers.dead_letters import DeadLetter, DeadLetterPublisher
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.service.application import RELATIONSHIP_TOPICS
 from lifecycle.settings import Settings
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_demo
 from tests.kafka_support import (
+    dead_letter,
     encode,
     population,
     read_topic,
     recorded_event_ids,
+    topics_with_dead_letters,
     touchpoint,
     touchpoint_v2,
     unique_topics,
@@ -52,6 +51,23 @@ def start(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]
         )
 
 
+def publish_file(
+    broker: EmbeddedBroker, directory: Path, lines: list[bytes]
+) -> tuple[Topics, subprocess.CompletedProcess[str]]:
+    """``lifecycle publish`` of a file of ``lines`` to topics of their own: the topics, and
+    how the command ended."""
+    topics = unique_topics(partitions=3)
+    ensure_topics(broker.bootstrap, topics)
+    source = directory / "touchpoints.jsonl"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    result = run_cli(
+        "publish",
+        str(source),
+        env={"LIFECYCLE_KAFKA_BOOTSTRAP": broker.bootstrap, **topic_env(topics)},
+    )
+    return topics, result
+
+
 @pytest.fixture
 def service_log(tmp_path: Path) -> Path:
     """Where a service started by a test writes its output."""
@@ -71,18 +87,10 @@ def test_every_kafka_command_explains_itself(command: str) -> None:
 def test_publish_sends_valid_lines_keyed_by_customer_and_reports_invalid_ones(
     kafka_broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
-    topics = unique_topics(partitions=3)
-    ensure_topics(kafka_broker.bootstrap, topics)
     valid = [touchpoint("pub-1", "pub-1-ev-1"), touchpoint("pub-2", "pub-2-ev-1", "purchase")]
     lines = [encode(valid[0]), b'{"event_id": "x"', encode(valid[1]), b""]
-    source = tmp_path / "touchpoints.jsonl"
-    source.write_bytes(b"\n".join(lines) + b"\n")
 
-    result = run_cli(
-        "publish",
-        str(source),
-        env={"LIFECYCLE_KAFKA_BOOTSTRAP": kafka_broker.bootstrap, **topic_env(topics)},
-    )
+    topics, result = publish_file(kafka_broker, tmp_path, lines)
 
     assert result.returncode == 0
     assert "line 2: invalid_json" in result.stderr
@@ -96,21 +104,13 @@ def test_publish_sends_valid_lines_keyed_by_customer_and_reports_invalid_ones(
 def test_publish_sends_both_versions_of_the_message_and_reports_an_unknown_one(
     kafka_broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
-    topics = unique_topics(partitions=3)
-    ensure_topics(kafka_broker.bootstrap, topics)
     lines = [
         encode(touchpoint("ver-1", "ver-1-ev-1")),
         encode(touchpoint_v2("ver-1", "ver-1-ev-2", correlation_id="k-2")),
         encode(touchpoint("ver-1", "ver-1-ev-3", schema_version=3)),
     ]
-    source = tmp_path / "touchpoints.jsonl"
-    source.write_bytes(b"\n".join(lines) + b"\n")
 
-    result = run_cli(
-        "publish",
-        str(source),
-        env={"LIFECYCLE_KAFKA_BOOTSTRAP": kafka_broker.bootstrap, **topic_env(topics)},
-    )
+    topics, result = publish_file(kafka_broker, tmp_path, lines)
 
     assert result.returncode == 0, result.stderr
     assert "line 3: unsupported_schema_version" in result.stderr
@@ -199,14 +199,7 @@ def funnel_size(api_port: int) -> int | None:
 
 
 def test_the_demo_sends_its_population_through_the_broker(tmp_path: Path) -> None:
-    result = run_cli(
-        "demo",
-        "--customers",
-        "150",
-        "--no-serve",
-        "--database-url",
-        f"sqlite:///{tmp_path / 'demo.db'}",
-    )
+    result = run_demo(150, tmp_path / "demo.db")
 
     assert result.returncode == 0, result.stderr
     assert "publishing month by month to crm.touchpoints" in result.stdout
@@ -232,25 +225,22 @@ def test_consume_with_an_unreachable_broker_waits_and_stops_cleanly_on_sigterm(
 # Dead letters --------------------------------------------------------------------------
 
 LETTERS = [
-    DeadLetter(
-        key=b"dl-1",
-        value=encode(touchpoint("dl-1", "dl-1-ev-1", schema_version=3)),
+    dead_letter(
+        "dl-1",
+        encode(touchpoint("dl-1", "dl-1-ev-1", schema_version=3)),
+        "unsupported_schema_version",
+        "schema_version 3: this engine accepts versions 1, 2",
+        partition=2,
+        offset=40,
         headers=[("trace_id", b"t-1")],
-        error_code="unsupported_schema_version",
-        error_reason="schema_version 3: this engine accepts versions 1, 2",
-        source_topic="crm.touchpoints",
-        source_partition=2,
-        source_offset=40,
     ),
-    DeadLetter(
-        key=b"dl-2",
-        value=encode(touchpoint("dl-2", "dl-2-ev-1", kind="teleportation")),
-        headers=[],
-        error_code="unknown_kind",
-        error_reason="kind: 'teleportation' is not a touchpoint kind",
-        source_topic="crm.touchpoints",
-        source_partition=0,
-        source_offset=7,
+    dead_letter(
+        "dl-2",
+        encode(touchpoint("dl-2", "dl-2-ev-1", kind="teleportation")),
+        "unknown_kind",
+        "kind: 'teleportation' is not a touchpoint kind",
+        partition=0,
+        offset=7,
     ),
 ]
 
@@ -259,13 +249,7 @@ LETTERS = [
 def dead_lettered(kafka_broker: EmbeddedBroker, tmp_path: Path) -> dict[str, Any]:
     """Topics of their own whose dead-letter topic holds LETTERS (offsets 0 and 1), as the
     consumer writes them, and the settings of a store of their own."""
-    topics = unique_topics(partitions=3)
-    ensure_topics(kafka_broker.bootstrap, topics)
-    producer = new_producer(kafka_broker.bootstrap, "tests")
-    try:
-        DeadLetterPublisher(producer, topics.dead_letters).publish(LETTERS, threading.Event())
-    finally:
-        producer.close()
+    topics = topics_with_dead_letters(kafka_broker, LETTERS, partitions=3)
     env = {
         "LIFECYCLE_KAFKA_BOOTSTRAP": kafka_broker.bootstrap,
         "LIFECYCLE_DATABASE_URL": f"sqlite:///{tmp_path / 'lifecycle.db'}",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lifecycle.domain.policy import PolicyText
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_demo
 
 FIXTURE_STORE = Path(__file__).resolve().parents[1] / "fixtures" / "release_0_1" / "store"
 V2 = "version = 2\n[rules.engaged]\ntouchpoints = 1\n"
@@ -189,15 +189,7 @@ def test_the_first_import_adopts_the_policy_file_it_was_given(
 
 
 def test_the_demo_shows_what_the_sample_candidate_policy_would_change(tmp_path: Path) -> None:
-    result = run_cli(
-        "demo",
-        "--customers",
-        "100",
-        "--direct",
-        "--no-serve",
-        "--database-url",
-        f"sqlite:///{tmp_path / 'demo.db'}",
-    )
+    result = run_demo(100, tmp_path / "demo.db", "--direct")
     assert result.returncode == 0, result.stderr
     assert "what if lifecycle/domain/policies/candidate-example.toml were adopted?" in result.stdout
     assert "policy diff: adopted version 1 against candidate version 2" in result.stdout

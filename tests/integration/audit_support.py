@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -99,24 +100,18 @@ class Tamperer:
     def checkpoints_table(self) -> str:
         return "audit_checkpoints" if self.store.is_sqlite else "lifecycle_audit_checkpoints"
 
-    @contextmanager
-    def _events_db(self) -> Iterator[Any]:
-        if self.store.is_sqlite:
-            assert self.store.sqlite_path is not None
-            connection = sqlite3.connect(self.store.sqlite_path)
-            try:
-                yield connection
-                connection.commit()
-            finally:
-                connection.close()
-        else:
-            with psycopg.connect(self.store.conninfo) as connection:
-                yield connection
+    def _events_db(self) -> AbstractContextManager[Any]:
+        return self._connected(self.store.sqlite_path)
+
+    def _audit_db(self) -> AbstractContextManager[Any]:
+        return self._connected(self.store.sibling_path("audit") if self.store.is_sqlite else None)
 
     @contextmanager
-    def _audit_db(self) -> Iterator[Any]:
-        if self.store.is_sqlite:
-            connection = sqlite3.connect(self.store.sibling_path("audit"))
+    def _connected(self, sqlite_file: Path | None) -> Iterator[Any]:
+        """A committing connection: to ``sqlite_file`` of a SQLite store (its events and its
+        audit ledger are separate files), else to the one database of a PostgreSQL store."""
+        if sqlite_file is not None:
+            connection = sqlite3.connect(sqlite_file)
             try:
                 yield connection
                 connection.commit()

@@ -377,53 +377,45 @@ def test_a_large_batch_is_recorded_in_one_transaction(app: LifecycleApplication)
     assert app.recorder.max_tracking_id("import") == 3000
 
 
-def test_the_log_reads_as_the_librarys_recorder_reads_it(database_url: str) -> None:
+def test_the_log_reads_as_the_librarys_recorder_reads_it(app: LifecycleApplication) -> None:
     from eventsourcing.postgres import PostgresApplicationRecorder
     from eventsourcing.sqlite import SQLiteApplicationRecorder
 
     from lifecycle.service.application import RELATIONSHIP_STARTED_TOPICS
 
-    application = Components(Settings(database_url=database_url)).application()
-    try:
-        application.record_batch(
-            [touchpoint("purchase", n, customer=f"c{n % 3}", amount="5") for n in range(9)]
-        )
-        recorder = application.recorder
-        library = (
-            SQLiteApplicationRecorder
-            if isinstance(recorder, SQLiteApplicationRecorder)
-            else PostgresApplicationRecorder
-        ).select_notifications
-        for query in (
-            {"start": 1, "limit": 100},
-            {"start": 3, "limit": 4},
-            {"start": 3, "limit": 100, "stop": 7, "inclusive_of_start": False},
-            {"start": None, "limit": 100, "topics": RELATIONSHIP_STARTED_TOPICS},
-        ):
-            assert recorder.select_notifications(**query) == library(recorder, **query)
-    finally:
-        application.close()
+    app.record_batch(
+        [touchpoint("purchase", n, customer=f"c{n % 3}", amount="5") for n in range(9)]
+    )
+    recorder = app.recorder
+    library = (
+        SQLiteApplicationRecorder
+        if isinstance(recorder, SQLiteApplicationRecorder)
+        else PostgresApplicationRecorder
+    ).select_notifications
+    for query in (
+        {"start": 1, "limit": 100},
+        {"start": 3, "limit": 4},
+        {"start": 3, "limit": 100, "stop": 7, "inclusive_of_start": False},
+        {"start": None, "limit": 100, "topics": RELATIONSHIP_STARTED_TOPICS},
+    ):
+        assert recorder.select_notifications(**query) == library(recorder, **query)
 
 
-def test_a_shard_of_the_log_holds_the_events_of_its_customers_only(database_url: str) -> None:
+def test_a_shard_of_the_log_holds_the_events_of_its_customers_only(
+    app: LifecycleApplication,
+) -> None:
     from projections.shards import Shard, shard_of
 
-    application = Components(Settings(database_url=database_url)).application()
-    try:
-        application.record_batch(
-            [touchpoint("purchase", n, customer=f"c{n}", amount="5") for n in range(40)]
-        )
-        recorder = application.recorder
-        assert isinstance(recorder, SelectsShards)
-        everything = recorder.select_notifications(1, 1_000)
-        for count in (2, 4):
-            read = [
-                recorder.select_notifications(1, 1_000, shard_digits=Shard(i, count).hex_digits)
-                for i in range(count)
-            ]
-            assert [{shard_of(n.originator_id, count) for n in events} for events in read] == [
-                {i} for i in range(count)
-            ]
-            assert sorted(n.id for events in read for n in events) == [n.id for n in everything]
-    finally:
-        application.close()
+    app.record_batch([touchpoint("purchase", n, customer=f"c{n}", amount="5") for n in range(40)])
+    recorder = app.recorder
+    assert isinstance(recorder, SelectsShards)
+    everything = recorder.select_notifications(1, 1_000)
+    for count in (2, 4):
+        read = [
+            recorder.select_notifications(1, 1_000, shard_digits=Shard(i, count).hex_digits)
+            for i in range(count)
+        ]
+        assert [{shard_of(n.originator_id, count) for n in events} for events in read] == [
+            {i} for i in range(count)
+        ]
+        assert sorted(n.id for events in read for n in events) == [n.id for n in everything]

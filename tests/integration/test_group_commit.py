@@ -64,19 +64,29 @@ def _wait_queued(commit: GroupCommit, count: int) -> None:
         time.sleep(0.01)
 
 
+def _sent_during_a_held_write(
+    app: LifecycleApplication, held: HeldFirstBatch, requests: list[list[Touchpoint]]
+) -> list[Any]:
+    """The answers to ``requests``, sent while a first write is held and all queued behind
+    it, once that write is released."""
+    commit = GroupCommit(app)
+    first, _ = _in_threads(commit, [[touchpoint("inquiry", customer="c0")]])
+    held.entered.wait(30)
+    threads, answers = _in_threads(commit, requests)
+    _wait_queued(commit, len(requests))
+
+    held.release.set()
+    for thread in [*first, *threads]:
+        thread.join(30)
+    return answers
+
+
 def test_requests_arriving_during_a_write_share_the_next_transaction(
     app: LifecycleApplication, held: HeldFirstBatch
 ) -> None:
-    commit = GroupCommit(app)
-    first = _in_threads(commit, [[touchpoint("inquiry", customer="c0")]])
-    held.entered.wait(30)
     later = [[touchpoint("inquiry", customer=f"c{n}")] for n in range(1, 4)]
-    threads, answers = _in_threads(commit, later)
-    _wait_queued(commit, 3)
 
-    held.release.set()
-    for thread in [*first[0], *threads]:
-        thread.join(30)
+    answers = _sent_during_a_held_write(app, held, later)
 
     assert held.batches == [1, 3]
     assert all(isinstance(answer, Recorded) for answer in answers)
@@ -88,16 +98,9 @@ def test_requests_arriving_during_a_write_share_the_next_transaction(
 def test_a_touchpoint_sent_twice_in_one_group_is_recorded_once(
     app: LifecycleApplication, held: HeldFirstBatch
 ) -> None:
-    commit = GroupCommit(app)
-    first = _in_threads(commit, [[touchpoint("inquiry", customer="c0")]])
-    held.entered.wait(30)
     same = touchpoint("purchase", customer="c1", event_id="twice")
-    threads, answers = _in_threads(commit, [[same], [same]])
-    _wait_queued(commit, 2)
 
-    held.release.set()
-    for thread in [*first[0], *threads]:
-        thread.join(30)
+    answers = _sent_during_a_held_write(app, held, [[same], [same]])
 
     assert sorted(answer.statuses[0] for answer in answers) == ["duplicate", "recorded"]
 

@@ -12,6 +12,7 @@ from consumers.broker import EmbeddedBroker, ensure_topics
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.settings import Settings
 from tests.kafka_support import (
+    consumer_env,
     keyed,
     population,
     publish,
@@ -38,16 +39,8 @@ def test_a_consumer_killed_mid_stream_and_restarted_records_each_message_exactly
     topics = unique_topics(partitions=3)
     ensure_topics(kafka_broker.bootstrap, topics)
     database_url = f"sqlite:///{tmp_path / 'lifecycle.db'}"
-    env = {
-        "LIFECYCLE_DATABASE_URL": database_url,
-        "LIFECYCLE_KAFKA_BOOTSTRAP": kafka_broker.bootstrap,
-        "LIFECYCLE_KAFKA_TOUCHPOINTS_TOPIC": topics.touchpoints,
-        "LIFECYCLE_KAFKA_DEAD_LETTER_TOPIC": topics.dead_letters,
-        "LIFECYCLE_KAFKA_CONSUMER_GROUP": f"{topics.touchpoints}.group",
-        # Small polls: many transactions, so the kill lands between and inside them.
-        "LIFECYCLE_KAFKA_MAX_POLL_RECORDS": "50",
-        "LIFECYCLE_LOG_FORMAT": "json",
-    }
+    # Small polls: many transactions, so the kill lands between and inside them.
+    env = consumer_env(kafka_broker.bootstrap, topics, database_url, max_poll_records=50)
     valid = population(customers=200, per_customer=20)
     poison = [(b"c-1", f"poison {n}".encode(), []) for n in range(10)]
     sendables = keyed(valid)

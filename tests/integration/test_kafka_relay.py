@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from eventsourcing.persistence import InfrastructureFactory, TrackingRecorder
+from eventsourcing.persistence import TrackingRecorder
 
 from consumers.broker import EmbeddedBroker, Topics
 from consumers.relay import Relay
@@ -24,31 +25,47 @@ from lifecycle.settings import Settings
 from tests.kafka_support import encode, population, read_topic, touchpoint_v2
 
 
-@pytest.fixture
-def relay_tracking(settings: Settings) -> Iterator[InfrastructureFactory[TrackingRecorder]]:
-    factory = Components(settings).relay_tracking()
-    yield factory
-    factory.close()
-
-
 def record(app: LifecycleApplication, messages: list[dict[str, Any]]) -> None:
     now = utc_now()
     app.record_batch([parse_touchpoint(encode(m), now, MessageRules()) for m in messages])
 
 
-def relay_everything(
+@dataclass
+class RelayOnTopics:
+    """A relay of the test's log to the test's topics on the session broker."""
+
+    settings: Settings
+    app: LifecycleApplication
+    tracking: TrackingRecorder
+    broker: EmbeddedBroker
+    topics: Topics
+
+    def relay_everything(
+        self, settings: Settings | None = None, tracking: TrackingRecorder | None = None
+    ) -> int:
+        """Relay all the log holds, as configured by ``settings`` (the test's by default)."""
+        stop = threading.Event()
+        relay: Relay = Components(settings or self.settings).relay(
+            self.app, tracking or self.tracking, bootstrap=self.broker.bootstrap, topics=self.topics
+        )
+        with relay.open(stop):
+            return relay.relay_available(stop)
+
+    def published(self, count: int) -> list[Any]:
+        """The first ``count`` records on the relationship events topic."""
+        return read_topic(self.broker.bootstrap, self.topics.relationship_events, count)
+
+
+@pytest.fixture
+def relay(
     settings: Settings,
     app: LifecycleApplication,
-    tracking: TrackingRecorder,
-    broker: EmbeddedBroker,
-    topics: Topics,
-) -> int:
-    stop = threading.Event()
-    relay: Relay = Components(settings).relay(
-        app, tracking, bootstrap=broker.bootstrap, topics=topics
-    )
-    with relay.open(stop):
-        return relay.relay_available(stop)
+    kafka_broker: EmbeddedBroker,
+    kafka_topics: Topics,
+) -> Iterator[RelayOnTopics]:
+    tracking = Components(settings).relay_tracking()
+    yield RelayOnTopics(settings, app, tracking.tracking_recorder(), kafka_broker, kafka_topics)
+    tracking.close()
 
 
 def log_events(app: LifecycleApplication) -> list[RelationshipEvent]:
@@ -58,29 +75,21 @@ def log_events(app: LifecycleApplication) -> list[RelationshipEvent]:
 
 
 def test_the_relay_output_matches_the_event_log_one_to_one_after_a_restart(
-    settings: Settings,
-    app: LifecycleApplication,
-    relay_tracking: InfrastructureFactory[TrackingRecorder],
-    kafka_broker: EmbeddedBroker,
-    kafka_topics: Topics,
+    app: LifecycleApplication, relay: RelayOnTopics
 ) -> None:
     record(app, population(customers=20, per_customer=6, prefix="early"))
-    first_run = relay_everything(
-        settings, app, relay_tracking.tracking_recorder(), kafka_broker, kafka_topics
-    )
+    first_run = relay.relay_everything()
     record(app, population(customers=25, per_customer=3, prefix="late"))
 
     # A new relay with a new connection to its tracking store: a restarted process.
-    restarted = Components(settings).relay_tracking()
+    restarted = Components(relay.settings).relay_tracking()
     try:
-        second_run = relay_everything(
-            settings, app, restarted.tracking_recorder(), kafka_broker, kafka_topics
-        )
+        second_run = relay.relay_everything(tracking=restarted.tracking_recorder())
     finally:
         restarted.close()
 
     expected = log_events(app)
-    published = read_topic(kafka_broker.bootstrap, kafka_topics.relationship_events, len(expected))
+    published = relay.published(len(expected))
     received = [RelationshipEvent.model_validate_json(r.value) for r in published]
     assert first_run + second_run == len(expected)
     assert sorted(e.event_id for e in received) == sorted(e.event_id for e in expected)
@@ -91,18 +100,14 @@ def test_the_relay_output_matches_the_event_log_one_to_one_after_a_restart(
 
 
 def test_relayed_events_are_keyed_by_customer_in_log_order_with_their_type_in_a_header(
-    settings: Settings,
-    app: LifecycleApplication,
-    relay_tracking: InfrastructureFactory[TrackingRecorder],
-    kafka_broker: EmbeddedBroker,
-    kafka_topics: Topics,
+    app: LifecycleApplication, relay: RelayOnTopics
 ) -> None:
     record(app, population(customers=10, per_customer=8))
 
-    relay_everything(settings, app, relay_tracking.tracking_recorder(), kafka_broker, kafka_topics)
+    relay.relay_everything()
 
     expected = log_events(app)
-    published = read_topic(kafka_broker.bootstrap, kafka_topics.relationship_events, len(expected))
+    published = relay.published(len(expected))
     versions: dict[str, list[int]] = {}
     for message in published:
         event = RelationshipEvent.model_validate_json(message.value)
@@ -115,11 +120,7 @@ def test_relayed_events_are_keyed_by_customer_in_log_order_with_their_type_in_a_
 
 
 def test_relayed_events_carry_schema_version_2_and_the_trace_of_the_touchpoint_that_caused_them(
-    settings: Settings,
-    app: LifecycleApplication,
-    relay_tracking: InfrastructureFactory[TrackingRecorder],
-    kafka_broker: EmbeddedBroker,
-    kafka_topics: Topics,
+    app: LifecycleApplication, relay: RelayOnTopics
 ) -> None:
     record(
         app,
@@ -130,9 +131,9 @@ def test_relayed_events_carry_schema_version_2_and_the_trace_of_the_touchpoint_t
         ],
     )
 
-    relay_everything(settings, app, relay_tracking.tracking_recorder(), kafka_broker, kafka_topics)
+    relay.relay_everything()
 
-    published = read_topic(kafka_broker.bootstrap, kafka_topics.relationship_events, 3)
+    published = relay.published(3)
     events = [RelationshipEvent.model_validate_json(message.value) for message in published]
     assert [e.type for e in events] == ["RelationshipStarted", "TouchpointRecorded", "StageChanged"]
     assert all(dict(m.headers)["schema_version"] == b"2" for m in published)
@@ -142,18 +143,14 @@ def test_relayed_events_carry_schema_version_2_and_the_trace_of_the_touchpoint_t
 
 
 def test_relay_schema_version_1_publishes_the_contract_as_consumers_that_have_not_upgraded_read_it(
-    settings: Settings,
-    app: LifecycleApplication,
-    relay_tracking: InfrastructureFactory[TrackingRecorder],
-    kafka_broker: EmbeddedBroker,
-    kafka_topics: Topics,
+    app: LifecycleApplication, relay: RelayOnTopics
 ) -> None:
     record(app, [touchpoint_v2("old-1", "old-1-ev-1", "purchase", correlation_id="cart-8")])
-    version_1 = settings.model_copy(update={"relay_schema_version": 1})
+    version_1 = relay.settings.model_copy(update={"relay_schema_version": 1})
 
-    relay_everything(version_1, app, relay_tracking.tracking_recorder(), kafka_broker, kafka_topics)
+    relay.relay_everything(version_1)
 
-    published = read_topic(kafka_broker.bootstrap, kafka_topics.relationship_events, 3)
+    published = relay.published(3)
     # Version 1 forbids fields it does not name: a version 2 field anywhere fails here.
     events = [RelationshipEventV1.model_validate_json(message.value) for message in published]
     assert all(dict(m.headers)["schema_version"] == b"1" for m in published)

@@ -29,6 +29,7 @@ from lifecycle.settings import Settings
 from tests.builders import touchpoint
 from tests.conftest import run_cli
 from tests.kafka_support import (
+    consumer_env,
     keyed,
     publish,
     recorded_event_ids,
@@ -164,15 +165,8 @@ def test_a_consumer_running_during_an_adoption_decides_with_the_new_version_afte
     topics = unique_topics(partitions=3)
     ensure_topics(kafka_broker.bootstrap, topics)
     database_url = f"sqlite:///{tmp_path / 'lifecycle.db'}"
-    env = {
-        "LIFECYCLE_DATABASE_URL": database_url,
-        "LIFECYCLE_KAFKA_BOOTSTRAP": kafka_broker.bootstrap,
-        "LIFECYCLE_KAFKA_TOUCHPOINTS_TOPIC": topics.touchpoints,
-        "LIFECYCLE_KAFKA_DEAD_LETTER_TOPIC": topics.dead_letters,
-        "LIFECYCLE_KAFKA_CONSUMER_GROUP": f"{topics.touchpoints}.group",
-        "LIFECYCLE_KAFKA_MAX_POLL_RECORDS": "5",  # many small transactions
-        "LIFECYCLE_LOG_FORMAT": "json",
-    }
+    # Small polls: many transactions, so the adoption lands between some of them.
+    env = consumer_env(kafka_broker.bootstrap, topics, database_url, max_poll_records=5)
     messages = [kafka_touchpoint(f"c{n:04d}", f"c{n:04d}-q", "inquiry", 0) for n in range(3_000)]
     publish(kafka_broker.bootstrap, topics.touchpoints, keyed(messages))
     reader = Components(Settings(database_url=database_url)).application()

@@ -12,21 +12,11 @@ from lifecycle.domain.errors import InvalidAccountManager
 from lifecycle.domain.hashchain import GENESIS_HASH
 from lifecycle.domain.policy import Policy
 from lifecycle.domain.relationship import Relationship, stage_in_force
-from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.domain.vocabulary import Stage
-from tests.builders import DAY_ZERO, touchpoint
+from tests.builders import DAY_ZERO, relationship_after, touchpoint
 
 POLICY = Policy.default()
 AT = DAY_ZERO + timedelta(days=30)
-
-
-def relationship_after(*touchpoints: Touchpoint) -> Relationship:
-    relationship = Relationship(
-        customer_id=touchpoints[0].customer_id, started_at=touchpoints[0].occurred_at
-    )
-    for each in touchpoints:
-        relationship.record_touchpoint(each, POLICY)
-    return relationship
 
 
 def test_assigning_a_manager_records_who_decided_why_and_when() -> None:
@@ -143,20 +133,10 @@ def test_there_is_no_stage_before_the_relationship_began() -> None:
 
 def test_of_two_changes_effective_at_the_same_time_the_later_in_the_log_is_in_force() -> None:
     relationship = relationship_after(touchpoint("inquiry", 0))
-    relationship.change_stage(
-        Stage.AWARENESS,
-        actor="ana",
-        reason="met",
-        at=DAY_ZERO + timedelta(days=5),
-        policy_version=1,
-    )
-    relationship.change_stage(
-        Stage.EXPANSION,
-        actor="ana",
-        reason="oops",
-        at=DAY_ZERO + timedelta(days=5),
-        policy_version=1,
-    )
+    for stage, reason in ((Stage.AWARENESS, "met"), (Stage.EXPANSION, "oops")):  # log order
+        relationship.change_stage(
+            stage, actor="ana", reason=reason, at=DAY_ZERO + timedelta(days=5), policy_version=1
+        )
 
     in_force = stage_in_force(relationship.pending_events, DAY_ZERO + timedelta(days=5))
 

@@ -12,18 +12,9 @@ from lifecycle.domain.policy import Policy
 from lifecycle.domain.relationship import Relationship
 from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.domain.vocabulary import Stage
-from tests.builders import DAY_ZERO, touchpoint
+from tests.builders import DAY_ZERO, relationship_after, touchpoint
 
 POLICY = Policy.default()
-
-
-def relationship_after(*touchpoints: Touchpoint, policy: Policy = POLICY) -> Relationship:
-    relationship = Relationship(
-        customer_id=touchpoints[0].customer_id, started_at=touchpoints[0].occurred_at
-    )
-    for each in touchpoints:
-        relationship.record_touchpoint(each, policy)
-    return relationship
 
 
 def changes(relationship: Relationship) -> list[tuple[str, str, str, int]]:

@@ -14,20 +14,11 @@ from lifecycle.domain.relationship import POLICY_ADOPTION_TRIGGER, Relationship
 from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.domain.whatif import StageReplay, WhatIf
-from tests.builders import DAY_ZERO, touchpoint
+from tests.builders import DAY_ZERO, relationship_after, touchpoint
 from tests.unit.test_policy_properties import histories
 
 V1 = Policy.default()
 ENGAGE_AT_ONCE = Policy.from_toml("version = 2\n[rules.engaged]\ntouchpoints = 1\n")
-
-
-def recorded(*touchpoints: Touchpoint, policy: Policy = V1) -> Relationship:
-    relationship = Relationship(
-        customer_id=touchpoints[0].customer_id, started_at=touchpoints[0].occurred_at
-    )
-    for each in touchpoints:
-        relationship.record_touchpoint(each, policy)
-    return relationship
 
 
 def stage_changes(relationship: Relationship) -> list[Any]:
@@ -35,7 +26,7 @@ def stage_changes(relationship: Relationship) -> list[Any]:
 
 
 def test_reevaluation_applies_the_new_rules_to_the_relationship_as_it_stands() -> None:
-    relationship = recorded(touchpoint("inquiry"), touchpoint("inquiry", 1))
+    relationship = relationship_after(touchpoint("inquiry"), touchpoint("inquiry", 1))
     relationship.collect_events()
 
     assert relationship.reevaluate(ENGAGE_AT_ONCE, DAY_ZERO + timedelta(days=9))
@@ -51,7 +42,7 @@ def test_reevaluation_applies_the_new_rules_to_the_relationship_as_it_stands() -
 
 
 def test_reevaluation_moves_as_far_as_the_rules_go() -> None:
-    relationship = recorded(touchpoint("purchase"), touchpoint("purchase", 1))
+    relationship = relationship_after(touchpoint("purchase"), touchpoint("purchase", 1))
     relationship.collect_events()
     generous = Policy.from_toml("version = 2\n[rules.loyal]\ndistinct_days = 2\nspan_days = 1\n")
     assert relationship.reevaluate(generous, DAY_ZERO)
@@ -61,14 +52,14 @@ def test_reevaluation_moves_as_far_as_the_rules_go() -> None:
 
 
 def test_reevaluation_leaves_a_dissolved_relationship_alone() -> None:
-    relationship = recorded(touchpoint("inquiry"), touchpoint("cancellation", 1))
+    relationship = relationship_after(touchpoint("inquiry"), touchpoint("cancellation", 1))
     relationship.collect_events()
     assert not relationship.reevaluate(ENGAGE_AT_ONCE, DAY_ZERO)
     assert relationship.stage is Stage.DISSOLUTION
 
 
 def test_reevaluation_records_nothing_when_no_rule_fires() -> None:
-    relationship = recorded(touchpoint("marketing"))
+    relationship = relationship_after(touchpoint("marketing"))
     relationship.collect_events()
     assert not relationship.reevaluate(ENGAGE_AT_ONCE, DAY_ZERO)
     assert relationship.collect_events() == []
@@ -77,7 +68,7 @@ def test_reevaluation_records_nothing_when_no_rule_fires() -> None:
 def replayed(touchpoints: list[Touchpoint], policy: Policy) -> StageReplay:
     """A replay fed the events a relationship recorded, as ``policy diff`` reads them."""
     replay = StageReplay(touchpoints[0].customer_id, touchpoints[0].occurred_at)
-    for event in recorded(*touchpoints).collect_events():
+    for event in relationship_after(*touchpoints).collect_events():
         if isinstance(event, Relationship.TouchpointRecorded):
             replay.touchpoint(event, policy)
     return replay
@@ -108,13 +99,13 @@ def test_a_replay_ends_where_recording_under_the_same_policy_ends(
 ) -> None:
     policy = Policy.from_toml(text)
     replay = replayed(history, policy)
-    relationship = recorded(*history, policy=policy)
+    relationship = relationship_after(*history, policy=policy)
     assert (replay.stage, replay.cycle) == (relationship.stage, relationship.cycle)
     assert replay.cycle_facts() == relationship.cycle_facts()
 
 
 def test_a_manual_change_is_replayed_to_the_stage_the_person_chose() -> None:
-    relationship = recorded(touchpoint("purchase"))
+    relationship = relationship_after(touchpoint("purchase"))
     relationship.change_stage(
         Stage.COMMITMENT, actor="ana", reason="key account", at=DAY_ZERO, policy_version=1
     )
@@ -126,7 +117,7 @@ def test_a_manual_change_is_replayed_to_the_stage_the_person_chose() -> None:
 
 
 def test_inactivity_is_judged_once_at_the_time_given_under_each_policy() -> None:
-    relationship = recorded(touchpoint("purchase"))
+    relationship = relationship_after(touchpoint("purchase"))
     quick = Policy.from_toml("version = 2\n[rules.inactivity]\ndays = 30\n")
     what_if = WhatIf(V1, quick)
     for event in relationship.collect_events():

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,9 +20,7 @@ from urllib.parse import quote
 
 import pytest
 
-from consumers.broker import EmbeddedBroker, Topics, ensure_topics
-from consumers.clients import new_producer
-from consumers.dead_letters import DeadLetter, DeadLetterPublisher
+from consumers.broker import EmbeddedBroker, Topics
 from lifecycle.audit.sealing import seal
 from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.domain.vocabulary import Channel, Kind
@@ -31,7 +28,7 @@ from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.settings import Settings
 from tests.browser import Browser, Tab
 from tests.e2e.read.test_read_cli import _start_serving
-from tests.kafka_support import read_topic, unique_topics
+from tests.kafka_support import dead_letter, read_topic, topics_with_dead_letters
 
 AUDIT_KEY = "console-test-audit-key-0123456789"
 AUDITOR_KEY = "auditor-key-of-the-console-test"
@@ -57,25 +54,21 @@ def _touchpoint(customer: str, kind: str, day: int, **fields: Any) -> Touchpoint
 
 
 DEAD_LETTERS = [
-    DeadLetter(
-        key=b"dl-1",
-        value=b'{"event_id": "dl-1", "customer_id": "dl-1", "kind": "teleportation"}',
-        headers=[],
-        error_code="unknown_kind",
-        error_reason="kind: 'teleportation' is not a touchpoint kind",
-        source_topic="crm.touchpoints",
-        source_partition=0,
-        source_offset=7,
+    dead_letter(
+        "dl-1",
+        b'{"event_id": "dl-1", "customer_id": "dl-1", "kind": "teleportation"}',
+        "unknown_kind",
+        "kind: 'teleportation' is not a touchpoint kind",
+        partition=0,
+        offset=7,
     ),
-    DeadLetter(
-        key=b"dl-2",
-        value=b"not json",
-        headers=[],
-        error_code="invalid_json",
-        error_reason="not valid JSON: expected value at line 1 column 1",
-        source_topic="crm.touchpoints",
-        source_partition=1,
-        source_offset=3,
+    dead_letter(
+        "dl-2",
+        b"not json",
+        "invalid_json",
+        "not valid JSON: expected value at line 1 column 1",
+        partition=1,
+        offset=3,
     ),
 ]
 
@@ -83,14 +76,7 @@ DEAD_LETTERS = [
 @pytest.fixture(scope="module")
 def topics(kafka_broker: EmbeddedBroker) -> Topics:
     """Topics of the console's tests on the session's broker, two dead letters on them."""
-    created = unique_topics(partitions=2)
-    ensure_topics(kafka_broker.bootstrap, created)
-    producer = new_producer(kafka_broker.bootstrap, "tests")
-    try:
-        DeadLetterPublisher(producer, created.dead_letters).publish(DEAD_LETTERS, threading.Event())
-    finally:
-        producer.close()
-    return created
+    return topics_with_dead_letters(kafka_broker, DEAD_LETTERS, partitions=2)
 
 
 @pytest.fixture(scope="module")

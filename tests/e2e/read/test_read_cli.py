@@ -22,8 +22,8 @@ from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
 from projections.names import READ_MODEL_NAMES
 from projections.rebuild import rebuild
-from projections.wiring import close_view, open_views
 from tests.conftest import run_cli
+from tests.integration.projections.conftest import read_model_dumps
 
 
 @pytest.fixture(scope="module")
@@ -56,15 +56,6 @@ def _position(database: Path) -> int:
         except sqlite3.OperationalError:
             return 0
     return row[0] if row else 0
-
-
-def _dumps(settings: Settings) -> dict[str, object]:
-    views = open_views(Components(settings))
-    try:
-        return {name: view.dump() for name, view in views.items()}
-    finally:
-        for view in views.values():
-            close_view(view)
 
 
 def test_project_once_catches_up_and_reports_positions_and_lag(store: str) -> None:
@@ -114,11 +105,11 @@ def test_a_projection_killed_mid_batch_resumes_without_counting_twice(store: str
     app: LifecycleApplication = Components(settings).application()
     head = app.recorder.max_notification_id()
     app.close()
-    projected = _dumps(settings)
+    projected = read_model_dumps(settings)
     rebuild(Components(settings))
     assert finished.returncode == 0, finished.stderr
     assert 0 < killed_at[0] < killed_at[1] < head
-    assert _dumps(settings) == projected
+    assert read_model_dumps(settings) == projected
 
 
 def test_replay_rebuilds_and_says_how_fast(store: str) -> None:

@@ -70,6 +70,17 @@ def history(app: LifecycleApplication) -> History:
     return History(app)
 
 
+def read_model_dumps(settings: Settings) -> dict[str, Any]:
+    """Every read model's rows as its view dumps them, from views opened for the reading:
+    what a rebuild or a second runner must leave equal."""
+    views = open_views(Components(settings))
+    try:
+        return {name: view.dump() for name, view in views.items()}
+    finally:
+        for view in views.values():
+            close_view(view)
+
+
 Project = Callable[..., dict[str, Any]]
 
 

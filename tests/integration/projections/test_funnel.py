@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.service.application import LifecycleApplication
+from projections.funnel import FunnelView
 from tests.integration.projections.conftest import History, Project, day
 
 
@@ -21,12 +24,18 @@ def _five_relationships(history: History, app: LifecycleApplication) -> None:
     app.sweep(day(400))  # c and e: no touchpoint for 400 days
 
 
-def test_counts_stages_entries_and_conversion_between_consecutive_stages(
-    history: History, project: Project, app: LifecycleApplication
-) -> None:
+@pytest.fixture
+def funnel(history: History, project: Project, app: LifecycleApplication) -> FunnelView:
+    """The funnel projected from the five relationships."""
     _five_relationships(history, app)
+    view: FunnelView = project(["funnel"])["funnel"]
+    return view
 
-    figures, _ = project(["funnel"])["funnel"].figures()
+
+def test_counts_stages_entries_and_conversion_between_consecutive_stages(
+    funnel: FunnelView,
+) -> None:
+    figures, _ = funnel.figures()
 
     stages = {s.stage: (s.current, s.entered) for s in figures.stages}
     assert stages == {
@@ -44,12 +53,8 @@ def test_counts_stages_entries_and_conversion_between_consecutive_stages(
     assert figures.relationships == 5
 
 
-def test_records_every_transition_with_its_rule_including_reactivation(
-    history: History, project: Project, app: LifecycleApplication
-) -> None:
-    _five_relationships(history, app)
-
-    figures, _ = project(["funnel"])["funnel"].figures()
+def test_records_every_transition_with_its_rule_including_reactivation(funnel: FunnelView) -> None:
+    figures, _ = funnel.figures()
 
     assert sorted((t.from_stage, t.to_stage, t.rule, t.count) for t in figures.transitions) == [
         ("awareness", "dissolution", "cancelled", 1),
@@ -64,12 +69,8 @@ def test_records_every_transition_with_its_rule_including_reactivation(
     ]
 
 
-def test_median_days_in_stage_are_over_completed_stays(
-    history: History, project: Project, app: LifecycleApplication
-) -> None:
-    _five_relationships(history, app)
-
-    figures, _ = project(["funnel"])["funnel"].figures()
+def test_median_days_in_stage_are_over_completed_stays(funnel: FunnelView) -> None:
+    figures, _ = funnel.figures()
 
     medians = {s.stage: (s.median_days, s.completed_stays) for s in figures.stages}
     assert medians == {
@@ -81,12 +82,8 @@ def test_median_days_in_stage_are_over_completed_stays(
     }
 
 
-def test_dissolution_reasons_name_the_rule_and_the_reason_given(
-    history: History, project: Project, app: LifecycleApplication
-) -> None:
-    _five_relationships(history, app)
-
-    figures, _ = project(["funnel"])["funnel"].figures()
+def test_dissolution_reasons_name_the_rule_and_the_reason_given(funnel: FunnelView) -> None:
+    figures, _ = funnel.figures()
 
     assert sorted((d.rule, d.reason, d.count) for d in figures.dissolutions) == [
         ("cancelled", "price", 1),
@@ -107,13 +104,7 @@ def test_a_change_taking_effect_before_the_last_one_counts_a_stay_of_zero_days(
     assert (awareness.median_days, awareness.completed_stays) == (0, 1)
 
 
-def test_relationships_in_each_stage_are_counted_as_they_move(
-    history: History, project: Project, app: LifecycleApplication
-) -> None:
-    _five_relationships(history, app)
-
-    funnel = project(["funnel"])["funnel"]
-
+def test_relationships_in_each_stage_are_counted_as_they_move(funnel: FunnelView) -> None:
     counted = funnel.fetch("SELECT stage, count FROM {stages}")
     grouped = funnel.fetch("SELECT stage, COUNT(*) AS n FROM {relationships} GROUP BY stage")
     assert sorted((r["stage"], r["count"]) for r in counted) == sorted(
@@ -122,10 +113,8 @@ def test_relationships_in_each_stage_are_counted_as_they_move(
 
 
 def test_a_store_projected_before_stages_were_counted_is_counted_when_opened(
-    history: History, project: Project, app: LifecycleApplication
+    funnel: FunnelView, project: Project
 ) -> None:
-    _five_relationships(history, app)
-    funnel = project(["funnel"])["funnel"]
     before, position = funnel.figures()
     with funnel.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
         cursor.execute(f"DROP TABLE {funnel.table('stages')}")
@@ -136,10 +125,8 @@ def test_a_store_projected_before_stages_were_counted_is_counted_when_opened(
 
 
 def test_the_figures_are_read_once_per_position(
-    history: History, project: Project, app: LifecycleApplication
+    funnel: FunnelView, history: History, project: Project
 ) -> None:
-    _five_relationships(history, app)
-    funnel = project(["funnel"])["funnel"]
     first, _ = funnel.figures()
 
     again, _ = funnel.figures()

@@ -23,8 +23,8 @@ from projections.service import catch_up
 from projections.shards import Shard
 from projections.summary import Summary
 from projections.views import NEXT, RebuildInProgress
-from projections.wiring import build_runner, close_runner, close_view, open_views
-from tests.integration.projections.conftest import History, Project, day
+from projections.wiring import build_runner, close_runner, close_view
+from tests.integration.projections.conftest import History, Project, day, read_model_dumps
 
 
 def _eventful(history: History, app: LifecycleApplication, customers: int = 6) -> None:
@@ -44,13 +44,13 @@ def _eventful(history: History, app: LifecycleApplication, customers: int = 6) -
     app.sweep(day(500))
 
 
-def _dumps(settings: Settings) -> dict[str, Any]:
-    views = open_views(Components(settings))
-    try:
-        return {name: view.dump() for name, view in views.items()}
-    finally:
-        for view in views.values():
-            close_view(view)
+def _eventful_and_projected(
+    history: History, app: LifecycleApplication, settings: Settings
+) -> dict[str, Any]:
+    """The eventful history, with every read model caught up with it: their dumps."""
+    _eventful(history, app)
+    catch_up(Components(settings), app=app)
+    return read_model_dumps(settings)
 
 
 def test_projection_resumes_from_its_position_without_counting_twice(
@@ -70,26 +70,22 @@ def test_projection_resumes_from_its_position_without_counting_twice(
 def test_rows_do_not_depend_on_how_the_log_is_cut_into_batches(
     history: History, app: LifecycleApplication, settings: Settings
 ) -> None:
-    _eventful(history, app)
-    catch_up(Components(settings), app=app)
-    whole = _dumps(settings)
+    whole = _eventful_and_projected(history, app, settings)
     tiny = settings.model_copy(update={"projection_page_size": 1, "projection_batch_size": 1})
 
     rebuild(Components(tiny), app=app)
 
-    assert _dumps(settings) == whole
+    assert read_model_dumps(settings) == whole
 
 
 def test_rebuilt_read_models_equal_the_live_ones(
     history: History, app: LifecycleApplication, settings: Settings
 ) -> None:
-    _eventful(history, app)
-    catch_up(Components(settings), app=app)
-    live = _dumps(settings)
+    live = _eventful_and_projected(history, app, settings)
 
     outcome = rebuild(Components(settings), app=app)
 
-    assert _dumps(settings) == live
+    assert read_model_dumps(settings) == live
     assert set(outcome.positions.values()) == {app.recorder.max_notification_id()}
 
 
@@ -146,13 +142,13 @@ def test_two_runners_of_one_read_model_never_count_an_event_twice(
         history("c1", "inquiry", 99)
         second.catch_up()
         first.catch_up()
-        both = _dumps(settings)
+        both = read_model_dumps(settings)
     finally:
         close_runner(first)
         close_runner(second)
 
     rebuild(Components(settings), app=app)
-    assert _dumps(settings) == both
+    assert read_model_dumps(settings) == both
 
 
 def test_lag_is_what_the_log_holds_beyond_a_read_models_position(
@@ -175,13 +171,11 @@ def test_lag_is_what_the_log_holds_beyond_a_read_models_position(
 def test_a_rebuild_shared_between_worker_processes_equals_the_live_read_models(
     history: History, app: LifecycleApplication, settings: Settings
 ) -> None:
-    _eventful(history, app)
-    catch_up(Components(settings), app=app)
-    live = _dumps(settings)
+    live = _eventful_and_projected(history, app, settings)
 
     outcome = rebuild(Components(settings), workers=3)
 
-    assert _dumps(settings) == live
+    assert read_model_dumps(settings) == live
     assert [shard.shard for shard in outcome.shards] == [Shard(0, 3), Shard(1, 3), Shard(2, 3)]
     assert all(shard.events for shard in outcome.shards)
     relationship_events = app.recorder.select_notifications(1, 10_000, topics=RELATIONSHIP_TOPICS)
@@ -218,20 +212,18 @@ def test_a_rebuild_stops_where_the_log_was_when_it_began(
     outcome = rebuild(
         Components(settings), ["summary"], app=app, workers=1, advance=record_meanwhile
     )
-    rows_after_rebuild = _dumps(settings)["summary"]["relationships"]
+    rows_after_rebuild = read_model_dumps(settings)["summary"]["relationships"]
     catch_up(Components(settings), ["summary"], app=app)
 
     assert outcome.positions == {"summary": began_at}
     assert [row[0] for row in rows_after_rebuild] == ["c1"]
-    assert len(_dumps(settings)["summary"]["relationships"]) == 2
+    assert len(read_model_dumps(settings)["summary"]["relationships"]) == 2
 
 
 def test_a_worker_killed_mid_rebuild_fails_it_and_nothing_is_swapped_in(
     history: History, app: LifecycleApplication, settings: Settings
 ) -> None:
-    _eventful(history, app)
-    catch_up(Components(settings), app=app)
-    live = _dumps(settings)
+    live = _eventful_and_projected(history, app, settings)
     history("c1", "inquiry", 99)  # only a rebuild that got swapped in would show it
     one_event_a_page = settings.model_copy(update={"projection_page_size": 1})
 
@@ -242,15 +234,13 @@ def test_a_worker_killed_mid_rebuild_fails_it_and_nothing_is_swapped_in(
     with pytest.raises(RebuildFailed, match="exited with code -9"):
         rebuild(Components(one_event_a_page), workers=2, advance=kill_a_worker)
 
-    assert _dumps(settings) == live
+    assert read_model_dumps(settings) == live
 
 
 def test_what_a_read_model_holds_is_bounded_without_changing_its_rows(
     history: History, app: LifecycleApplication, settings: Settings, monkeypatch: Any
 ) -> None:
-    _eventful(history, app)
-    catch_up(Components(settings), app=app)
-    live = _dumps(settings)
+    live = _eventful_and_projected(history, app, settings)
     monkeypatch.setattr(follow_ups, "TASKS_HELD", 1)
     monkeypatch.setattr(pairs, "CASES_HELD", 1)
     monkeypatch.setattr(readmodel, "DEFAULT_CACHE_ROWS", 2)
@@ -258,7 +248,7 @@ def test_what_a_read_model_holds_is_bounded_without_changing_its_rows(
 
     rebuild(Components(one_event_a_page), app=app, workers=1)
 
-    assert _dumps(settings) == live
+    assert read_model_dumps(settings) == live
 
 
 def test_a_read_model_that_holds_enough_commits_alone(
