@@ -33,7 +33,7 @@ from projections.readmodel import (
     StageChanged,
     TouchpointRecorded,
 )
-from projections.views import PostgresView, SQLiteView, SqlView, Table
+from projections.views import SqlView, Table, backend_views
 
 THANK_YOU_CALL = "thank_you_call"
 SATISFACTION_CHECK = "satisfaction_check"
@@ -314,20 +314,12 @@ def anniversary_in(start: date, year: int) -> date:
     return start.replace(year=year)
 
 
-class SQLiteFollowUpsView(FollowUpsView, SQLiteView):
-    pass
-
-
-class PostgresFollowUpsView(FollowUpsView, PostgresView):
-    pass
-
-
 class FollowUps(ReadModel[FollowUpsView]):
     """Projects follow-ups due."""
 
     name = "follow_ups"
     description = "follow-ups due"
-    view_classes = {"sqlite": SQLiteFollowUpsView, "postgres": PostgresFollowUpsView}  # noqa: RUF012
+    view_classes = backend_views(FollowUpsView)
     touchpoint_kinds = frozenset(
         {
             Kind.PURCHASE.value,

@@ -36,7 +36,7 @@ from projections.readmodel import (
     StageChanged,
     TouchpointRecorded,
 )
-from projections.views import PerPosition, PostgresView, SQLiteView, SqlView, Table
+from projections.views import PerPosition, SqlView, Table, backend_views
 
 STARTED = "started"
 """The ``from_stage`` of the transition that begins a relationship."""
@@ -277,20 +277,12 @@ def median_of_histogram(histogram: Counter[int]) -> float | None:
     return (lower + upper) / 2
 
 
-class SQLiteFunnelView(FunnelView, SQLiteView):
-    pass
-
-
-class PostgresFunnelView(FunnelView, PostgresView):
-    pass
-
-
 class Funnel(ReadModel[FunnelView]):
     """Projects stage transitions and the funnel."""
 
     name = "funnel"
     description = "stage transitions and funnel"
-    view_classes = {"sqlite": SQLiteFunnelView, "postgres": PostgresFunnelView}  # noqa: RUF012
+    view_classes = backend_views(FunnelView)
     touchpoint_kinds = frozenset({Kind.CANCELLATION.value})
 
     def reset(self) -> None:

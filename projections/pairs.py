@@ -28,7 +28,7 @@ from eventsourcing.persistence import Tracking
 from lifecycle.domain.vocabulary import Kind
 from lifecycle.persistence.topics import stored_topics
 from projections.readmodel import ReadModel, TouchpointRecorded
-from projections.views import PerPosition, PostgresView, SQLiteView, SqlView, Table
+from projections.views import PerPosition, SqlView, Table, backend_views
 
 OPEN = "open"
 CLOSED = "closed"
@@ -304,11 +304,7 @@ def case_views(name: str, table: str) -> dict[str, type[SqlView]]:
             Table(table, _COLUMNS, ("customer_id", "ref"), indexes=(("opened", "opened_at"),)),
         ),
     }
-    title = name.title()
-    return {
-        "sqlite": type(f"SQLite{title}View", (CaseView, SQLiteView), attributes),
-        "postgres": type(f"Postgres{title}View", (CaseView, PostgresView), attributes),
-    }
+    return backend_views(CaseView, **attributes)
 
 
 class CaseModel(ReadModel[CaseView]):

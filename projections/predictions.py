@@ -31,7 +31,7 @@ from eventsourcing.persistence import Tracking
 from lifecycle.analytics import DEFAULT_HORIZON_DAYS, DEFAULT_MONTHLY_DISCOUNT
 from lifecycle.domain.analytics import BG_NBD, GAMMA_GAMMA
 from lifecycle.persistence import library
-from projections.views import UPSTREAM, PostgresView, SQLiteView, SqlView, Table
+from projections.views import UPSTREAM, SqlView, Table, backend_views
 
 LATEST = "latest"
 DEFAULTS = (DEFAULT_HORIZON_DAYS, DEFAULT_MONTHLY_DISCOUNT)
@@ -319,14 +319,6 @@ def _figures(row: Any) -> CustomerFigures:
     )
 
 
-class SQLitePredictionsView(PredictionsView, SQLiteView):
-    pass
-
-
-class PostgresPredictionsView(PredictionsView, PostgresView):
-    pass
-
-
 class Predictions:
     """Where the predictions live: a view like the read models' (``name`` names its
     tables and, on SQLite, its file ``lifecycle.predictions.db``), which no runner
@@ -334,7 +326,4 @@ class Predictions:
 
     name = "predictions"
     TABLE = CUSTOMERS
-    view_classes: dict[str, type[SqlView]] = {  # noqa: RUF012
-        "sqlite": SQLitePredictionsView,
-        "postgres": PostgresPredictionsView,
-    }
+    view_classes = backend_views(PredictionsView)

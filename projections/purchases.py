@@ -32,7 +32,7 @@ from lifecycle.domain.purchases import PurchaseDays
 from lifecycle.domain.purchases import purchase_pattern as purchase_pattern  # the read API's
 from lifecycle.domain.vocabulary import Kind
 from projections.readmodel import ReadModel, RelationshipStarted, RowCache, TouchpointRecorded
-from projections.views import PostgresView, SQLiteView, SqlView, Table
+from projections.views import SqlView, Table, backend_views
 
 _CURRENCY_SLOTS = 1 << 12
 _CURRENCY_CODES: dict[str, int] = {}
@@ -238,20 +238,12 @@ class PurchasesView(SqlView):
         return [Affinity(c, round(scores[c], 6), together[c]) for c in best]
 
 
-class SQLitePurchasesView(PurchasesView, SQLiteView):
-    pass
-
-
-class PostgresPurchasesView(PurchasesView, PostgresView):
-    pass
-
-
 class Purchases(ReadModel[PurchasesView]):
     """Projects purchase days per customer and category co-purchases."""
 
     name = "purchases"
     description = "purchase patterns (BTYD) and category affinity"
-    view_classes = {"sqlite": SQLitePurchasesView, "postgres": PostgresPurchasesView}  # noqa: RUF012
+    view_classes = backend_views(PurchasesView)
     touchpoint_kinds = frozenset({Kind.PURCHASE.value})
 
     def reset(self) -> None:

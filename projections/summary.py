@@ -44,7 +44,7 @@ from projections.readmodel import (
     StageChanged,
     TouchpointRecorded,
 )
-from projections.views import PostgresView, SQLiteView, SqlView, Table
+from projections.views import SqlView, Table, backend_views
 
 SERVICE_MODES = ("personal_assistance", "self_service", "automated", "community")
 MODE_OF_CHANNEL = {
@@ -622,20 +622,12 @@ class SummaryView(SqlView):
         return result, position
 
 
-class SQLiteSummaryView(SummaryView, SQLiteView):
-    pass
-
-
-class PostgresSummaryView(SummaryView, PostgresView):
-    pass
-
-
 class Summary(ReadModel[SummaryView]):
     """Projects the relationship summary."""
 
     name = "summary"
     description = "relationship summary (customer 360)"
-    view_classes = {"sqlite": SQLiteSummaryView, "postgres": PostgresSummaryView}  # noqa: RUF012
+    view_classes = backend_views(SummaryView)
     topics = (
         *ReadModel.topics,
         *stored_topics(AccountManagerAssigned),

@@ -660,3 +660,14 @@ class PostgresView(SqlView, PostgresTrackingRecorder):
             (name,),
         )
         return {row["column_name"] for row in cursor.fetchall()}
+
+
+def backend_views(view: type, **attributes: Any) -> dict[str, type[SqlView]]:
+    """A read model's ``view_classes``: its view (a ``SqlView`` that leaves the database
+    open) on each database, with ``attributes`` set on both (the configuration that tells
+    apart read models sharing one view)."""
+    name = view.__name__
+    return {
+        "sqlite": type(f"SQLite{name}", (view, SQLiteView), attributes),
+        "postgres": type(f"Postgres{name}", (view, PostgresView), attributes),
+    }
