@@ -17,7 +17,6 @@ request rate as bench.api loads it.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import random
@@ -29,6 +28,7 @@ from datetime import date
 from typing import TypeVar
 
 from bench.api import KEYS, Route, _loaded
+from bench.arguments import add_load, benchmark_parser
 from bench.loopback import (
     connections,
     cpu_ms_per_request,
@@ -137,13 +137,8 @@ async def load_api(port: int, server: int, rate: int, seconds: float, customers:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--touchpoints", type=int, default=1_000_000)
-    parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--rate", type=int, default=300)
-    parser.add_argument("--seconds", type=float, default=20)
+    parser = benchmark_parser(__doc__, touchpoints=1_000_000, customers=100_000)
+    add_load(parser, rate=300, seconds=20)
     parser.add_argument("--workers", type=int, help="worker processes of lifecycle serve")
     args = parser.parse_args()
 

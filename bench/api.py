@@ -18,7 +18,6 @@ requests over one keep-alive connection, each once the previous one was answered
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import json
@@ -30,6 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.arguments import add_load, benchmark_parser
 from bench.loopback import (
     Connection,
     connections,
@@ -210,13 +210,8 @@ def _cursor(customer_id: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--touchpoints", type=int, default=1_000_000)
-    parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--rate", type=int, default=300)
-    parser.add_argument("--seconds", type=float, default=20)
+    parser = benchmark_parser(__doc__, touchpoints=1_000_000, customers=100_000)
+    add_load(parser, rate=300, seconds=20)
     parser.add_argument(
         "--sequential", type=int, default=300, help="requests per route sent one at a time"
     )

@@ -15,7 +15,6 @@ per customer, so encryption is on the path in both columns).
 
 from __future__ import annotations
 
-import argparse
 import gc
 import tempfile
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import lifecycle.domain.relationship as relationship_module
+from bench.arguments import benchmark_parser
 from lifecycle.audit.sealing import seal
 from lifecycle.audit.verify import verify_store
 from lifecycle.domain.hashchain import GENESIS_HASH
@@ -42,10 +42,7 @@ EVENTS_PER_TOUCHPOINT = 1.31
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--touchpoints", type=int, default=100_000)
+    parser = benchmark_parser(__doc__, touchpoints=100_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()

@@ -47,6 +47,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.arguments import benchmark_parser
 from bench.projections import DATA, build_store
 from lifecycle.domain.clock import utc_now
 from lifecycle.domain.policy import PolicyText
@@ -319,11 +320,7 @@ PARTS: dict[str, Callable[[argparse.Namespace], None]] = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--touchpoints", type=int, default=1_000_000)
-    parser.add_argument("--customers", type=int, default=100_000)
+    parser = benchmark_parser(__doc__, touchpoints=1_000_000, customers=100_000)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per store")
     parser.add_argument("--only", nargs="+", choices=sorted(PARTS), help="parts to run")
     parser.add_argument("--measure", help=argparse.SUPPRESS)

@@ -18,7 +18,6 @@ coordinated omission).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -27,6 +26,7 @@ import time
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from bench.arguments import add_load, benchmark_parser
 from bench.loopback import (
     Connection,
     Server,
@@ -108,14 +108,9 @@ def _renamed(lines: list[bytes], prefix: str) -> list[bytes]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--touchpoints", type=int, default=100_000)
-    parser.add_argument("--customers", type=int, default=10_000)
+    parser = benchmark_parser(__doc__, touchpoints=100_000, customers=10_000)
     parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--rate", type=int, default=200)
-    parser.add_argument("--seconds", type=float, default=20)
+    add_load(parser, rate=200, seconds=20)
     parser.add_argument("--connections", type=int, default=8)
     args = parser.parse_args()
 

@@ -11,7 +11,6 @@ The naive baseline is measured on the first --naive touchpoints (it is slow).
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -21,17 +20,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.arguments import benchmark_parser
 from bench.workload import write_workload
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--touchpoints", type=int, default=200_000)
-    parser.add_argument("--customers", type=int, default=20_000)
+    parser = benchmark_parser(__doc__, touchpoints=200_000, customers=20_000)
     parser.add_argument(
         "--naive", type=int, default=10_000, help="touchpoints for the naive baseline"
     )

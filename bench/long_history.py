@@ -12,7 +12,6 @@ snapshots' share. Target: the one-customer figures within 20 % of the spread one
 
 from __future__ import annotations
 
-import argparse
 import sqlite3
 import tempfile
 import time
@@ -20,6 +19,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.arguments import benchmark_parser
 from bench.ingest import database
 from bench.workload import write_workload
 
@@ -34,9 +34,7 @@ class Measure:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--stores", default="sqlite", help="sqlite, postgres or both")
     args = parser.parse_args()

@@ -35,6 +35,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.arguments import benchmark_parser
 from bench.workload import CATEGORIES, KINDS
 from lifecycle.entrypoints.bootstrap import Components
 
@@ -208,9 +209,7 @@ def _timed_command(arguments: list[str], env: dict[str, str], profile: Path | No
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--touchpoints", type=int, default=1_000_000, help="SQLite store")
     parser.add_argument(

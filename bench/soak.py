@@ -32,7 +32,6 @@ postmaster's own children.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import random
@@ -51,6 +50,7 @@ from typing import Any
 
 import orjson
 
+from bench.arguments import benchmark_parser
 from bench.workload import simulated_messages
 from consumers.broker import die_with_parent
 
@@ -687,11 +687,8 @@ def _check_audit(env: dict[str, str], report: SoakReport) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = benchmark_parser(__doc__, touchpoints=1_000_000)
     parser.add_argument("--minutes", type=float, default=30.0)
-    parser.add_argument("--touchpoints", type=int, default=1_000_000)
     parser.add_argument("--customers", type=int, default=0, help="default: touchpoints / 10")
     parser.add_argument("--kill-every", type=float, default=5.0, help="mean seconds")
     parser.add_argument("--postgres-crashes", type=int, default=2)

@@ -13,7 +13,6 @@ command does on its first run), so the figures are those of every later run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -24,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.arguments import benchmark_parser
+
 CUSTOMER = "cust-startup-1"
 TOUCHPOINTS = (
     ("purchase", "2025-01-06T10:00:00Z", {"amount": "42.00"}),
@@ -33,9 +34,7 @@ TOUCHPOINTS = (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--runs", type=int, default=20, help="timed runs of each command")
     args = parser.parse_args()
     # What a user's shell has: bytecode is cached after the first run.
