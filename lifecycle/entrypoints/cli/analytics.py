@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from contextlib import closing
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -182,11 +183,8 @@ def predict_command(args: argparse.Namespace) -> int:
     from projections.wiring import close_view
 
     components = Components(settings_from(args))
-    app = components.application()
-    try:
+    with closing(components.application()) as app:
         app.relationship(args.customer)  # an unknown customer is an error, not a null
-    finally:
-        app.close()
     view = components.predictions_view()
     try:
         fit, figures = view.customer(args.customer)

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,7 +35,7 @@ from lifecycle.entrypoints.cli.spec import (
 )
 
 if TYPE_CHECKING:
-    from lifecycle.audit.ledger import AuditLedger, Checkpoint
+    from lifecycle.audit.ledger import AuditKey, AuditLedger, Checkpoint
     from lifecycle.service.application import LifecycleApplication
     from lifecycle.settings import Settings
 
@@ -155,14 +155,23 @@ def _open(settings: Settings, stack: ExitStack) -> tuple[LifecycleApplication, A
     return app, ledger
 
 
-def seal_command(args: argparse.Namespace) -> int:
-    from lifecycle.audit.sealing import seal
-
+def _open_signing(
+    args: argparse.Namespace, stack: ExitStack
+) -> tuple[LifecycleApplication, AuditLedger, AuditKey]:
+    """The log, the ledger and the key, for the commands that sign (a missing key is an
+    error before anything is opened)."""
     settings = settings_from(args)
     key = Components(settings).audit_key()
     assert key is not None
+    app, ledger = _open(settings, stack)
+    return app, ledger, key
+
+
+def seal_command(args: argparse.Namespace) -> int:
+    from lifecycle.audit.sealing import seal
+
     with ExitStack() as stack:
-        app, ledger = _open(settings, stack)
+        app, ledger, key = _open_signing(args, stack)
         outcome = seal(app, ledger, key)
     if outcome.checkpoint is None:
         print("lifecycle: nothing to seal: the log is empty", file=sys.stderr)
@@ -253,11 +262,8 @@ def export_command(args: argparse.Namespace) -> int:
     from lifecycle.audit.export import export_events
     from lifecycle.audit.verify import TamperingDetected
 
-    settings = settings_from(args)
-    key = Components(settings).audit_key()
-    assert key is not None
     with ExitStack() as stack:
-        app, ledger = _open(settings, stack)
+        app, ledger, key = _open_signing(args, stack)
         total = None if args.customer else app.recorder.max_notification_id()
         advance = stack.enter_context(progress("exporting", total))
         try:
@@ -282,13 +288,10 @@ def forget_command(args: argparse.Namespace) -> int:
     from lifecycle.domain.clock import utc_now
 
     settings = settings_from(args)
-    app = Components(settings).application()
-    try:
+    with closing(Components(settings).application()) as app:
         relationship, erased_now = app.forget(
             args.customer, reason=args.reason, actor=args.actor, at=utc_now()
         )
-    finally:
-        app.close()
     if erased_now:
         print(f"{args.customer}: personal data erased (version {relationship.version})")
     else:

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -164,12 +164,9 @@ def consume_command(args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     if not wait_for_database(settings, stop):
         return 0
-    app = Components(settings).application()
-    try:
+    with closing(Components(settings).application()) as app:
         app.follow_policy()
         return run_services([("consume", Components(settings).ingest(app).run)], stop)
-    finally:
-        app.close()
 
 
 def relay_command(args: argparse.Namespace) -> int:

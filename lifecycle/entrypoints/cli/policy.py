@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -125,11 +126,8 @@ def show_command(args: argparse.Namespace) -> int:
     from lifecycle.domain.policy import PolicyText
 
     components = Components(settings_from(args))
-    app = components.application()
-    try:
+    with closing(components.application()) as app:
         stream = app.policy_stream()
-    finally:
-        app.close()
     if stream is None:
         if args.version is not None:
             raise UsageError("no policy has been adopted in this store yet")
@@ -153,11 +151,8 @@ def show_command(args: argparse.Namespace) -> int:
 
 
 def history_command(args: argparse.Namespace) -> int:
-    app = Components(settings_from(args)).application()
-    try:
+    with closing(Components(settings_from(args)).application()) as app:
         adoptions = app.policy_adoptions()
-    finally:
-        app.close()
     if not adoptions and not args.json:
         print("no policy adopted yet: the first recording process adopts one")
     for adoption, position in adoptions:
@@ -191,12 +186,9 @@ def diff_command(args: argparse.Namespace) -> int:
     components = Components(settings)
     candidate = PolicyText.read(Path(args.file))
     customers_out = _open_for_writing(args.customers_out)
-    app = components.application()
-    try:
+    with closing(components.application()) as app:
         adopted = adopted_or_first(app, components)
         head = app.recorder.max_notification_id() or 0
-    finally:
-        app.close()
     try:
         with progress("replaying", head, unit="events") as advance:
             found = diff_policies(
@@ -310,19 +302,18 @@ def adopt_command(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     document = PolicyText.read(Path(args.file))
-    app = Components(settings).application()
-    try:
-        with progress("re-evaluating relationships", None) as advance:
-            outcome = app.adopt_policy(
-                document,
-                actor=args.actor,
-                reason=args.reason,
-                at=utc_now(),
-                batch_size=args.batch_size,
-                advance=advance,
-            )
-    finally:
-        app.close()
+    with (
+        closing(Components(settings).application()) as app,
+        progress("re-evaluating relationships", None) as advance,
+    ):
+        outcome = app.adopt_policy(
+            document,
+            actor=args.actor,
+            reason=args.reason,
+            at=utc_now(),
+            batch_size=args.batch_size,
+            advance=advance,
+        )
     if args.json:
         print(
             json.dumps(

@@ -178,11 +178,8 @@ def report_command(args: argparse.Namespace) -> int:
 
 def _head(settings: Settings) -> int:
 
-    app = Components(settings).application()
-    try:
+    with contextlib.closing(Components(settings).application()) as app:
         return app.recorder.max_notification_id() or 0
-    finally:
-        app.close()
 
 
 @contextlib.contextmanager

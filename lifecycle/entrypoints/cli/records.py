@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -205,11 +205,8 @@ def _default_rejects(name: str) -> str:
 def history_command(args: argparse.Namespace) -> int:
     from lifecycle.audit.history import audited_history, describe_event
 
-    app = Components(settings_without_logging(args)).application()
-    try:
+    with closing(Components(settings_without_logging(args)).application()) as app:
         events = audited_history(app, args.customer)
-    finally:
-        app.close()
     if args.json:
         for event in events:
             print(event.model_dump_json())
@@ -234,8 +231,7 @@ def _personal(view: dict[str, Any] | None) -> str:
 
 
 def state_command(args: argparse.Namespace) -> int:
-    app = Components(settings_without_logging(args)).application()
-    try:
+    with closing(Components(settings_without_logging(args)).application()) as app:
         if args.at is not None:
             in_force = app.stage_at(args.customer, args.at)
             print(
@@ -248,8 +244,6 @@ def state_command(args: argparse.Namespace) -> int:
             relationship = app.relationship_as_of(args.customer, args.as_of)
         else:
             relationship = app.relationship(args.customer, version=args.version)
-    finally:
-        app.close()
     print(json.dumps(describe_state(relationship), indent=2))
     return 0
 
@@ -291,14 +285,11 @@ def describe_stage_at(in_force: StageInForce) -> dict[str, Any]:
 def stage_command(args: argparse.Namespace) -> int:
     from lifecycle.domain.clock import utc_now
 
-    app = Components(settings_from(args)).application()
-    try:
+    with closing(Components(settings_from(args)).application()) as app:
         app.follow_policy()
         relationship = app.change_stage(
             args.customer, Stage(args.to_stage), actor=args.actor, reason=args.reason, at=utc_now()
         )
-    finally:
-        app.close()
     print(
         f"{args.customer}: {relationship.stage.value} "
         f"(cycle {relationship.cycle}, version {relationship.version})"
@@ -309,8 +300,7 @@ def stage_command(args: argparse.Namespace) -> int:
 def assign_command(args: argparse.Namespace) -> int:
     from lifecycle.domain.clock import utc_now
 
-    app = Components(settings_from(args)).application()
-    try:
+    with closing(Components(settings_from(args)).application()) as app:
         assignment = app.assign_account_manager(
             args.customer,
             None if args.none else args.manager,
@@ -318,8 +308,6 @@ def assign_command(args: argparse.Namespace) -> int:
             reason=args.reason,
             at=utc_now(),
         )
-    finally:
-        app.close()
     relationship = assignment.relationship
     manager = relationship.account_manager or "no account manager"
     print(
@@ -332,11 +320,8 @@ def assign_command(args: argparse.Namespace) -> int:
 def sweep_command(args: argparse.Namespace) -> int:
     from lifecycle.domain.clock import utc_now
 
-    app = Components(settings_from(args)).application()
-    try:
+    with closing(Components(settings_from(args)).application()) as app:
         app.follow_policy()
         outcome = app.sweep(args.now or utc_now())
-    finally:
-        app.close()
     print(f"examined {outcome.examined}, dissolved {outcome.dissolved}")
     return 0

@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -114,8 +114,7 @@ def demo_command(args: argparse.Namespace) -> int:
         f"simulated {args.customers} customers over {args.years:g} years: {len(messages)} messages "
         f"(+{len(BROKEN_MESSAGES)} broken ones), recording into {settings.database_url}"
     )
-    app = Components(settings).application()
-    try:
+    with closing(Components(settings).application()) as app:
         app.follow_policy()
         started = datetime.now(UTC)
         if args.direct:
@@ -131,8 +130,6 @@ def demo_command(args: argparse.Namespace) -> int:
         )
         print_lifecycle_summary(app)
         print_candidate_diff(settings, app, end)
-    finally:
-        app.close()
     from lifecycle.entrypoints.read_side import read_side_for_demo
 
     read_side_for_demo(settings, serve=not args.no_serve)
