@@ -10,6 +10,7 @@ numpy and scipy are imported here, so only by the commands that use them.
 from __future__ import annotations
 
 import sys
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TextIO
@@ -63,11 +64,8 @@ def fit(components: Components, *, observation_end: date, period_days: int) -> F
         period_days=period_days,
         data_position=data_position,
     )
-    app = components.application()
-    try:
+    with closing(components.application()) as app:
         position, recorded_at = app.record_model_fits(models.model_fits())
-    finally:
-        app.close()
     fit_in_force = FitInForce(
         position=position,
         data_position=data_position,

@@ -1,8 +1,9 @@
 """The ``lifecycle`` command (Contract 5).
 
-Each command group lives in a module of this package with a ``register(subparsers)``
-function; this module builds the parser, configures logging once, and maps errors to
-exit codes in one place: 0 success, 1 a failed check, 2 bad usage or input.
+Each command group lives in a module of this package whose ``commands()`` declares its
+commands (``spec.Command``); this module builds the parser from them, configures logging
+once, and maps errors to exit codes in one place: 0 success, 1 a failed check, 2 bad
+usage or input.
 
 The command modules import what a command needs inside its handler, not at the top:
 every run builds the whole parser, and ``lifecycle --help`` or ``lifecycle state X``
@@ -41,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in COMMAND_GROUPS:
-        group.register(subparsers)
+        for command in group.commands():
+            command.add_to(subparsers)
     return parser
 
 

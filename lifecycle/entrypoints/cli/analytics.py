@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
+from contextlib import closing
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -16,94 +18,97 @@ from lifecycle.analytics import DEFAULT_HORIZON_DAYS, DEFAULT_MONTHLY_DISCOUNT, 
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.entrypoints.cli.common import (
     UsageError,
-    add_common_options,
     positive_int,
     settings_from,
 )
+from lifecycle.entrypoints.cli.spec import CUSTOMER, Command, Group, Option, json_option
 
 if TYPE_CHECKING:
     from lifecycle.analytics.btyd import Fit
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "analytics",
-        help="fit the BG/NBD and Gamma-Gamma models, predict, validate on a holdout",
-        description="Customer-base analysis on the purchase-pattern read model: who is still "
-        "a customer (p_alive), how many purchases to expect, and what they are worth.",
-    )
-    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-
-    fit = actions.add_parser(
-        "fit",
-        help="fit both models and record the fit in the log",
-        description="Fits BG/NBD over every customer with a purchase on or before the "
-        "observation end, and Gamma-Gamma over those with a repeat purchase; records the "
-        "fit as ModelFitted events (auditable, exported and verified like every event) and "
-        "makes its predictions the ones served. Purchases after the observation end count "
-        "for nothing.",
-    )
-    fit.add_argument(
-        "--observation-end",
-        type=_parse_date,
-        metavar="DATE",
-        help="the last day whose purchases count (YYYY-MM-DD; default today, UTC)",
-    )
-    _period_option(fit)
-    fit.add_argument("--json", action="store_true", help="print the fit as JSON")
-    add_common_options(fit)
-    fit.set_defaults(handler=fit_command)
-
-    predict = actions.add_parser(
-        "predict",
-        help="one customer's predictions from the latest fit",
-        description="p_alive (probability the customer is still a customer at the fit's "
-        "observation end), expected purchase days and expected value (clv) over the horizon "
-        "after it, and the expected spend per purchase day. Null for a customer without a "
-        "purchase by the observation end.",
-    )
-    predict.add_argument("customer", metavar="CUSTOMER", help="the upstream customer_id")
-    predict.add_argument(
-        "--horizon-days",
-        type=positive_int,
-        default=DEFAULT_HORIZON_DAYS,
-        metavar="N",
-        help=f"days after the observation end (default {DEFAULT_HORIZON_DAYS})",
-    )
-    predict.add_argument(
-        "--monthly-discount",
-        type=_rate,
-        default=DEFAULT_MONTHLY_DISCOUNT,
-        metavar="RATE",
-        help="discount rate per 30-day month of the clv (default 0.01)",
-    )
-    predict.add_argument("--json", action="store_true", help="print the predictions as JSON")
-    add_common_options(predict)
-    predict.set_defaults(handler=predict_command)
-
-    validate = actions.add_parser(
-        "validate",
-        help="fit on a calibration period, compare with a holdout (records no fit)",
-        description="Fits BG/NBD on purchases up to the calibration end and compares each "
-        "customer's expected repeat purchase days in the holdout with the actual ones: "
-        "totals, mean absolute error per customer, and the cumulative weekly tracking that "
-        "`lifecycle report` draws.",
-    )
-    validate.add_argument("--calibration-end", type=_parse_date, required=True, metavar="DATE")
-    validate.add_argument("--holdout-end", type=_parse_date, required=True, metavar="DATE")
-    _period_option(validate)
-    validate.add_argument("--json", action="store_true", help="print the validation as JSON")
-    add_common_options(validate)
-    validate.set_defaults(handler=validate_command)
-
-
-def _period_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
+def commands() -> Sequence[Group]:
+    period = Option(
         "--period-days",
         type=positive_int,
         default=DEFAULT_PERIOD_DAYS,
         metavar="N",
         help=f"days per period of recency and T (default {DEFAULT_PERIOD_DAYS}, as in the papers)",
+    )
+    return (
+        Group(
+            "analytics",
+            help="fit the BG/NBD and Gamma-Gamma models, predict, validate on a holdout",
+            description="Customer-base analysis on the purchase-pattern read model: who is "
+            "still a customer (p_alive), how many purchases to expect, and what they are worth.",
+            actions=(
+                Command(
+                    "fit",
+                    fit_command,
+                    help="fit both models and record the fit in the log",
+                    description="Fits BG/NBD over every customer with a purchase on or before "
+                    "the observation end, and Gamma-Gamma over those with a repeat purchase; "
+                    "records the fit as ModelFitted events (auditable, exported and verified "
+                    "like every event) and makes its predictions the ones served. Purchases "
+                    "after the observation end count for nothing.",
+                    options=(
+                        Option(
+                            "--observation-end",
+                            type=_parse_date,
+                            metavar="DATE",
+                            help="the last day whose purchases count (YYYY-MM-DD; default "
+                            "today, UTC)",
+                        ),
+                        period,
+                        json_option("print the fit as JSON"),
+                    ),
+                ),
+                Command(
+                    "predict",
+                    predict_command,
+                    help="one customer's predictions from the latest fit",
+                    description="p_alive (probability the customer is still a customer at the "
+                    "fit's observation end), expected purchase days and expected value (clv) "
+                    "over the horizon after it, and the expected spend per purchase day. Null "
+                    "for a customer without a purchase by the observation end.",
+                    options=(
+                        CUSTOMER,
+                        Option(
+                            "--horizon-days",
+                            type=positive_int,
+                            default=DEFAULT_HORIZON_DAYS,
+                            metavar="N",
+                            help=f"days after the observation end (default {DEFAULT_HORIZON_DAYS})",
+                        ),
+                        Option(
+                            "--monthly-discount",
+                            type=_rate,
+                            default=DEFAULT_MONTHLY_DISCOUNT,
+                            metavar="RATE",
+                            help="discount rate per 30-day month of the clv (default 0.01)",
+                        ),
+                        json_option("print the predictions as JSON"),
+                    ),
+                ),
+                Command(
+                    "validate",
+                    validate_command,
+                    help="fit on a calibration period, compare with a holdout (records no fit)",
+                    description="Fits BG/NBD on purchases up to the calibration end and "
+                    "compares each customer's expected repeat purchase days in the holdout "
+                    "with the actual ones: totals, mean absolute error per customer, and the "
+                    "cumulative weekly tracking that `lifecycle report` draws.",
+                    options=(
+                        Option(
+                            "--calibration-end", type=_parse_date, required=True, metavar="DATE"
+                        ),
+                        Option("--holdout-end", type=_parse_date, required=True, metavar="DATE"),
+                        period,
+                        json_option("print the validation as JSON"),
+                    ),
+                ),
+            ),
+        ),
     )
 
 
@@ -178,11 +183,8 @@ def predict_command(args: argparse.Namespace) -> int:
     from projections.wiring import close_view
 
     components = Components(settings_from(args))
-    app = components.application()
-    try:
+    with closing(components.application()) as app:
         app.relationship(args.customer)  # an unknown customer is an error, not a null
-    finally:
-        app.close()
     view = components.predictions_view()
     try:
         fit, figures = view.customer(args.customer)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from contextlib import ExitStack
+from collections.abc import Sequence
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,107 +19,132 @@ from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.entrypoints.cli.common import (
     CheckFailed,
     UsageError,
-    add_common_options,
     one_line,
     parse_time,
     progress,
     settings_from,
 )
+from lifecycle.entrypoints.cli.spec import (
+    CUSTOMER,
+    REASON,
+    Command,
+    Group,
+    OneOf,
+    Option,
+    json_option,
+)
 
 if TYPE_CHECKING:
-    from lifecycle.audit.ledger import AuditLedger, Checkpoint
+    from lifecycle.audit.ledger import AuditKey, AuditLedger, Checkpoint
     from lifecycle.service.application import LifecycleApplication
     from lifecycle.settings import Settings
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "audit",
-        help="seal and verify the tamper-evident event log",
-        description="The event log is hash-chained per relationship; sealing signs checkpoints "
-        "of the whole log with LIFECYCLE_AUDIT_HMAC_KEY (kept outside the database).",
+def commands() -> Sequence[Command | Group]:
+    return (
+        Group(
+            "audit",
+            help="seal and verify the tamper-evident event log",
+            description="The event log is hash-chained per relationship; sealing signs "
+            "checkpoints of the whole log with LIFECYCLE_AUDIT_HMAC_KEY (kept outside the "
+            "database).",
+            actions=(
+                Command(
+                    "seal",
+                    seal_command,
+                    help="seal the events recorded since the last seal; print the checkpoint "
+                    "as JSON",
+                ),
+                Command(
+                    "drift",
+                    drift_command,
+                    help="rebuild every read model into scratch tables and compare with the "
+                    "live ones",
+                    description="Exit 0 when every live read model equals a rebuild from the "
+                    "event log at the same position; exit 1 listing the differing rows by key. "
+                    "Do not run it while a `lifecycle replay` is in progress: both use the "
+                    "scratch generation.",
+                    options=(
+                        Option(
+                            "--projection",
+                            action="append",
+                            metavar="NAME",
+                            help="only these read models",
+                        ),
+                    ),
+                ),
+                Command(
+                    "verify",
+                    verify_command,
+                    help="recompute every hash chain and check every signature",
+                    description="Exit 0 with counts when the log, the sealed ledger and every "
+                    "checkpoint hold; exit 1 naming the first event that does not (customer, "
+                    "version, position, what differs).",
+                    options=(
+                        OneOf(
+                            Option(
+                                "--customer",
+                                metavar="ID",
+                                help="verify one customer's relationship",
+                            ),
+                            Option(
+                                "--export",
+                                metavar="DIR",
+                                type=Path,
+                                help="verify an export offline (no database)",
+                            ),
+                        ),
+                        Option(
+                            "--checkpoints",
+                            metavar="FILE",
+                            type=Path,
+                            help="checkpoints kept outside the database (JSON lines, as `audit "
+                            "seal` prints them): the log must reach each one's head even if the "
+                            "ledger was removed",
+                        ),
+                        json_option("print the counts as JSON"),
+                    ),
+                ),
+            ),
+        ),
+        Command(
+            "export",
+            export_command,
+            help="write events as JSON lines (Contract 3, with hashes) plus a signed manifest",
+            description="Writes DIR/events.jsonl and DIR/manifest.json; check them anywhere "
+            "with `lifecycle audit verify --export DIR`. Times filter on recorded time.",
+            options=(
+                Option("--customer", metavar="ID", help="only this customer's events"),
+                Option(
+                    "--since", type=parse_time, metavar="TIME", help="recorded at or after TIME"
+                ),
+                Option(
+                    "--until", type=parse_time, metavar="TIME", help="recorded at or before TIME"
+                ),
+                Option(
+                    "--out",
+                    type=Path,
+                    default=Path("lifecycle-export"),
+                    metavar="DIR",
+                    help="default ./lifecycle-export",
+                ),
+                Option(
+                    "--include-personal",
+                    action="store_true",
+                    help="decrypt personal data into the export (it then escapes later erasure)",
+                ),
+            ),
+        ),
+        Command(
+            "forget",
+            forget_command,
+            help="erase a customer's personal data (admin): destroy their key, record the erasure",
+            description="Destroys the customer's personal-data key and records "
+            "PersonalDataErased. Every other fact stays and the audit chain still verifies. "
+            "Keep personal data out of the reason: it is recorded for good.",
+            options=(CUSTOMER, REASON, Option("--actor", help="who asked for it")),
+        ),
     )
-    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-
-    seal_parser = actions.add_parser(
-        "seal",
-        help="seal the events recorded since the last seal; print the checkpoint as JSON",
-    )
-    add_common_options(seal_parser)
-    seal_parser.set_defaults(handler=seal_command)
-
-    drift = actions.add_parser(
-        "drift",
-        help="rebuild every read model into scratch tables and compare with the live ones",
-        description="Exit 0 when every live read model equals a rebuild from the event log at "
-        "the same position; exit 1 listing the differing rows by key. Do not run it while a "
-        "`lifecycle replay` is in progress: both use the scratch generation.",
-    )
-    drift.add_argument(
-        "--projection", action="append", metavar="NAME", help="only these read models"
-    )
-    add_common_options(drift)
-    drift.set_defaults(handler=drift_command)
-
-    verify = actions.add_parser(
-        "verify",
-        help="recompute every hash chain and check every signature",
-        description="Exit 0 with counts when the log, the sealed ledger and every checkpoint "
-        "hold; exit 1 naming the first event that does not (customer, version, position, what "
-        "differs).",
-    )
-    target = verify.add_mutually_exclusive_group()
-    target.add_argument("--customer", metavar="ID", help="verify one customer's relationship")
-    target.add_argument(
-        "--export", metavar="DIR", type=Path, help="verify an export offline (no database)"
-    )
-    verify.add_argument(
-        "--checkpoints",
-        metavar="FILE",
-        type=Path,
-        help="checkpoints kept outside the database (JSON lines, as `audit seal` prints them): "
-        "the log must reach each one's head even if the ledger was removed",
-    )
-    verify.add_argument("--json", action="store_true", help="print the counts as JSON")
-    add_common_options(verify)
-    verify.set_defaults(handler=verify_command)
-
-    p = subparsers.add_parser(
-        "export",
-        help="write events as JSON lines (Contract 3, with hashes) plus a signed manifest",
-        description="Writes DIR/events.jsonl and DIR/manifest.json; check them anywhere with "
-        "`lifecycle audit verify --export DIR`. Times filter on recorded time.",
-    )
-    p.add_argument("--customer", metavar="ID", help="only this customer's events")
-    p.add_argument("--since", type=parse_time, metavar="TIME", help="recorded at or after TIME")
-    p.add_argument("--until", type=parse_time, metavar="TIME", help="recorded at or before TIME")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=Path("lifecycle-export"),
-        metavar="DIR",
-        help="default ./lifecycle-export",
-    )
-    p.add_argument(
-        "--include-personal",
-        action="store_true",
-        help="decrypt personal data into the export (it then escapes later erasure)",
-    )
-    add_common_options(p)
-    p.set_defaults(handler=export_command)
-
-    p = subparsers.add_parser(
-        "forget",
-        help="erase a customer's personal data (admin): destroy their key, record the erasure",
-        description="Destroys the customer's personal-data key and records PersonalDataErased. "
-        "Every other fact stays and the audit chain still verifies. Keep personal data out of "
-        "the reason: it is recorded for good.",
-    )
-    p.add_argument("customer", metavar="CUSTOMER", help="the upstream customer_id")
-    p.add_argument("--reason", required=True, help="why, for the audit trail")
-    p.add_argument("--actor", help="who asked for it")
-    add_common_options(p)
-    p.set_defaults(handler=forget_command)
 
 
 def _open(settings: Settings, stack: ExitStack) -> tuple[LifecycleApplication, AuditLedger]:
@@ -129,14 +155,23 @@ def _open(settings: Settings, stack: ExitStack) -> tuple[LifecycleApplication, A
     return app, ledger
 
 
-def seal_command(args: argparse.Namespace) -> int:
-    from lifecycle.audit.sealing import seal
-
+def _open_signing(
+    args: argparse.Namespace, stack: ExitStack
+) -> tuple[LifecycleApplication, AuditLedger, AuditKey]:
+    """The log, the ledger and the key, for the commands that sign (a missing key is an
+    error before anything is opened)."""
     settings = settings_from(args)
     key = Components(settings).audit_key()
     assert key is not None
+    app, ledger = _open(settings, stack)
+    return app, ledger, key
+
+
+def seal_command(args: argparse.Namespace) -> int:
+    from lifecycle.audit.sealing import seal
+
     with ExitStack() as stack:
-        app, ledger = _open(settings, stack)
+        app, ledger, key = _open_signing(args, stack)
         outcome = seal(app, ledger, key)
     if outcome.checkpoint is None:
         print("lifecycle: nothing to seal: the log is empty", file=sys.stderr)
@@ -227,11 +262,8 @@ def export_command(args: argparse.Namespace) -> int:
     from lifecycle.audit.export import export_events
     from lifecycle.audit.verify import TamperingDetected
 
-    settings = settings_from(args)
-    key = Components(settings).audit_key()
-    assert key is not None
     with ExitStack() as stack:
-        app, ledger = _open(settings, stack)
+        app, ledger, key = _open_signing(args, stack)
         total = None if args.customer else app.recorder.max_notification_id()
         advance = stack.enter_context(progress("exporting", total))
         try:
@@ -256,13 +288,10 @@ def forget_command(args: argparse.Namespace) -> int:
     from lifecycle.domain.clock import utc_now
 
     settings = settings_from(args)
-    app = Components(settings).application()
-    try:
+    with closing(Components(settings).application()) as app:
         relationship, erased_now = app.forget(
             args.customer, reason=args.reason, actor=args.actor, at=utc_now()
         )
-    finally:
-        app.close()
     if erased_now:
         print(f"{args.customer}: personal data erased (version {relationship.version})")
     else:

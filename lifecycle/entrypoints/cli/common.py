@@ -1,5 +1,6 @@
-"""What every command shares: global flags turned into settings, time arguments,
-progress bars on a terminal, and the errors that map to exit codes."""
+"""What every command shares: the store flags (``spec.STORE_OPTIONS``) turned into
+settings, time arguments, progress bars on a terminal, and the errors that map to exit
+codes."""
 
 from __future__ import annotations
 
@@ -23,23 +24,6 @@ class UsageError(Exception):
 
 class CheckFailed(Exception):
     """A check found a problem (e.g. tampering): exit status 1."""
-
-
-def add_common_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--database-url",
-        metavar="URL",
-        help="sqlite:///PATH or postgresql://… "
-        "(env LIFECYCLE_DATABASE_URL; default ./lifecycle.db)",
-    )
-    parser.add_argument(
-        "--policy-file", metavar="FILE", help="TOML lifecycle policy (env LIFECYCLE_POLICY_FILE)"
-    )
-    parser.add_argument(
-        "--log-format",
-        choices=["auto", "json", "console"],
-        help="logs on stderr: JSON lines or readable (env LIFECYCLE_LOG_FORMAT)",
-    )
 
 
 def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:

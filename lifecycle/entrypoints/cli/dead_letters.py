@@ -6,70 +6,71 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 
 from lifecycle.entrypoints.bootstrap import Components
-from lifecycle.entrypoints.cli.common import add_common_options, settings_from
-from lifecycle.entrypoints.cli.kafka import bootstrap_option
+from lifecycle.entrypoints.cli.common import settings_from
+from lifecycle.entrypoints.cli.kafka import BOOTSTRAP
+from lifecycle.entrypoints.cli.spec import Command, Group, Option, json_option
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "dead-letters",
-        help="list the dead-letter topic, re-drive its messages",
-        description="Dead letters are touchpoint messages the consumer could not record, "
-        "kept whole on LIFECYCLE_KAFKA_DEAD_LETTER_TOPIC with the reason. After a fix "
-        "upstream or an upgrade of the engine, re-drive them to the touchpoint topic.",
-    )
-    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-
-    listing = actions.add_parser(
-        "list",
-        help="every dead letter: offset, time, key, error, source, redrive count",
-        description="Reads the dead-letter topic from its beginning (LIFECYCLE_KAFKA_BOOTSTRAP "
-        "or the embedded broker's port) and changes nothing. The redrive count is how many "
-        "times the message has been re-driven.",
-    )
-    _choice_options(listing)
-    listing.add_argument("--json", action="store_true", help="one JSON object per dead letter")
-    bootstrap_option(listing)
-    add_common_options(listing)
-    listing.set_defaults(handler=list_command)
-
-    redrive = actions.add_parser(
-        "redrive",
-        help="publish dead letters to the touchpoint topic again",
-        description="Publishes each chosen dead letter's original key, value and headers to "
-        "the touchpoint topic (LIFECYCLE_KAFKA_TOUCHPOINTS_TOPIC) with the headers "
-        "redriven_from_offset and redrive_count, and remembers it (lifecycle.redrives.db "
-        "beside a SQLite store, a table on PostgreSQL): a message re-driven before is "
-        "passed over unless --again. Recording is idempotent, so a re-drive never records "
-        "a touchpoint twice; a message that fails again returns to the dead-letter topic "
-        "with its count raised.",
-    )
-    _choice_options(redrive)
-    redrive.add_argument(
-        "--offset",
-        dest="offsets",
-        type=_offset,
-        action="append",
-        default=[],
-        metavar="N",
-        help="only the dead letter at offset N (repeatable)",
-    )
-    redrive.add_argument(
-        "--again", action="store_true", help="re-drive messages re-driven before as well"
-    )
-    redrive.add_argument("--json", action="store_true", help="print what was done as JSON")
-    bootstrap_option(redrive)
-    add_common_options(redrive)
-    redrive.set_defaults(handler=redrive_command)
-
-
-def _choice_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
+def commands() -> Sequence[Group]:
+    code = Option(
         "--code",
         metavar="CODE",
         help="only dead letters with this error code (e.g. unsupported_schema_version)",
+    )
+    return (
+        Group(
+            "dead-letters",
+            help="list the dead-letter topic, re-drive its messages",
+            description="Dead letters are touchpoint messages the consumer could not record, "
+            "kept whole on LIFECYCLE_KAFKA_DEAD_LETTER_TOPIC with the reason. After a fix "
+            "upstream or an upgrade of the engine, re-drive them to the touchpoint topic.",
+            actions=(
+                Command(
+                    "list",
+                    list_command,
+                    help="every dead letter: offset, time, key, error, source, redrive count",
+                    description="Reads the dead-letter topic from its beginning "
+                    "(LIFECYCLE_KAFKA_BOOTSTRAP or the embedded broker's port) and changes "
+                    "nothing. The redrive count is how many times the message has been "
+                    "re-driven.",
+                    options=(code, json_option("one JSON object per dead letter"), BOOTSTRAP),
+                ),
+                Command(
+                    "redrive",
+                    redrive_command,
+                    help="publish dead letters to the touchpoint topic again",
+                    description="Publishes each chosen dead letter's original key, value and "
+                    "headers to the touchpoint topic (LIFECYCLE_KAFKA_TOUCHPOINTS_TOPIC) with "
+                    "the headers redriven_from_offset and redrive_count, and remembers it "
+                    "(lifecycle.redrives.db beside a SQLite store, a table on PostgreSQL): a "
+                    "message re-driven before is passed over unless --again. Recording is "
+                    "idempotent, so a re-drive never records a touchpoint twice; a message "
+                    "that fails again returns to the dead-letter topic with its count raised.",
+                    options=(
+                        code,
+                        Option(
+                            "--offset",
+                            dest="offsets",
+                            type=_offset,
+                            action="append",
+                            default=[],
+                            metavar="N",
+                            help="only the dead letter at offset N (repeatable)",
+                        ),
+                        Option(
+                            "--again",
+                            action="store_true",
+                            help="re-drive messages re-driven before as well",
+                        ),
+                        json_option("print what was done as JSON"),
+                        BOOTSTRAP,
+                    ),
+                ),
+            ),
+        ),
     )
 
 

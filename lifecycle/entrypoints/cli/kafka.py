@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -22,11 +22,11 @@ from lifecycle.domain.errors import LifecycleError, RejectedTouchpoint
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.entrypoints.cli.common import (
     UsageError,
-    add_common_options,
     positive_int,
     settings_from,
     wait_for_database,
 )
+from lifecycle.entrypoints.cli.spec import JSON_LINES_INPUT, Command, Option, json_option
 
 if TYPE_CHECKING:
     from lifecycle.settings import Settings
@@ -34,90 +34,80 @@ if TYPE_CHECKING:
 Service = tuple[str, Callable[[threading.Event], None]]
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "broker",
-        help="run the embedded Kafka-compatible broker until stopped",
-        description="Runs the embedded broker (Tansu, memory storage: nothing survives a "
-        "restart) on 127.0.0.1 and creates the project's topics. For development and "
-        "single machines; production points LIFECYCLE_KAFKA_BOOTSTRAP at its Kafka cluster.",
-    )
-    _broker_options(p)
-    add_common_options(p)
-    p.set_defaults(handler=broker_command)
-
-    p = subparsers.add_parser(
-        "consume",
-        help="record touchpoints from Kafka, exactly once, until stopped",
-        description="A consumer-group member for the touchpoint topic: records valid "
-        "touchpoints with their Kafka positions in one transaction, dead-letters invalid "
-        "ones. Run several in one group to share the partitions.",
-    )
-    bootstrap_option(p)
-    p.add_argument("--group", help="consumer group (env LIFECYCLE_KAFKA_CONSUMER_GROUP)")
-    p.add_argument(
-        "--max-records",
-        type=positive_int,
-        help="messages per poll (env LIFECYCLE_KAFKA_MAX_POLL_RECORDS)",
-    )
-    add_common_options(p)
-    p.set_defaults(handler=consume_command)
-
-    p = subparsers.add_parser(
-        "relay",
-        help="publish the event log to the relationship-events topic until stopped",
-        description="Publishes every recorded event as a Contract 3 message, at least once "
-        "and in log order per customer, resuming from its stored position.",
-    )
-    bootstrap_option(p)
-    add_common_options(p)
-    p.set_defaults(handler=relay_command)
-
-    p = subparsers.add_parser(
-        "publish",
-        help="send JSON lines of Contract 1 touchpoints to the touchpoint topic",
-        description="Validates each line and sends the valid ones, keyed by customer_id. "
-        "Invalid lines are reported on standard error with their line number and not sent. "
-        "Exit 0 when the input was processed, even with invalid lines.",
-    )
-    p.add_argument("file", metavar="FILE|-", help="a JSON-lines file, or - for standard input")
-    bootstrap_option(p)
-    p.add_argument("--json", action="store_true", help="print the counts as JSON")
-    add_common_options(p)
-    p.set_defaults(handler=publish_command)
-
-    p = subparsers.add_parser(
-        "run",
-        help="broker, consumer and relay in one process (single-machine deployment)",
-        description="Starts the embedded broker unless LIFECYCLE_KAFKA_BOOTSTRAP is set, then "
-        "the touchpoint consumer and the outbound relay, until stopped.",
-    )
-    bootstrap_option(p)
-    _broker_options(p)
-    add_common_options(p)
-    p.set_defaults(handler=run_command)
-
-
-def bootstrap_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--bootstrap",
-        dest="kafka_bootstrap",
-        metavar="HOST:PORT",
-        help="Kafka cluster (env LIFECYCLE_KAFKA_BOOTSTRAP; default: the embedded broker's port)",
-    )
-
-
-def _broker_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
+BOOTSTRAP = Option(
+    "--bootstrap",
+    dest="kafka_bootstrap",
+    metavar="HOST:PORT",
+    help="Kafka cluster (env LIFECYCLE_KAFKA_BOOTSTRAP; default: the embedded broker's port)",
+)
+EMBEDDED_BROKER = (
+    Option(
         "--port",
         type=int,
         help="embedded broker port on 127.0.0.1 (env LIFECYCLE_KAFKA_BROKER_PORT; default 9092)",
-    )
-    p.add_argument(
+    ),
+    Option(
         "--partitions",
         type=positive_int,
         help="partitions of the touchpoint topic (env LIFECYCLE_KAFKA_TOUCHPOINT_PARTITIONS; "
         "default 6)",
+    ),
+)
+
+
+def commands() -> Sequence[Command]:
+    return (
+        Command(
+            "broker",
+            broker_command,
+            help="run the embedded Kafka-compatible broker until stopped",
+            description="Runs the embedded broker (Tansu, memory storage: nothing survives a "
+            "restart) on 127.0.0.1 and creates the project's topics. For development and "
+            "single machines; production points LIFECYCLE_KAFKA_BOOTSTRAP at its Kafka cluster.",
+            options=EMBEDDED_BROKER,
+        ),
+        Command(
+            "consume",
+            consume_command,
+            help="record touchpoints from Kafka, exactly once, until stopped",
+            description="A consumer-group member for the touchpoint topic: records valid "
+            "touchpoints with their Kafka positions in one transaction, dead-letters invalid "
+            "ones. Run several in one group to share the partitions.",
+            options=(
+                BOOTSTRAP,
+                Option("--group", help="consumer group (env LIFECYCLE_KAFKA_CONSUMER_GROUP)"),
+                Option(
+                    "--max-records",
+                    type=positive_int,
+                    help="messages per poll (env LIFECYCLE_KAFKA_MAX_POLL_RECORDS)",
+                ),
+            ),
+        ),
+        Command(
+            "relay",
+            relay_command,
+            help="publish the event log to the relationship-events topic until stopped",
+            description="Publishes every recorded event as a Contract 3 message, at least once "
+            "and in log order per customer, resuming from its stored position.",
+            options=(BOOTSTRAP,),
+        ),
+        Command(
+            "publish",
+            publish_command,
+            help="send JSON lines of Contract 1 touchpoints to the touchpoint topic",
+            description="Validates each line and sends the valid ones, keyed by customer_id. "
+            "Invalid lines are reported on standard error with their line number and not sent. "
+            "Exit 0 when the input was processed, even with invalid lines.",
+            options=(JSON_LINES_INPUT, BOOTSTRAP, json_option("print the counts as JSON")),
+        ),
+        Command(
+            "run",
+            run_command,
+            help="broker, consumer and relay in one process (single-machine deployment)",
+            description="Starts the embedded broker unless LIFECYCLE_KAFKA_BOOTSTRAP is set, "
+            "then the touchpoint consumer and the outbound relay, until stopped.",
+            options=(BOOTSTRAP, *EMBEDDED_BROKER),
+        ),
     )
 
 
@@ -174,12 +164,9 @@ def consume_command(args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     if not wait_for_database(settings, stop):
         return 0
-    app = Components(settings).application()
-    try:
+    with closing(Components(settings).application()) as app:
         app.follow_policy()
         return run_services([("consume", Components(settings).ingest(app).run)], stop)
-    finally:
-        app.close()
 
 
 def relay_command(args: argparse.Namespace) -> int:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -20,12 +22,12 @@ from lifecycle.domain.vocabulary import Stage
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.entrypoints.cli.common import (
     UsageError,
-    add_common_options,
     parse_time,
     positive_int,
     progress,
     settings_from,
 )
+from lifecycle.entrypoints.cli.spec import REASON, Command, Group, Option, json_option
 
 if TYPE_CHECKING:
     from lifecycle.domain.policy import PolicyText
@@ -34,89 +36,98 @@ if TYPE_CHECKING:
     from projections.whatif import PolicyDiff
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "policy",
-        help="the lifecycle policy adopted in the log: show, history, diff, adopt",
-        description="The policy every recording process decides with is the one adopted in "
-        "the event log. A store without one adopts LIFECYCLE_POLICY_FILE (or the built-in "
-        "version 1) when something is first recorded into it.",
+def commands() -> Sequence[Group]:
+    return (
+        Group(
+            "policy",
+            help="the lifecycle policy adopted in the log: show, history, diff, adopt",
+            description="The policy every recording process decides with is the one adopted "
+            "in the event log. A store without one adopts LIFECYCLE_POLICY_FILE (or the "
+            "built-in version 1) when something is first recorded into it.",
+            actions=(
+                Command(
+                    "show",
+                    show_command,
+                    help="print the adopted policy's TOML text",
+                    description="Prints the text exactly as adopted, after a comment line "
+                    "saying which version it is, when, by whom and why.",
+                    options=(
+                        Option(
+                            "--version", type=positive_int, metavar="N", help="an earlier version"
+                        ),
+                    ),
+                ),
+                Command(
+                    "history",
+                    history_command,
+                    help="every adoption, in order",
+                    options=(json_option("one JSON object a line"),),
+                ),
+                Command(
+                    "diff",
+                    diff_command,
+                    help="what a candidate policy would change (writes nothing)",
+                    description="Replays every relationship's recorded touchpoints in memory "
+                    "under the adopted policy and under FILE, manual stage changes as "
+                    "recorded, and compares where they end: stage counts and the from-to "
+                    "matrix. Inactivity is judged once at --now, or not at all. Exit 0 "
+                    "whatever it finds.",
+                    options=(
+                        Option("file", metavar="FILE", help="the candidate policy (TOML)"),
+                        Option(
+                            "--now",
+                            type=parse_time,
+                            metavar="TIME",
+                            help="judge inactivity at this time",
+                        ),
+                        json_option("print the report as JSON"),
+                        Option(
+                            "--customers-out",
+                            metavar="FILE",
+                            help="write one JSON line per customer whose stage differs",
+                        ),
+                        Option(
+                            "--workers",
+                            type=positive_int,
+                            help="processes to share the customers between (default: as "
+                            "`lifecycle replay`)",
+                        ),
+                    ),
+                ),
+                Command(
+                    "adopt",
+                    adopt_command,
+                    help="adopt a policy and re-evaluate every relationship under it",
+                    description="Records the adoption of FILE (its version must be newer than "
+                    "the adopted one), then applies its rules to every open relationship until "
+                    "none fires, recording each change with triggered_by policy-adoption. "
+                    "Processes recording meanwhile follow the new version from their next "
+                    "batch. Stopped anywhere, it resumes where it was when run again; run "
+                    "again after it finished, it does nothing.",
+                    options=(
+                        Option("file", metavar="FILE", help="the policy to adopt (TOML)"),
+                        Option("--actor", required=True, help="who adopts it"),
+                        REASON,
+                        Option(
+                            "--batch-size",
+                            type=positive_int,
+                            default=500,
+                            help="relationships re-evaluated per transaction (default 500)",
+                        ),
+                        json_option("print the outcome as JSON"),
+                    ),
+                ),
+            ),
+        ),
     )
-    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-
-    show = actions.add_parser(
-        "show",
-        help="print the adopted policy's TOML text",
-        description="Prints the text exactly as adopted, after a comment line saying which "
-        "version it is, when, by whom and why.",
-    )
-    show.add_argument("--version", type=positive_int, metavar="N", help="an earlier version")
-    add_common_options(show)
-    show.set_defaults(handler=show_command)
-
-    history = actions.add_parser("history", help="every adoption, in order")
-    history.add_argument("--json", action="store_true", help="one JSON object a line")
-    add_common_options(history)
-    history.set_defaults(handler=history_command)
-
-    diff = actions.add_parser(
-        "diff",
-        help="what a candidate policy would change (writes nothing)",
-        description="Replays every relationship's recorded touchpoints in memory under the "
-        "adopted policy and under FILE, manual stage changes as recorded, and compares where "
-        "they end: stage counts and the from-to matrix. Inactivity is judged once at --now, "
-        "or not at all. Exit 0 whatever it finds.",
-    )
-    diff.add_argument("file", metavar="FILE", help="the candidate policy (TOML)")
-    diff.add_argument(
-        "--now", type=parse_time, metavar="TIME", help="judge inactivity at this time"
-    )
-    diff.add_argument("--json", action="store_true", help="print the report as JSON")
-    diff.add_argument(
-        "--customers-out",
-        metavar="FILE",
-        help="write one JSON line per customer whose stage differs",
-    )
-    diff.add_argument(
-        "--workers",
-        type=positive_int,
-        help="processes to share the customers between (default: as `lifecycle replay`)",
-    )
-    add_common_options(diff)
-    diff.set_defaults(handler=diff_command)
-
-    adopt = actions.add_parser(
-        "adopt",
-        help="adopt a policy and re-evaluate every relationship under it",
-        description="Records the adoption of FILE (its version must be newer than the "
-        "adopted one), then applies its rules to every open relationship until none fires, "
-        "recording each change with triggered_by policy-adoption. Processes recording "
-        "meanwhile follow the new version from their next batch. Stopped anywhere, it "
-        "resumes where it was when run again; run again after it finished, it does nothing.",
-    )
-    adopt.add_argument("file", metavar="FILE", help="the policy to adopt (TOML)")
-    adopt.add_argument("--actor", required=True, help="who adopts it")
-    adopt.add_argument("--reason", required=True, help="why, for the audit trail")
-    adopt.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=500,
-        help="relationships re-evaluated per transaction (default 500)",
-    )
-    adopt.add_argument("--json", action="store_true", help="print the outcome as JSON")
-    add_common_options(adopt)
-    adopt.set_defaults(handler=adopt_command)
 
 
 def show_command(args: argparse.Namespace) -> int:
     from lifecycle.domain.policy import PolicyText
 
     components = Components(settings_from(args))
-    app = components.application()
-    try:
+    with closing(components.application()) as app:
         stream = app.policy_stream()
-    finally:
-        app.close()
     if stream is None:
         if args.version is not None:
             raise UsageError("no policy has been adopted in this store yet")
@@ -140,11 +151,8 @@ def show_command(args: argparse.Namespace) -> int:
 
 
 def history_command(args: argparse.Namespace) -> int:
-    app = Components(settings_from(args)).application()
-    try:
+    with closing(Components(settings_from(args)).application()) as app:
         adoptions = app.policy_adoptions()
-    finally:
-        app.close()
     if not adoptions and not args.json:
         print("no policy adopted yet: the first recording process adopts one")
     for adoption, position in adoptions:
@@ -178,12 +186,9 @@ def diff_command(args: argparse.Namespace) -> int:
     components = Components(settings)
     candidate = PolicyText.read(Path(args.file))
     customers_out = _open_for_writing(args.customers_out)
-    app = components.application()
-    try:
+    with closing(components.application()) as app:
         adopted = adopted_or_first(app, components)
         head = app.recorder.max_notification_id() or 0
-    finally:
-        app.close()
     try:
         with progress("replaying", head, unit="events") as advance:
             found = diff_policies(
@@ -297,19 +302,18 @@ def adopt_command(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     document = PolicyText.read(Path(args.file))
-    app = Components(settings).application()
-    try:
-        with progress("re-evaluating relationships", None) as advance:
-            outcome = app.adopt_policy(
-                document,
-                actor=args.actor,
-                reason=args.reason,
-                at=utc_now(),
-                batch_size=args.batch_size,
-                advance=advance,
-            )
-    finally:
-        app.close()
+    with (
+        closing(Components(settings).application()) as app,
+        progress("re-evaluating relationships", None) as advance,
+    ):
+        outcome = app.adopt_policy(
+            document,
+            actor=args.actor,
+            reason=args.reason,
+            at=utc_now(),
+            batch_size=args.batch_size,
+            advance=advance,
+        )
     if args.json:
         print(
             json.dumps(

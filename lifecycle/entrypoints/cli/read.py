@@ -9,99 +9,103 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.entrypoints.cli.common import (
-    add_common_options,
     positive_int,
     progress,
     settings_from,
     wait_for_database,
 )
+from lifecycle.entrypoints.cli.spec import Command, Option
 from projections.names import READ_MODEL_NAMES
 
 if TYPE_CHECKING:
     from lifecycle.settings import Settings
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def commands() -> Sequence[Command]:
     names = ", ".join(READ_MODEL_NAMES)
-    p = subparsers.add_parser(
-        "project",
-        help="project the event log into the read models and keep following it",
-        description="Runs the read models' projection runners: they resume from their "
-        "tracked positions, catch up with the event log, then follow it, logging their lag. "
-        f"Read models: {names}.",
-    )
-    _projection_option(p, names)
-    p.add_argument("--once", action="store_true", help="catch up, print positions and exit")
-    p.add_argument(
-        "--batch-size", type=positive_int, help="events per transaction at most (default 100000)"
-    )
-    add_common_options(p)
-    p.set_defaults(handler=project_command)
-
-    p = subparsers.add_parser(
-        "replay",
-        help="rebuild read models from position zero and swap them in",
-        description="Rebuilds the named read models (default all) into fresh tables while "
-        "the current ones keep serving, then swaps each in atomically; the customers are "
-        "split into shards, one per worker process. A runner still following the log "
-        "resumes from the rebuilt position.",
-    )
-    _projection_option(p, names)
-    p.add_argument(
-        "--workers",
-        type=positive_int,
-        help="processes to share the rebuild between, one shard of the customers each "
-        "(default: one per core, fewer for a short log; env "
-        "LIFECYCLE_PROJECTION_REBUILD_WORKERS)",
-    )
-    add_common_options(p)
-    p.set_defaults(handler=replay_command)
-
-    p = subparsers.add_parser(
-        "serve",
-        help="serve the read API over HTTP",
-        description="Serves the read API (OpenAPI at /openapi.json, docs at /docs). Keys and "
-        'roles come from LIFECYCLE_API_KEYS (JSON {"key": "reader"} or key:role,…).',
-    )
-    p.add_argument("--host", help="default 127.0.0.1 (env LIFECYCLE_API_HOST)")
-    p.add_argument("--port", type=int, help="default 8000 (env LIFECYCLE_API_PORT)")
-    p.add_argument(
-        "--workers",
-        type=positive_int,
-        help="worker processes (env LIFECYCLE_API_WORKERS; default one per CPU, at most 4); "
-        "with several, the projection runners follow the log in a process of their own",
-    )
-    p.add_argument(
-        "--no-project",
-        action="store_true",
-        help="only serve; by default the projection runners follow the log in this process",
-    )
-    add_common_options(p)
-    p.set_defaults(handler=serve_command)
-
-    p = subparsers.add_parser(
-        "report",
-        help="write an HTML report: funnel, stage flow, cohort retention",
-        description="Writes a self-contained HTML page (nothing is fetched when viewing it) "
-        "from the read models, after bringing them up to date.",
-    )
-    p.add_argument("--out", required=True, metavar="FILE.html", help="where to write it")
-    add_common_options(p)
-    p.set_defaults(handler=report_command)
-
-
-def _projection_option(p: argparse.ArgumentParser, names: str) -> None:
-    p.add_argument(
+    projection = Option(
         "--projection",
         action="append",
         metavar="NAME",
         help=f"one of {names}; repeat for several (default: all)",
+    )
+    return (
+        Command(
+            "project",
+            project_command,
+            help="project the event log into the read models and keep following it",
+            description="Runs the read models' projection runners: they resume from their "
+            "tracked positions, catch up with the event log, then follow it, logging their "
+            f"lag. Read models: {names}.",
+            options=(
+                projection,
+                Option("--once", action="store_true", help="catch up, print positions and exit"),
+                Option(
+                    "--batch-size",
+                    type=positive_int,
+                    help="events per transaction at most (default 100000)",
+                ),
+            ),
+        ),
+        Command(
+            "replay",
+            replay_command,
+            help="rebuild read models from position zero and swap them in",
+            description="Rebuilds the named read models (default all) into fresh tables while "
+            "the current ones keep serving, then swaps each in atomically; the customers are "
+            "split into shards, one per worker process. A runner still following the log "
+            "resumes from the rebuilt position.",
+            options=(
+                projection,
+                Option(
+                    "--workers",
+                    type=positive_int,
+                    help="processes to share the rebuild between, one shard of the customers "
+                    "each (default: one per core, fewer for a short log; env "
+                    "LIFECYCLE_PROJECTION_REBUILD_WORKERS)",
+                ),
+            ),
+        ),
+        Command(
+            "serve",
+            serve_command,
+            help="serve the read API over HTTP",
+            description="Serves the read API (OpenAPI at /openapi.json, docs at /docs). Keys "
+            'and roles come from LIFECYCLE_API_KEYS (JSON {"key": "reader"} or key:role,…).',
+            options=(
+                Option("--host", help="default 127.0.0.1 (env LIFECYCLE_API_HOST)"),
+                Option("--port", type=int, help="default 8000 (env LIFECYCLE_API_PORT)"),
+                Option(
+                    "--workers",
+                    type=positive_int,
+                    help="worker processes (env LIFECYCLE_API_WORKERS; default one per CPU, at "
+                    "most 4); with several, the projection runners follow the log in a process "
+                    "of their own",
+                ),
+                Option(
+                    "--no-project",
+                    action="store_true",
+                    help="only serve; by default the projection runners follow the log in this "
+                    "process",
+                ),
+            ),
+        ),
+        Command(
+            "report",
+            report_command,
+            help="write an HTML report: funnel, stage flow, cohort retention",
+            description="Writes a self-contained HTML page (nothing is fetched when viewing it) "
+            "from the read models, after bringing them up to date.",
+            options=(
+                Option("--out", required=True, metavar="FILE.html", help="where to write it"),
+            ),
+        ),
     )
 
 
@@ -174,11 +178,8 @@ def report_command(args: argparse.Namespace) -> int:
 
 def _head(settings: Settings) -> int:
 
-    app = Components(settings).application()
-    try:
+    with contextlib.closing(Components(settings).application()) as app:
         return app.recorder.max_notification_id() or 0
-    finally:
-        app.close()
 
 
 @contextlib.contextmanager

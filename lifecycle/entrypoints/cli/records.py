@@ -7,7 +7,8 @@ import argparse
 import json
 import os
 import sys
-from contextlib import ExitStack
+from collections.abc import Sequence
+from contextlib import ExitStack, closing
 from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -16,107 +17,130 @@ from lifecycle.domain.vocabulary import Stage
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.entrypoints.cli.common import (
     UsageError,
-    add_common_options,
     parse_time,
     positive_int,
     progress,
     settings_from,
     settings_without_logging,
 )
+from lifecycle.entrypoints.cli.spec import (
+    CUSTOMER,
+    JSON_LINES_INPUT,
+    REASON,
+    Command,
+    OneOf,
+    Option,
+    json_option,
+)
 
 if TYPE_CHECKING:
     from lifecycle.domain.relationship import Relationship, StageInForce
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "import",
-        help="record JSON lines of Contract 1 touchpoints",
-        description="Record touchpoints from JSON lines (Contract 1). Rejected lines go to a "
-        "rejects file with line number, error code and reason. Exit 0 when the input was "
-        "processed, even with rejects; 2 when it cannot be read.",
+def commands() -> Sequence[Command]:
+    return (
+        Command(
+            "import",
+            import_command,
+            help="record JSON lines of Contract 1 touchpoints",
+            description="Record touchpoints from JSON lines (Contract 1). Rejected lines go to a "
+            "rejects file with line number, error code and reason. Exit 0 when the input was "
+            "processed, even with rejects; 2 when it cannot be read.",
+            options=(
+                JSON_LINES_INPUT,
+                Option(
+                    "--rejects",
+                    metavar="FILE",
+                    help="where rejected lines go (default FILE.rejects.jsonl, or "
+                    "import.rejects.jsonl for -)",
+                ),
+                Option("--batch-size", type=positive_int, help="touchpoints per transaction"),
+                json_option("print the counts as JSON"),
+            ),
+        ),
+        Command(
+            "history",
+            history_command,
+            help="every recorded event of one customer",
+            description="Each event with its version, log position, business time (occurred), "
+            "recorded time and hash; personal data decrypted, or shown as erased.",
+            options=(
+                CUSTOMER,
+                json_option("JSON lines of Contract 3 events with positions and hashes"),
+            ),
+        ),
+        Command(
+            "state",
+            state_command,
+            help="a relationship's state now, at a version, or as recorded at a time; or the "
+            "stage in force at a business time",
+            description="The relationship's state as recorded now, after event N (--version), "
+            "or as the engine knew it at a recorded time (--as-of). --at answers another "
+            "question: which stage was in force at a business time (from the stage changes' "
+            "effective times, whenever they were recorded: a backfill records years today).",
+            options=(
+                Option("customer", metavar="CUSTOMER"),
+                OneOf(
+                    Option(
+                        "--as-of",
+                        type=parse_time,
+                        metavar="TIME",
+                        help="recorded time (what the engine knew then)",
+                    ),
+                    Option(
+                        "--version", type=positive_int, metavar="N", help="the state after event N"
+                    ),
+                    Option(
+                        "--at",
+                        type=parse_time,
+                        metavar="TIME",
+                        help="business time: the stage in force then (null before the "
+                        "relationship began)",
+                    ),
+                ),
+            ),
+        ),
+        Command(
+            "stage",
+            stage_command,
+            help="move a relationship to a stage by hand",
+            options=(
+                Option("customer", metavar="CUSTOMER"),
+                Option("--to", required=True, choices=[s.value for s in Stage], dest="to_stage"),
+                REASON,
+                Option("--actor", required=True, help="who decided"),
+            ),
+        ),
+        Command(
+            "assign",
+            assign_command,
+            help="put an account manager in charge of a relationship, or take them off",
+            description="Records AccountManagerAssigned (or, with --none, "
+            "AccountManagerUnassigned) on the customer's relationship: a relationship with an "
+            "account manager is of the type dedicated_personal_assistance. Assigning the "
+            "manager in charge again changes nothing.",
+            options=(
+                Option("customer", metavar="CUSTOMER"),
+                OneOf(
+                    Option("--manager", metavar="ID", help="the account manager's id"),
+                    Option("--none", action="store_true", help="take the account manager off"),
+                    required=True,
+                ),
+                Option("--actor", required=True, help="who decided"),
+                REASON,
+            ),
+        ),
+        Command(
+            "sweep",
+            sweep_command,
+            help="dissolve open relationships with no touchpoint in the inactivity window",
+            options=(
+                Option(
+                    "--now", type=parse_time, metavar="TIME", help="the sweep's time (default now)"
+                ),
+            ),
+        ),
     )
-    p.add_argument("file", metavar="FILE|-", help="a JSON-lines file, or - for standard input")
-    p.add_argument(
-        "--rejects",
-        metavar="FILE",
-        help="where rejected lines go (default FILE.rejects.jsonl, or import.rejects.jsonl for -)",
-    )
-    p.add_argument("--batch-size", type=positive_int, help="touchpoints per transaction")
-    p.add_argument("--json", action="store_true", help="print the counts as JSON")
-    add_common_options(p)
-    p.set_defaults(handler=import_command)
-
-    p = subparsers.add_parser(
-        "history",
-        help="every recorded event of one customer",
-        description="Each event with its version, log position, business time (occurred), "
-        "recorded time and hash; personal data decrypted, or shown as erased.",
-    )
-    p.add_argument("customer", metavar="CUSTOMER", help="the upstream customer_id")
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="JSON lines of Contract 3 events with positions and hashes",
-    )
-    add_common_options(p)
-    p.set_defaults(handler=history_command)
-
-    p = subparsers.add_parser(
-        "state",
-        help="a relationship's state now, at a version, or as recorded at a time; or the "
-        "stage in force at a business time",
-        description="The relationship's state as recorded now, after event N (--version), "
-        "or as the engine knew it at a recorded time (--as-of). --at answers another "
-        "question: which stage was in force at a business time (from the stage changes' "
-        "effective times, whenever they were recorded: a backfill records years today).",
-    )
-    p.add_argument("customer", metavar="CUSTOMER")
-    when = p.add_mutually_exclusive_group()
-    when.add_argument(
-        "--as-of", type=parse_time, metavar="TIME", help="recorded time (what the engine knew then)"
-    )
-    when.add_argument("--version", type=positive_int, metavar="N", help="the state after event N")
-    when.add_argument(
-        "--at",
-        type=parse_time,
-        metavar="TIME",
-        help="business time: the stage in force then (null before the relationship began)",
-    )
-    add_common_options(p)
-    p.set_defaults(handler=state_command)
-
-    p = subparsers.add_parser("stage", help="move a relationship to a stage by hand")
-    p.add_argument("customer", metavar="CUSTOMER")
-    p.add_argument("--to", required=True, choices=[s.value for s in Stage], dest="to_stage")
-    p.add_argument("--reason", required=True, help="why, for the audit trail")
-    p.add_argument("--actor", required=True, help="who decided")
-    add_common_options(p)
-    p.set_defaults(handler=stage_command)
-
-    p = subparsers.add_parser(
-        "assign",
-        help="put an account manager in charge of a relationship, or take them off",
-        description="Records AccountManagerAssigned (or, with --none, AccountManagerUnassigned) "
-        "on the customer's relationship: a relationship with an account manager is of the "
-        "type dedicated_personal_assistance. Assigning the manager in charge again changes "
-        "nothing.",
-    )
-    p.add_argument("customer", metavar="CUSTOMER")
-    who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--manager", metavar="ID", help="the account manager's id")
-    who.add_argument("--none", action="store_true", help="take the account manager off")
-    p.add_argument("--actor", required=True, help="who decided")
-    p.add_argument("--reason", required=True, help="why, for the audit trail")
-    add_common_options(p)
-    p.set_defaults(handler=assign_command)
-
-    p = subparsers.add_parser(
-        "sweep", help="dissolve open relationships with no touchpoint in the inactivity window"
-    )
-    p.add_argument("--now", type=parse_time, metavar="TIME", help="the sweep's time (default now)")
-    add_common_options(p)
-    p.set_defaults(handler=sweep_command)
 
 
 def import_command(args: argparse.Namespace) -> int:
@@ -181,11 +205,8 @@ def _default_rejects(name: str) -> str:
 def history_command(args: argparse.Namespace) -> int:
     from lifecycle.audit.history import audited_history, describe_event
 
-    app = Components(settings_without_logging(args)).application()
-    try:
+    with closing(Components(settings_without_logging(args)).application()) as app:
         events = audited_history(app, args.customer)
-    finally:
-        app.close()
     if args.json:
         for event in events:
             print(event.model_dump_json())
@@ -210,8 +231,7 @@ def _personal(view: dict[str, Any] | None) -> str:
 
 
 def state_command(args: argparse.Namespace) -> int:
-    app = Components(settings_without_logging(args)).application()
-    try:
+    with closing(Components(settings_without_logging(args)).application()) as app:
         if args.at is not None:
             in_force = app.stage_at(args.customer, args.at)
             print(
@@ -224,8 +244,6 @@ def state_command(args: argparse.Namespace) -> int:
             relationship = app.relationship_as_of(args.customer, args.as_of)
         else:
             relationship = app.relationship(args.customer, version=args.version)
-    finally:
-        app.close()
     print(json.dumps(describe_state(relationship), indent=2))
     return 0
 
@@ -267,14 +285,11 @@ def describe_stage_at(in_force: StageInForce) -> dict[str, Any]:
 def stage_command(args: argparse.Namespace) -> int:
     from lifecycle.domain.clock import utc_now
 
-    app = Components(settings_from(args)).application()
-    try:
+    with closing(Components(settings_from(args)).application()) as app:
         app.follow_policy()
         relationship = app.change_stage(
             args.customer, Stage(args.to_stage), actor=args.actor, reason=args.reason, at=utc_now()
         )
-    finally:
-        app.close()
     print(
         f"{args.customer}: {relationship.stage.value} "
         f"(cycle {relationship.cycle}, version {relationship.version})"
@@ -285,8 +300,7 @@ def stage_command(args: argparse.Namespace) -> int:
 def assign_command(args: argparse.Namespace) -> int:
     from lifecycle.domain.clock import utc_now
 
-    app = Components(settings_from(args)).application()
-    try:
+    with closing(Components(settings_from(args)).application()) as app:
         assignment = app.assign_account_manager(
             args.customer,
             None if args.none else args.manager,
@@ -294,8 +308,6 @@ def assign_command(args: argparse.Namespace) -> int:
             reason=args.reason,
             at=utc_now(),
         )
-    finally:
-        app.close()
     relationship = assignment.relationship
     manager = relationship.account_manager or "no account manager"
     print(
@@ -308,11 +320,8 @@ def assign_command(args: argparse.Namespace) -> int:
 def sweep_command(args: argparse.Namespace) -> int:
     from lifecycle.domain.clock import utc_now
 
-    app = Components(settings_from(args)).application()
-    try:
+    with closing(Components(settings_from(args)).application()) as app:
         app.follow_policy()
         outcome = app.sweep(args.now or utc_now())
-    finally:
-        app.close()
     print(f"examined {outcome.examined}, dissolved {outcome.dissolved}")
     return 0

@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from lifecycle.entrypoints.cli.common import CheckFailed
+from lifecycle.entrypoints.cli.spec import Command, Group, Handler, Option
 
 
 def schemas() -> dict[str, Callable[[], dict[str, Any]]]:
@@ -33,15 +34,30 @@ def schemas() -> dict[str, Callable[[], dict[str, Any]]]:
     }
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("schemas", help="JSON Schemas of the contract messages")
-    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    export = actions.add_parser("export", help="write every schema file into a directory")
-    export.add_argument("--out", default="schemas", metavar="DIR", help="default ./schemas")
-    export.set_defaults(handler=export_command)
-    check = actions.add_parser("check", help="exit 1 if the files in DIR differ from the models")
-    check.add_argument("--dir", default="schemas", metavar="DIR", help="default ./schemas")
-    check.set_defaults(handler=check_command)
+def commands() -> Sequence[Group]:
+    return (
+        Group(
+            "schemas",
+            help="JSON Schemas of the contract messages",
+            actions=(
+                _on_directory(
+                    "export", export_command, "write every schema file into a directory", "--out"
+                ),
+                _on_directory(
+                    "check",
+                    check_command,
+                    "exit 1 if the files in DIR differ from the models",
+                    "--dir",
+                ),
+            ),
+        ),
+    )
+
+
+def _on_directory(name: str, handler: Handler, help: str, flag: str) -> Command:
+    """An action on a directory of schema files (default ./schemas); it needs no store."""
+    directory = Option(flag, default="schemas", metavar="DIR", help="default ./schemas")
+    return Command(name, handler, help=help, options=(directory,), store_options=False)
 
 
 def render(build: Callable[[], dict[str, Any]]) -> str:

@@ -16,20 +16,16 @@ import sys
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.entrypoints.bootstrap import Components
-from lifecycle.entrypoints.cli.common import (
-    add_common_options,
-    positive_int,
-    progress,
-    settings_from,
-)
+from lifecycle.entrypoints.cli.common import positive_int, progress, settings_from
+from lifecycle.entrypoints.cli.spec import Command, Option
 from lifecycle.simulation import BROKEN_MESSAGES, as_json_lines, simulate_population
 
 if TYPE_CHECKING:
@@ -42,36 +38,49 @@ CANDIDATE_EXAMPLE = "candidate-example.toml"
 """A sample candidate policy shipped with the engine, which the demo compares."""
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "demo",
-        help="simulate a customer population, record it, and show the lifecycle",
-        description="Simulates a seeded customer population over the last YEARS years, records "
-        "it month by month with the inactivity sweep, and prints stage counts and rule firings. "
-        f"Unless --database-url is given it starts afresh in ./{DEMO_DIRECTORY}/.",
-    )
-    _population_options(p)
-    p.add_argument("--direct", action="store_true", help="record directly instead of through Kafka")
-    p.add_argument(
-        "--no-serve",
-        action="store_true",
-        help="end after the summary instead of serving the read API with a printed reader key",
-    )
-    add_common_options(p)
-    p.set_defaults(handler=demo_command)
-
-    p = subparsers.add_parser(
-        "simulate", help="write a simulated population as JSON lines (Contract 1)"
-    )
-    _population_options(p)
-    p.add_argument("--out", default="-", metavar="FILE", help="default: standard output")
-    p.set_defaults(handler=simulate_command)
+POPULATION = (
+    Option("--customers", type=positive_int, default=2000, help="default 2000"),
+    Option("--years", type=float, default=2.0, help="simulated years (default 2)"),
+    Option("--seed", type=int, default=7, help="random seed (default 7)"),
+)
 
 
-def _population_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--customers", type=positive_int, default=2000, help="default 2000")
-    p.add_argument("--years", type=float, default=2.0, help="simulated years (default 2)")
-    p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+def commands() -> Sequence[Command]:
+    return (
+        Command(
+            "demo",
+            demo_command,
+            help="simulate a customer population, record it, and show the lifecycle",
+            description="Simulates a seeded customer population over the last YEARS years, "
+            "records it month by month with the inactivity sweep, and prints stage counts and "
+            "rule firings. Unless --database-url is given it starts afresh in "
+            f"./{DEMO_DIRECTORY}/.",
+            options=(
+                *POPULATION,
+                Option(
+                    "--direct",
+                    action="store_true",
+                    help="record directly instead of through Kafka",
+                ),
+                Option(
+                    "--no-serve",
+                    action="store_true",
+                    help="end after the summary instead of serving the read API with a printed "
+                    "reader key",
+                ),
+            ),
+        ),
+        Command(
+            "simulate",
+            simulate_command,
+            help="write a simulated population as JSON lines (Contract 1)",
+            options=(
+                *POPULATION,
+                Option("--out", default="-", metavar="FILE", help="default: standard output"),
+            ),
+            store_options=False,
+        ),
+    )
 
 
 def simulate_command(args: argparse.Namespace) -> int:
@@ -105,8 +114,7 @@ def demo_command(args: argparse.Namespace) -> int:
         f"simulated {args.customers} customers over {args.years:g} years: {len(messages)} messages "
         f"(+{len(BROKEN_MESSAGES)} broken ones), recording into {settings.database_url}"
     )
-    app = Components(settings).application()
-    try:
+    with closing(Components(settings).application()) as app:
         app.follow_policy()
         started = datetime.now(UTC)
         if args.direct:
@@ -122,8 +130,6 @@ def demo_command(args: argparse.Namespace) -> int:
         )
         print_lifecycle_summary(app)
         print_candidate_diff(settings, app, end)
-    finally:
-        app.close()
     from lifecycle.entrypoints.read_side import read_side_for_demo
 
     read_side_for_demo(settings, serve=not args.no_serve)
