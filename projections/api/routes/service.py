@@ -59,10 +59,32 @@ class _CasePageQuery:
         rendered by ``item``."""
         when = self.as_of or datetime.now(UTC)
         answer.unless_unchanged(cases_view.position, when)
-        page = await _case_page(cases_view, status, self.customer_id, when, self.cursor, self.limit)
+        # On the event loop when the page is bounded (the figures are kept), else in the
+        # thread pool, so that reading every case does not stall the worker's other
+        # requests. (Should the view move between the two, the loop computes: rare, once.)
+        if cases_view.figures_kept(self.customer_id):
+            page = self._read(cases_view, status, when)
+        else:
+            page = await run_in_threadpool(self._read, cases_view, status, when)
         items = [item(case, page.as_of) for case in page.cases]
         body = response_model.model_validate(models.Attributes(page, items=items))
         return answer.model(body, when)
+
+    def _read(self, cases_view: CaseView, status: str | None, when: datetime) -> _CasePage:
+        after = decode_cursor(self.cursor, 2)
+        cases, position = cases_view.cases(
+            status=status,
+            customer_id=self.customer_id,
+            after=(after[0], after[1]) if after else None,
+            limit=self.limit + 1,
+        )
+        stats = cases_view.stats(as_of=when, customer_id=self.customer_id, position=position)
+        next_cursor = (
+            encode_cursor([cases[self.limit - 1].customer_id, cases[self.limit - 1].ref])
+            if len(cases) > self.limit
+            else None
+        )
+        return _CasePage(cases[: self.limit], position or 0, when, stats, next_cursor)
 
 
 async def _case_page_query(
@@ -177,47 +199,6 @@ class _CasePage:
     as_of: datetime
     stats: CaseStats
     next_cursor: str | None
-
-
-async def _case_page(
-    cases_view: CaseView,
-    status: str | None,
-    customer_id: str | None,
-    when: datetime,
-    cursor: str | None,
-    limit: int,
-) -> _CasePage:
-    """The page, read on the event loop when it is bounded (the figures are kept), else
-    in the thread pool, so that reading every case does not stall the worker's other
-    requests. (Should the view move between the two, the loop computes: rare, once.)"""
-    arguments = (cases_view, status, customer_id, when, cursor, limit)
-    if cases_view.figures_kept(customer_id):
-        return _read_case_page(*arguments)
-    return await run_in_threadpool(_read_case_page, *arguments)
-
-
-def _read_case_page(
-    cases_view: CaseView,
-    status: str | None,
-    customer_id: str | None,
-    when: datetime,
-    cursor: str | None,
-    limit: int,
-) -> _CasePage:
-    after = decode_cursor(cursor, 2)
-    cases, position = cases_view.cases(
-        status=status,
-        customer_id=customer_id,
-        after=(after[0], after[1]) if after else None,
-        limit=limit + 1,
-    )
-    stats = cases_view.stats(as_of=when, customer_id=customer_id, position=position)
-    next_cursor = (
-        encode_cursor([cases[limit - 1].customer_id, cases[limit - 1].ref])
-        if len(cases) > limit
-        else None
-    )
-    return _CasePage(cases[:limit], position or 0, when, stats, next_cursor)
 
 
 def _complaint(case: Case, as_of: datetime) -> models.Complaint:
