@@ -5,8 +5,11 @@ the same size with `executemany`, on SQLite and PostgreSQL, in one run.
 
     .venv/bin/python -m bench.ingest [--touchpoints 200000] [--customers 20000]
 
-`lifecycle import` runs as a subprocess so its peak memory (max RSS) is its own.
-The naive baseline is measured on the first --naive touchpoints (it is slow).
+`lifecycle import` runs as a subprocess, shared between --processes processes (the
+default: one per core), and in one process (its validation on a worker process) for
+comparison; its peak memory is the most the import's processes held together (their
+resident sets, sampled every 50 ms). The naive baseline is measured on the first --naive
+touchpoints (it is slow).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +36,12 @@ def main() -> None:
         "--naive", type=int, default=10_000, help="touchpoints for the naive baseline"
     )
     parser.add_argument("--stores", default="sqlite,postgres")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=min(len(os.sched_getaffinity(0)), 8),
+        help="processes the import is shared between (default: one per core)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as directory:
@@ -45,21 +55,25 @@ def main() -> None:
         rows = []
         for store in args.stores.split(","):
             with database(store, work) as url:
-                batch_rate, peak_mb = import_rate(source, url, args.touchpoints)
+                single_rate, _ = import_rate(source, url, args.touchpoints, 1)
+            with database(store, work) as url:
+                batch_rate, peak_mb = import_rate(source, url, args.touchpoints, args.processes)
                 shape = stored_shape(url)
             with database(store, work) as url:
                 naive = naive_rate(source, url, args.naive)
             with database(store, work) as url:
                 raw = raw_append_rate(url, shape, args.touchpoints)
-            rows.append((store, batch_rate, naive, raw, peak_mb))
+            rows.append((store, batch_rate, single_rate, naive, raw, peak_mb))
         print(
-            f"{'store':<10} {'import (a)':>12} {'naive (b)':>11} {'a/b':>7} {'raw rows/s (c)':>15} "
-            f"{'a/c':>6} {'import peak RSS':>16}"
+            f"import (a) shared between {args.processes} processes; (a1) in one process\n"
+            f"{'store':<10} {'import (a)':>12} {'(a1)':>10} {'naive (b)':>11} {'a/b':>7} "
+            f"{'raw rows/s (c)':>15} {'a/c':>6} {'import peak RSS':>16}"
         )
-        for store, batch_rate, naive, raw, peak_mb in rows:
+        for store, batch_rate, single_rate, naive, raw, peak_mb in rows:
             print(
-                f"{store:<10} {batch_rate:>10,.0f}/s {naive:>9,.0f}/s {batch_rate / naive:>6.1f}x "
-                f"{raw:>13,.0f}/s {batch_rate / raw:>6.2f} {peak_mb:>13.0f} MB"
+                f"{store:<10} {batch_rate:>10,.0f}/s {single_rate:>8,.0f}/s {naive:>9,.0f}/s "
+                f"{batch_rate / naive:>6.1f}x {raw:>13,.0f}/s {batch_rate / raw:>6.2f} "
+                f"{peak_mb:>13.0f} MB"
             )
 
 
@@ -85,24 +99,64 @@ def database(store: str, work: Path) -> Iterator[str]:
         server.cleanup()
 
 
-def import_rate(source: Path, url: str, touchpoints: int) -> tuple[float, float]:
+def import_rate(source: Path, url: str, touchpoints: int, processes: int) -> tuple[float, float]:
+    """Touchpoints/s of `lifecycle import --processes N`, and its peak memory in MB."""
     env = {**os.environ, "LIFECYCLE_DATABASE_URL": url, "LIFECYCLE_LOG_FORMAT": "json"}
+    command = [sys.executable, "-m", "lifecycle", "import", str(source), "--json"]
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "lifecycle", "import", str(source), "--json"],
+        [*command, "--processes", str(processes)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    _, status, usage = os.wait4(process.pid, 0)
+    peak = PeakMemory(process.pid)
+    peak.start()
+    output, errors = process.communicate()
     elapsed = time.perf_counter() - started
-    output = process.stdout.read().decode() if process.stdout else ""
-    if status != 0:
-        raise SystemExit(
-            f"import failed: {process.stderr.read().decode() if process.stderr else ''}"
-        )
-    assert f'"recorded": {touchpoints}' in output, output
-    return touchpoints / elapsed, usage.ru_maxrss / 1024
+    peak.stop.set()
+    peak.join()
+    if process.returncode != 0:
+        raise SystemExit(f"import failed: {errors.decode()}")
+    assert f'"recorded": {touchpoints}' in output.decode(), output
+    return touchpoints / elapsed, peak.most / 2**20
+
+
+class PeakMemory(threading.Thread):
+    """The most memory a process and its descendants held together (resident set sizes
+    from /proc, sampled)."""
+
+    def __init__(self, pid: int, every: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.every, self.most = pid, every, 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(self.every):
+            self.most = max(self.most, sum(_rss(pid) for pid in _tree(self.pid)))
+
+
+def _tree(pid: int) -> list[int]:
+    pids, index = [pid], 0
+    while index < len(pids):
+        try:
+            children = Path(f"/proc/{pids[index]}/task/{pids[index]}/children").read_text()
+        except OSError:
+            children = ""
+        pids.extend(int(child) for child in children.split())
+        index += 1
+    return pids
+
+
+def _rss(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def naive_rate(source: Path, url: str, count: int) -> float:

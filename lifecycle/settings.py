@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     snapshot_interval: int = Field(default=100, ge=2)
     aggregate_cache_size: int = Field(default=50_000, ge=0)
     import_batch_size: int = Field(default=5_000, ge=1)
+    import_processes: int = Field(
+        default_factory=lambda: min(len(os.sched_getaffinity(0)), 8),
+        ge=1,
+        le=64,
+        description="processes a large import file is shared between, one shard of the "
+        "customers each (default: one per core)",
+    )
     # Audit: the key signing the ledger is kept outside the database, here only.
     audit_hmac_key: SecretStr | None = Field(
         default=None,

@@ -29,21 +29,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import multiprocessing
-import queue
 import resource
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from multiprocessing.context import SpawnProcess
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import structlog
 
 from lifecycle.logs import configure_logging
 from lifecycle.service.application import LifecycleApplication
+from lifecycle.service.processes import ShardFailed, run_in_processes
 from projections.shards import WHOLE_LOG, Shard
 from projections.views import NEXT, SqlView
 from projections.wiring import (
@@ -61,7 +58,7 @@ EVENTS_PER_WORKER = 200_000
 folding this many events in an existing one does."""
 
 
-class RebuildFailed(Exception):
+class RebuildFailed(ShardFailed):
     """A shard of a rebuild (or of another job run in shards) failed; nothing was
     swapped in."""
 
@@ -221,111 +218,26 @@ def run_in_shards(
     events of the log every shard has got through since it was last told."""
     if count == 1:
         return [job(wiring, WHOLE_LOG, head, advance, application)]
-    # Spawned, not forked: a fork would share this process's open database connections.
-    context = multiprocessing.get_context("spawn")
-    messages: multiprocessing.Queue[tuple[str, int, Any]] = context.Queue()
-    workers = {
-        index: context.Process(
-            target=_worker,
-            args=(wiring, job, Shard(index, count), head, messages),
-            name=f"shard-{index}",
-            daemon=True,
-        )
-        for index in range(1, count)
-    }
-    for worker in workers.values():
-        worker.start()
-    heard: _Shards[T] = _Shards(count, workers, messages, advance)
-    try:
-        heard.outcomes[0] = job(wiring, Shard(0, count), head, heard.read_here, application)
-        while len(heard.outcomes) < count:
-            heard.receive(timeout=0.5)
-    finally:
-        for worker in workers.values():
-            if worker.is_alive() and len(heard.outcomes) < count:
-                worker.terminate()
-            worker.join()
-    return [heard.outcomes[index] for index in range(count)]
+    return run_in_processes(
+        count,
+        lambda index, count, read: job(wiring, Shard(index, count), head, read, application),
+        functools.partial(_in_worker, wiring, job, head),
+        advance,
+        failed=RebuildFailed,
+    )
 
 
-class _Shards(Generic[T]):
-    """What the shards of a job have done, as this process and the workers' messages
-    tell; a failed worker is raised as ``RebuildFailed``."""
-
-    def __init__(
-        self,
-        count: int,
-        workers: dict[int, SpawnProcess],
-        messages: multiprocessing.Queue[tuple[str, int, Any]],
-        advance: Callable[[int], None] | None,
-    ) -> None:
-        self.workers, self.messages, self.advance = workers, messages, advance
-        self.outcomes: dict[int, T] = {}
-        self.reads = [0] * count
-        self.told = 0
-
-    def read_here(self, events: int) -> None:
-        """This process's shard got through ``events`` more: hear from the workers too
-        (without waiting), so a failed one stops the rebuild now."""
-        self._read(0, events)
-        while self.receive(timeout=None):
-            pass
-
-    def receive(self, timeout: float | None) -> bool:
-        """Take one message (waiting up to ``timeout``; None: not at all); whether there
-        was one."""
-        try:
-            if timeout is None:
-                kind, index, payload = self.messages.get_nowait()
-            else:
-                kind, index, payload = self.messages.get(timeout=timeout)
-        except queue.Empty:
-            self._check_workers()
-            return False
-        if kind == "read":
-            self._read(index, payload)
-        elif kind == "done":
-            self.outcomes[index] = payload
-        else:
-            raise RebuildFailed(f"shard {index} failed: {payload}")
-        return True
-
-    def _read(self, index: int, events: int) -> None:
-        self.reads[index] += events
-        least = min(self.reads)
-        if self.advance is not None and least > self.told:
-            self.advance(least - self.told)
-            self.told = least
-
-    def _check_workers(self) -> None:
-        for index, worker in self.workers.items():
-            if index not in self.outcomes and worker.exitcode is not None:
-                raise RebuildFailed(
-                    f"shard {index} failed: its worker exited with code {worker.exitcode}"
-                )
-
-
-def _worker(
+def _in_worker(
     wiring: Wiring,
-    job: ShardJob[Any],
-    shard: Shard,
+    job: ShardJob[T],
     head: int,
-    messages: multiprocessing.Queue[tuple[str, int, Any]],
-) -> None:
+    index: int,
+    count: int,
+    advance: Callable[[int], None],
+) -> T:
     configure_logging(wiring.settings.log_format, wiring.settings.log_level)
-    index = shard.index
-    reader: LifecycleApplication | None = None
-    try:
-        reader = wiring.log_reader()
-        outcome = job(wiring, shard, head, lambda n: messages.put(("read", index, n)), reader)
-    except BaseException as error:
-        log.exception("shard_failed", shard=index, job=repr(job))
-        messages.put(("failed", index, f"{type(error).__name__}: {error}"))
-        sys.exit(1)
-    finally:
-        if reader is not None:
-            reader.close()
-    messages.put(("done", index, outcome))
+    with contextlib.closing(wiring.log_reader()) as reader:
+        return job(wiring, Shard(index, count), head, advance, reader)
 
 
 def peak_rss_bytes() -> int:

@@ -4,6 +4,7 @@ stage, assign, sweep."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -35,6 +36,8 @@ from lifecycle.entrypoints.cli.spec import (
 
 if TYPE_CHECKING:
     from lifecycle.domain.relationship import Relationship, StageInForce
+    from lifecycle.service.application import LifecycleApplication
+    from lifecycle.settings import Settings
 
 
 def commands() -> Sequence[Command]:
@@ -55,6 +58,13 @@ def commands() -> Sequence[Command]:
                     "import.rejects.jsonl for -)",
                 ),
                 Option("--batch-size", type=positive_int, help="touchpoints per transaction"),
+                Option(
+                    "--processes",
+                    type=positive_int,
+                    metavar="N",
+                    help="processes a file of 8 MB or more is shared between, by customer "
+                    "(default LIFECYCLE_IMPORT_PROCESSES: one per core)",
+                ),
                 json_option("print the counts as JSON"),
             ),
         ),
@@ -144,7 +154,7 @@ def commands() -> Sequence[Command]:
 
 
 def import_command(args: argparse.Namespace) -> int:
-    from lifecycle.service.importer import WORKER_PAYS_FROM_BYTES, import_lines
+    from lifecycle.service.importer import WORKER_PAYS_FROM_BYTES, import_file, import_lines
 
     settings = settings_from(args)
     with ExitStack() as stack:
@@ -160,15 +170,30 @@ def import_command(args: argparse.Namespace) -> int:
         stack.callback(app.close)
         app.follow_policy()
         advance = stack.enter_context(progress("importing", size, unit="bytes"))
-        report = import_lines(
-            app,
-            source,
-            rules=settings.message_rules,
-            batch_size=args.batch_size or settings.import_batch_size,
-            rejects=rejects,
-            on_progress=advance,
-            parse_in_worker=size is not None and size >= WORKER_PAYS_FROM_BYTES,
-        )
+        batch_size = args.batch_size or settings.import_batch_size
+        large = size is not None and size >= WORKER_PAYS_FROM_BYTES
+        processes = args.processes or settings.import_processes
+        if large and processes > 1:
+            report = import_file(
+                app,
+                Path(args.file),
+                functools.partial(_worker_application, settings),
+                processes=processes,
+                rules=settings.message_rules,
+                batch_size=batch_size,
+                rejects=rejects,
+                on_progress=advance,
+            )
+        else:
+            report = import_lines(
+                app,
+                source,
+                rules=settings.message_rules,
+                batch_size=batch_size,
+                rejects=rejects,
+                on_progress=advance,
+                parse_in_worker=large,
+            )
     if report.rejected == 0:
         rejects_path.unlink(missing_ok=True)
     if args.json:
@@ -186,6 +211,14 @@ def import_command(args: argparse.Namespace) -> int:
             codes = ", ".join(f"{code} {n}" for code, n in report.rejected_by_code.most_common())
             print(f"rejected lines ({codes}) are in {rejects_path}")
     return 0
+
+
+def _worker_application(settings: Settings) -> LifecycleApplication:
+    """The application of an import's spawned process, logging as this one does."""
+    from lifecycle.logs import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
+    return Components(settings).application()
 
 
 def _open_input(name: str, stack: ExitStack) -> tuple[Any, int | None]:
