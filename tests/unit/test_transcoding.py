@@ -1,15 +1,23 @@
 """The wire format's readers: a decode that matches the library's transcoder, and the
-touchpoint kinds read from stored bytes without decoding them."""
+touchpoint kinds read from stored bytes without decoding them; the fast canonical body
+that the hash chain and the store share."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 
 import orjson
 from eventsourcing.persistence import JSONTranscoder
+from hypothesis import given
+from hypothesis import strategies as st
 
-from lifecycle.persistence.transcoding import OrjsonTranscoder, stored_kinds
+from lifecycle.domain.hashchain import canonical_body
+from lifecycle.persistence.transcoding import (
+    OrjsonTranscoder,
+    orjson_canonical_body,
+    stored_kinds,
+)
 
 STATE = {
     "customer_id": "c1",
@@ -47,3 +55,28 @@ def test_a_kind_field_in_the_attributes_is_read_too() -> None:
 
 def test_state_written_another_way_names_no_kind() -> None:
     assert stored_kinds(b'{"kind": "purchase"}') == []
+
+
+class _Fixed(tzinfo):
+    """A time zone not of the standard library's: orjson is not trusted with it."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(hours=2)
+
+
+ZONES = st.one_of(
+    st.just(UTC),
+    st.builds(lambda minutes: timezone(timedelta(minutes=minutes)), st.integers(-1439, 1439)),
+    st.builds(lambda seconds: timezone(timedelta(seconds=seconds)), st.integers(-86399, 86399)),
+    st.just(_Fixed()),
+    st.none(),
+)
+
+
+@given(st.datetimes(), ZONES)
+def test_the_fast_body_writes_every_datetime_as_the_reference_encoder_does(
+    moment: datetime, zone: tzinfo | None
+) -> None:
+    state = {"at": moment.replace(tzinfo=zone), "kind": "purchase", "nested": {"n": 1}}
+
+    assert orjson_canonical_body(state) == canonical_body(state)
