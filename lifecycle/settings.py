@@ -21,6 +21,16 @@ if TYPE_CHECKING:
 ApiRole = Literal["reader", "auditor", "admin", "publisher"]
 
 
+def _one_per_core(description: str) -> Any:
+    """A count of processes sharing a job, one per core by default (at most 8)."""
+    return Field(
+        default_factory=lambda: min(len(os.sched_getaffinity(0)), 8),
+        ge=1,
+        le=64,
+        description=f"{description} (default: one per core)",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LIFECYCLE_", extra="ignore")
 
@@ -39,12 +49,8 @@ class Settings(BaseSettings):
     snapshot_interval: int = Field(default=100, ge=2)
     aggregate_cache_size: int = Field(default=50_000, ge=0)
     import_batch_size: int = Field(default=5_000, ge=1)
-    import_processes: int = Field(
-        default_factory=lambda: min(len(os.sched_getaffinity(0)), 8),
-        ge=1,
-        le=64,
-        description="processes a large import file is shared between, one shard of the "
-        "customers each (default: one per core)",
+    import_processes: int = _one_per_core(
+        "processes a large import file is shared between, one shard of the customers each"
     )
     # Audit: the key signing the ledger is kept outside the database, here only.
     audit_hmac_key: SecretStr | None = Field(
@@ -105,12 +111,8 @@ class Settings(BaseSettings):
     )
     projection_poll_seconds: float = Field(default=0.5, gt=0, le=60)
     projection_pool_size: int = Field(default=2, ge=1, description="PostgreSQL connections")
-    projection_rebuild_workers: int = Field(
-        default_factory=lambda: min(len(os.sched_getaffinity(0)), 8),
-        ge=1,
-        le=64,
-        description="processes a rebuild is shared between, one shard of the customers each "
-        "(default: one per core)",
+    projection_rebuild_workers: int = _one_per_core(
+        "processes a rebuild is shared between, one shard of the customers each"
     )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)

@@ -152,12 +152,11 @@ def record_month_by_month(
             report = import_lines(
                 app, as_json_lines(batch), rules=rules, batch_size=5000, clock=lambda: end
             )
-            _add(total, report)
+            total.add(report)
             swept += app.sweep(min(_month_end(month), end)).dissolved
             advance(1)
-    _add(
-        total,
-        import_lines(app, iter(BROKEN_MESSAGES), rules=rules, batch_size=10, clock=lambda: end),
+    total.add(
+        import_lines(app, iter(BROKEN_MESSAGES), rules=rules, batch_size=10, clock=lambda: end)
     )
     return total, swept
 
@@ -232,15 +231,6 @@ def consume_month_by_month(
 def _keyed(batch: list[dict[str, Any]]) -> Iterator[tuple[bytes, bytes]]:
     for message, line in zip(batch, as_json_lines(batch), strict=True):
         yield message["customer_id"].encode(), line
-
-
-def _add(total: ImportReport, report: ImportReport) -> None:
-    total.lines += report.lines
-    total.recorded += report.recorded
-    total.duplicates += report.duplicates
-    total.rejected += report.rejected
-    total.rejected_by_code.update(report.rejected_by_code)
-    total.stage_changes.update(report.stage_changes)
 
 
 def _month_end(month: str) -> datetime:
