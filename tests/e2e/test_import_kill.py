@@ -1,6 +1,6 @@
 """``lifecycle import`` of a large file, shared between processes, killed with SIGKILL in
-the middle: run again, it records every touchpoint exactly once, and the store's hash
-chains verify."""
+the middle (the command, or one of its processes): run again, it records every
+touchpoint exactly once, and the store's hash chains verify."""
 
 from __future__ import annotations
 
@@ -85,6 +85,51 @@ def test_an_import_killed_in_the_middle_and_run_again_records_each_touchpoint_on
     assert len(recorded) == len(set(recorded)) == lines
     verify = run_cli("audit", "verify", env={"LIFECYCLE_DATABASE_URL": url})
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_a_shard_killed_in_the_middle_stops_the_import_with_one_line_and_a_rerun_completes_it(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "touchpoints.jsonl"
+    lines = large_file(source)
+    database = tmp_path / "lifecycle.db"
+    env = {**os.environ, "LIFECYCLE_DATABASE_URL": f"sqlite:///{database}"}
+    importing = subprocess.Popen(
+        [sys.executable, "-m", "lifecycle", "import", str(source), "--processes", "2"],
+        env={**env, "LIFECYCLE_LOG_FORMAT": "json"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while len(_recorded(database)) < lines // 4:
+        assert importing.poll() is None, "the import ended before its shard was killed"
+        assert time.monotonic() < deadline, "the import made no progress"
+        time.sleep(0.1)
+    (shard,) = _spawned(importing.pid)
+    os.kill(shard, signal.SIGKILL)
+    _, errors = importing.communicate(timeout=120)
+
+    assert importing.returncode == 1
+    assert errors.strip().splitlines()[-1] == (
+        "lifecycle: import stopped, shard 1 failed: its worker exited with code -9; what was "
+        "recorded stays, and importing the file again records the rest"
+    )
+    again = run_cli("import", str(source), "--processes", "2", "--json", env=env)
+    assert again.returncode == 0, again.stderr
+    recorded = _recorded(database)
+    assert len(recorded) == len(set(recorded)) == lines
+
+
+def _spawned(pid: int) -> list[int]:
+    """The processes ``pid`` started with multiprocessing's spawn (not its resource
+    tracker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [
+        int(child)
+        for child in children
+        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
 
 
 def _recorded(database: Path) -> list[tuple[str, str]]:

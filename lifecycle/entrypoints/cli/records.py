@@ -48,7 +48,8 @@ def commands() -> Sequence[Command]:
             help="record JSON lines of Contract 1 touchpoints",
             description="Record touchpoints from JSON lines (Contract 1). Rejected lines go to a "
             "rejects file with line number, error code and reason. Exit 0 when the input was "
-            "processed, even with rejects; 2 when it cannot be read.",
+            "processed, even with rejects; 1 when a process sharing a large file failed (what "
+            "was recorded stays: import again); 2 when it cannot be read.",
             options=(
                 JSON_LINES_INPUT,
                 Option(
@@ -155,6 +156,7 @@ def commands() -> Sequence[Command]:
 
 def import_command(args: argparse.Namespace) -> int:
     from lifecycle.service.importer import WORKER_PAYS_FROM_BYTES, import_file, import_lines
+    from lifecycle.service.processes import ShardFailed
 
     settings = settings_from(args)
     with ExitStack() as stack:
@@ -174,16 +176,24 @@ def import_command(args: argparse.Namespace) -> int:
         large = size is not None and size >= WORKER_PAYS_FROM_BYTES
         processes = args.processes or settings.import_processes
         if large and processes > 1:
-            report = import_file(
-                app,
-                Path(args.file),
-                functools.partial(_worker_application, settings),
-                processes=processes,
-                rules=settings.message_rules,
-                batch_size=batch_size,
-                rejects=rejects,
-                on_progress=advance,
-            )
+            try:
+                report = import_file(
+                    app,
+                    Path(args.file),
+                    functools.partial(_worker_application, settings),
+                    processes=processes,
+                    rules=settings.message_rules,
+                    batch_size=batch_size,
+                    rejects=rejects,
+                    on_progress=advance,
+                )
+            except ShardFailed as failure:
+                print(
+                    f"lifecycle: import stopped, {failure}; what was recorded stays, and "
+                    "importing the file again records the rest",
+                    file=sys.stderr,
+                )
+                return 1
         else:
             report = import_lines(
                 app,
