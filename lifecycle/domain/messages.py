@@ -452,20 +452,31 @@ def parse_touchpoint(raw: bytes | str, now: datetime, rules: MessageRules) -> To
     return GATE.parse(raw, now, rules)
 
 
-def check_storable(value: Any, where: str = "attributes", depth: int = 0) -> None:
+def check_storable(attributes: dict[str, Any]) -> None:
     """Attributes are kept as they came; what the log cannot store (an integer beyond 64
     bits, nesting deeper than ``MAX_ATTRIBUTE_DEPTH``) is refused here, at the gate, rather
     than failing the batch that would record it."""
-    if isinstance(value, dict | list):
+    problem = _unstorable(attributes, 0)
+    if problem is not None:
+        path, reason = problem
+        raise RejectedTouchpoint("invalid_attribute", f"attributes{path}: {reason}")
+
+
+def _unstorable(value: Any, depth: int) -> tuple[str, str] | None:
+    """(where in ``value``, what) of the first thing the log cannot store; None when it
+    stores all. The path is written only for a problem: most messages have none."""
+    kind = type(value)
+    if kind is dict or kind is list:
         if depth >= MAX_ATTRIBUTE_DEPTH:
-            raise RejectedTouchpoint(
-                "invalid_attribute", f"{where}: nested deeper than {MAX_ATTRIBUTE_DEPTH} levels"
-            )
-        pairs = value.items() if isinstance(value, dict) else enumerate(value)
+            return "", f"nested deeper than {MAX_ATTRIBUTE_DEPTH} levels"
+        pairs = value.items() if kind is dict else enumerate(value)
         for key, item in pairs:
-            check_storable(item, f"{where}.{key}", depth + 1)
-    elif isinstance(value, int) and value not in STORABLE_INTEGERS:
-        raise RejectedTouchpoint("invalid_attribute", f"{where}: integer beyond 64 bits")
+            problem = _unstorable(item, depth + 1)
+            if problem is not None:
+                return f".{key}{problem[0]}", problem[1]
+    elif kind is int and value not in STORABLE_INTEGERS:
+        return "", "integer beyond 64 bits"
+    return None
 
 
 def rejection_from(error: ValidationError) -> RejectedTouchpoint:
