@@ -95,9 +95,10 @@ from lifecycle.domain.relationship import (
     relationship_id,
     stage_in_force,
 )
-from lifecycle.domain.streams import stream_id
+from lifecycle.domain.streams import install_event_trigger, stream_id
 from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.domain.vocabulary import Stage
+from lifecycle.persistence import library
 from lifecycle.persistence.personal import PersonalDataVault
 from lifecycle.persistence.recorders import (
     CONDITION,
@@ -250,8 +251,10 @@ class LifecycleApplication(Application[UUID]):
     def construct_transcoder(self) -> Transcoder:
         # The domain hashes each event's body with a fast encoder (byte for byte the
         # reference encoding: see lifecycle.domain.hashchain) and the transcoder stores the
-        # very bytes it hashed.
+        # very bytes it hashed; it makes each event without its dataclass's __init__
+        # (lifecycle.persistence.library.trigger_event).
         install_hasher(orjson_hasher)
+        install_event_trigger(library.trigger_event)
         return OrjsonTranscoder()
 
     # Commands -------------------------------------------------------------------------

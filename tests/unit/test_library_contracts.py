@@ -8,6 +8,7 @@ What needs a real store or broker: ``tests/integration/test_library_contracts.py
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 from collections.abc import Callable
@@ -185,6 +186,60 @@ def test_a_relationship_s_commands_trigger_events_with_their_fields() -> None:
         "lifecycle/domain/relationship.py overrides it to chain each event to the last: "
         "re-check Relationship.trigger_event"
     )
+
+
+ERASED = {
+    "timestamp": DAY_ZERO,
+    "hash": "1" * 64,
+    "previous_hash": "0" * 64,
+    "customer_id": "c-1",
+    "reason": "requested",
+    "actor": None,
+    "erased_at": DAY_ZERO,
+}
+
+
+def test_an_event_triggered_without_its_init_equals_the_one_its_constructor_makes() -> None:
+    relationship = Relationship(customer_id="c-1", started_at=DAY_ZERO)
+    relationship.collect_events()
+
+    library.trigger_event(relationship, Relationship.PersonalDataErased, dict(ERASED))
+    (erased,) = relationship.collect_events()
+    made = Relationship.PersonalDataErased(**vars(erased))
+
+    assert (list(vars(erased).items()), erased) == (list(vars(made).items()), made), (
+        f"{EVENTSOURCING}: an event made by {LIBRARY} (trigger_event) without its "
+        "dataclass's __init__ (its __dict__ set at once) differs from one made by the "
+        "constructor: the library's events gained a __post_init__ that sets fields, or "
+        "fields outside __init__; re-check it"
+    )
+
+
+def test_triggering_an_event_is_making_applying_and_keeping_it_pending() -> None:
+    door = Relationship(customer_id="c-1", started_at=DAY_ZERO)
+    door.collect_events()
+    library_way = copy.deepcopy(door)
+
+    library.trigger_event(door, Relationship.PersonalDataErased, dict(ERASED))
+    Aggregate.trigger_event(library_way, Relationship.PersonalDataErased, **ERASED)
+
+    assert (vars(door), door.collect_events()) == (
+        vars(library_way),
+        library_way.collect_events(),
+    ), (
+        f"{EVENTSOURCING}: Aggregate.trigger_event does more than make the event, apply "
+        "it (mutate) and append it to _pending_events, or keeps pending events elsewhere; "
+        f"{LIBRARY} (trigger_event) does just that without it: re-check it"
+    )
+
+
+def test_fields_that_are_not_exactly_the_event_s_are_refused_as_the_library_refuses_them() -> None:
+    relationship = Relationship(customer_id="c-1", started_at=DAY_ZERO)
+
+    with pytest.raises(TypeError, match="Can't construct event"):
+        library.trigger_event(
+            relationship, Relationship.PersonalDataErased, {**ERASED, "unknown": 1}
+        )
 
 
 # kafka-python: the consumer's network client --------------------------------------------
