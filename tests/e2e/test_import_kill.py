@@ -46,33 +46,43 @@ def recorded_touchpoints(database: Path) -> list[tuple[str, str]]:
         return list(connection.execute("SELECT * FROM recorded_touchpoints"))
 
 
+class Importing:
+    """`lifecycle import --processes 2` of a large file, a quarter of the way through."""
+
+    def __init__(self, directory: Path) -> None:
+        self.source = directory / "touchpoints.jsonl"
+        self.lines = large_file(self.source)
+        self.database = directory / "lifecycle.db"
+        self.env = {**os.environ, "LIFECYCLE_DATABASE_URL": f"sqlite:///{self.database}"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "lifecycle", "import", str(self.source), "--processes", "2"],
+            env={**self.env, "LIFECYCLE_LOG_FORMAT": "json"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 120
+        while len(_recorded(self.database)) < self.lines // 4:
+            assert self.process.poll() is None, "the import ended before it was killed"
+            assert time.monotonic() < deadline, "the import made no progress"
+            time.sleep(0.1)
+
+    def again(self) -> subprocess.CompletedProcess[str]:
+        return run_cli("import", str(self.source), "--processes", "2", "--json", env=self.env)
+
+
 def test_an_import_killed_in_the_middle_and_run_again_records_each_touchpoint_once(
     tmp_path: Path,
 ) -> None:
-    source = tmp_path / "touchpoints.jsonl"
-    lines = large_file(source)
-    database = tmp_path / "lifecycle.db"
-    url = f"sqlite:///{database}"
-    importing = subprocess.Popen(
-        [sys.executable, "-m", "lifecycle", "import", str(source), "--processes", "2"],
-        env={**os.environ, "LIFECYCLE_DATABASE_URL": url, "LIFECYCLE_LOG_FORMAT": "json"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while len(_recorded(database)) < lines // 4:
-        assert importing.poll() is None, "the import ended before it was killed"
-        assert time.monotonic() < deadline, "the import made no progress"
-        time.sleep(0.1)
-    importing.send_signal(signal.SIGKILL)
-    importing.wait()
+    importing = Importing(tmp_path)
+    lines, database = importing.lines, importing.database
+    importing.process.send_signal(signal.SIGKILL)
+    importing.process.communicate()
     _wait_for_the_workers_to_stop(database)
     killed_at = len(_recorded(database))
     assert killed_at < lines
 
-    again = run_cli(
-        "import", str(source), "--processes", "2", "--json", env={"LIFECYCLE_DATABASE_URL": url}
-    )
+    again = importing.again()
 
     assert again.returncode == 0, again.stderr
     report = json.loads(again.stdout)
@@ -83,42 +93,27 @@ def test_an_import_killed_in_the_middle_and_run_again_records_each_touchpoint_on
     )
     recorded = _recorded(database)
     assert len(recorded) == len(set(recorded)) == lines
-    verify = run_cli("audit", "verify", env={"LIFECYCLE_DATABASE_URL": url})
+    verify = run_cli("audit", "verify", env=importing.env)
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
 def test_a_shard_killed_in_the_middle_stops_the_import_with_one_line_and_a_rerun_completes_it(
     tmp_path: Path,
 ) -> None:
-    source = tmp_path / "touchpoints.jsonl"
-    lines = large_file(source)
-    database = tmp_path / "lifecycle.db"
-    env = {**os.environ, "LIFECYCLE_DATABASE_URL": f"sqlite:///{database}"}
-    importing = subprocess.Popen(
-        [sys.executable, "-m", "lifecycle", "import", str(source), "--processes", "2"],
-        env={**env, "LIFECYCLE_LOG_FORMAT": "json"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    while len(_recorded(database)) < lines // 4:
-        assert importing.poll() is None, "the import ended before its shard was killed"
-        assert time.monotonic() < deadline, "the import made no progress"
-        time.sleep(0.1)
-    (shard,) = _spawned(importing.pid)
+    importing = Importing(tmp_path)
+    (shard,) = _spawned(importing.process.pid)
     os.kill(shard, signal.SIGKILL)
-    _, errors = importing.communicate(timeout=120)
+    _, errors = importing.process.communicate(timeout=120)
 
-    assert importing.returncode == 1
+    assert importing.process.returncode == 1
     assert errors.strip().splitlines()[-1] == (
         "lifecycle: import stopped, shard 1 failed: its worker exited with code -9; what was "
         "recorded stays, and importing the file again records the rest"
     )
-    again = run_cli("import", str(source), "--processes", "2", "--json", env=env)
+    again = importing.again()
     assert again.returncode == 0, again.stderr
-    recorded = _recorded(database)
-    assert len(recorded) == len(set(recorded)) == lines
+    recorded = _recorded(importing.database)
+    assert len(recorded) == len(set(recorded)) == importing.lines
 
 
 def _spawned(pid: int) -> list[int]:
