@@ -41,7 +41,7 @@ import structlog
 from lifecycle.logs import configure_logging
 from lifecycle.service.application import LifecycleApplication
 from lifecycle.service.processes import ShardFailed, run_in_processes
-from projections.shards import WHOLE_LOG, Shard
+from projections.shards import Shard
 from projections.views import NEXT, SqlView
 from projections.wiring import (
     Wiring,
@@ -216,8 +216,6 @@ def run_in_shards(
     this process with ``application``, each other shard in a spawned worker process with
     a log reader of its own; the outcomes in shard order. ``advance`` is told how many
     events of the log every shard has got through since it was last told."""
-    if count == 1:
-        return [job(wiring, WHOLE_LOG, head, advance, application)]
     return run_in_processes(
         count,
         lambda index, count, read: job(wiring, Shard(index, count), head, read, application),

@@ -40,7 +40,7 @@ from lifecycle.domain.errors import RejectedTouchpoint
 from lifecycle.domain.messages import MessageRules, parse_touchpoint
 from lifecycle.domain.touchpoints import Touchpoint
 from lifecycle.service.application import LifecycleApplication
-from lifecycle.service.processes import run_in_processes
+from lifecycle.service.processes import ShardFailed, run_in_processes
 
 
 @dataclass
@@ -126,6 +126,17 @@ def import_lines(
     )
 
 
+class ImportStopped(ShardFailed):
+    """A shard of an import shared between processes failed: what the shards recorded
+    stays, and importing the file again records the rest (imports are idempotent)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"import stopped, {reason}; what was recorded stays, and importing the file "
+            "again records the rest"
+        )
+
+
 def import_file(
     app: LifecycleApplication,
     path: Path,
@@ -152,6 +163,7 @@ def import_file(
                 _import_shard_in_worker, path, rules, batch_size, parts, clock, open_application
             ),
             on_progress,
+            failed=ImportStopped,
         )
         if rejects is not None:
             _merge_rejections([parts / f"{index}.jsonl" for index in range(processes)], rejects)

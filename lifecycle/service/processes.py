@@ -14,24 +14,24 @@ starting process is gone (killed) stops at its next report of progress.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import queue
 import sys
 from collections.abc import Callable
-from multiprocessing.context import SpawnProcess
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-import structlog
-
-log = structlog.get_logger(__name__)
+if TYPE_CHECKING:
+    import multiprocessing
+    from multiprocessing.context import SpawnProcess
 
 T_co = TypeVar("T_co", covariant=True)
 T = TypeVar("T")
 
 
 class ShardFailed(Exception):
-    """A shard of a job shared between processes failed."""
+    """A shard of a job shared between processes failed. The command line answers it
+    with its message on one line (exit status 1), so this module imports what runs the
+    job only when it runs one: the command line's start-up stays light."""
 
 
 class ShardedJob(Protocol[T_co]):
@@ -53,6 +53,8 @@ def run_in_processes(
     spawned worker; the outcomes in shard order. A failed shard is raised as ``failed``."""
     if count == 1:
         return [here(0, 1, advance or _ignore)]
+    import multiprocessing
+
     # Spawned, not forked: a fork would share this process's open database connections.
     context = multiprocessing.get_context("spawn")
     messages: multiprocessing.Queue[tuple[str, int, Any]] = context.Queue()
@@ -160,7 +162,9 @@ def _worker(
     try:
         outcome = job(index, count, advance)
     except BaseException as error:
-        log.exception("shard_failed", shard=index, job=repr(job))
+        import structlog
+
+        structlog.get_logger(__name__).exception("shard_failed", shard=index, job=repr(job))
         messages.put(("failed", index, f"{type(error).__name__}: {error}"))
         sys.exit(1)
     messages.put(("done", index, outcome))

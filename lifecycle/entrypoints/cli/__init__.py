@@ -30,6 +30,7 @@ from lifecycle.entrypoints.cli import (
     simulate,
 )
 from lifecycle.entrypoints.cli.common import CheckFailed, UsageError, one_line
+from lifecycle.service.processes import ShardFailed
 
 COMMAND_GROUPS = (records, schemas, simulate, kafka, dead_letters, read, audit, analytics, policy)
 
@@ -54,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         code: int = args.handler(args)
-    except CheckFailed as failure:
+    except (CheckFailed, ShardFailed) as failure:
         print(f"lifecycle: {failure}", file=sys.stderr)
         return 1
     except (UsageError, LifecycleError) as error:

@@ -156,7 +156,6 @@ def commands() -> Sequence[Command]:
 
 def import_command(args: argparse.Namespace) -> int:
     from lifecycle.service.importer import WORKER_PAYS_FROM_BYTES, import_file, import_lines
-    from lifecycle.service.processes import ShardFailed
 
     settings = settings_from(args)
     with ExitStack() as stack:
@@ -176,24 +175,16 @@ def import_command(args: argparse.Namespace) -> int:
         large = size is not None and size >= WORKER_PAYS_FROM_BYTES
         processes = args.processes or settings.import_processes
         if large and processes > 1:
-            try:
-                report = import_file(
-                    app,
-                    Path(args.file),
-                    functools.partial(_worker_application, settings),
-                    processes=processes,
-                    rules=settings.message_rules,
-                    batch_size=batch_size,
-                    rejects=rejects,
-                    on_progress=advance,
-                )
-            except ShardFailed as failure:
-                print(
-                    f"lifecycle: import stopped, {failure}; what was recorded stays, and "
-                    "importing the file again records the rest",
-                    file=sys.stderr,
-                )
-                return 1
+            report = import_file(
+                app,
+                Path(args.file),
+                functools.partial(_worker_application, settings),
+                processes=processes,
+                rules=settings.message_rules,
+                batch_size=batch_size,
+                rejects=rejects,
+                on_progress=advance,
+            )
         else:
             report = import_lines(
                 app,
