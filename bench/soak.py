@@ -426,6 +426,11 @@ def _restart_ended(services: dict[str, Service], report: SoakReport) -> None:
     for service in services.values():
         if not service.running:
             report.exits[service.name] += 1
+            assert service.process is not None
+            report.problems.append(
+                f"{service.name} ended on its own, exit {service.process.returncode}: "
+                f"{service.log_tail()}"
+            )
             service.start()
 
 

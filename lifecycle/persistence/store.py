@@ -82,8 +82,9 @@ class Store:
     def check_reachable(self, timeout: int = 5) -> None:
         """Connect once and hang up. Raises eventsourcing's ``OperationalError`` while a
         PostgreSQL server does not answer (or is still recovering); a SQLite file always
-        answers. Services call it before they build anything on the store, so that one
-        started during an outage waits it out as a running one does."""
+        answers. A service's start calls it before it builds anything on the store
+        (``opened_when_reachable``), so that a start during an outage waits it out quietly
+        instead of through the connection pool's timeouts."""
         if self.sqlite_path is not None:
             return
         import psycopg

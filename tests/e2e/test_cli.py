@@ -130,6 +130,16 @@ def test_an_invalid_database_url_exits_2_naming_it(workdir: Path) -> None:
     assert "mysql://x" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_command_against_a_database_that_does_not_answer_exits_1_in_one_line() -> None:
+    from consumers.broker import free_port
+
+    nobody_listens = f"postgresql://lifecycle:secret@127.0.0.1:{free_port()}/lifecycle"
+    result = run_cli("state", "c-1", env={"LIFECYCLE_DATABASE_URL": nobody_listens})
+    assert result.returncode == 1
+    assert result.stderr.startswith("lifecycle: the database is unavailable: ")
+    assert result.stderr.strip().count("\n") == 0
+
+
 def test_an_invalid_policy_file_exits_2_naming_the_problem(workdir: Path) -> None:
     policy = workdir / "policy.toml"
     policy.write_text("version = 1\n[rules.loyal]\nspan_days = 'long'\n")

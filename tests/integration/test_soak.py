@@ -34,7 +34,7 @@ def test_every_service_and_the_database_were_killed_during_the_minute(soak: Soak
 
 def test_a_service_started_while_the_database_is_down_waits_for_it(soak: SoakReport) -> None:
     # Services are started again at once, during PostgreSQL's restarts too: none gave up.
-    assert not soak.exits
+    assert not soak.exits, soak.problems
 
 
 def test_after_the_faults_everything_catches_up_and_stops_cleanly(soak: SoakReport) -> None:

@@ -2,8 +2,9 @@
 
 Each command group lives in a module of this package whose ``commands()`` declares its
 commands (``spec.Command``); this module builds the parser from them, configures logging
-once, and maps errors to exit codes in one place: 0 success, 1 a failed check, 2 bad
-usage or input.
+once, and maps errors to exit codes in one place: 0 success, 1 a failed check (or a
+shard that failed, or a database that did not answer a command run once), 2 bad usage
+or input.
 
 The command modules import what a command needs inside its handler, not at the top:
 every run builds the whole parser, and ``lifecycle --help`` or ``lifecycle state X``
@@ -71,6 +72,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`lifecycle history X | head`): not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as error:
+        from lifecycle.faults import is_database_fault
+
+        if not is_database_fault(error):
+            raise
+        # A service waits an outage out; a command run once says so and ends.
+        print(f"lifecycle: the database is unavailable: {error}", file=sys.stderr)
+        return 1
     return code
 
 

@@ -10,12 +10,14 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
     from lifecycle.settings import Settings
+
+T = TypeVar("T")
 
 
 class UsageError(Exception):
@@ -118,21 +120,59 @@ def progress(
         yield lambda advance: bar.advance(task, advance)
 
 
-def wait_for_database(settings: Settings, stop: threading.Event) -> bool:
-    """Wait until the store answers, as a running service waits out an outage (a
-    supervisor may start a service while the database restarts); False: stopped first."""
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT (instead of dying or KeyboardInterrupt): a
+    service finishes what it holds and stops. The previous handlers come back after."""
+    import signal
+
+    import structlog
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        structlog.get_logger(__name__).info("stop_requested", signal=signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def opened_when_reachable(
+    settings: Settings, stop: threading.Event, opening: Callable[[contextlib.ExitStack], T]
+) -> Iterator[T | None]:
+    """What a service needs, opened by ``opening`` (which enters it on the stack given)
+    once the store answers, and closed on leaving; None: stopped first.
+
+    A supervisor may start a service while the database restarts, and the database may
+    go away at any moment of the start, after it first answered too: an attempt that
+    meets a database fault closes what it opened and the whole start is tried again,
+    as a running service waits out an outage."""
     import structlog
 
     from lifecycle.faults import Stopped, is_database_fault, retry
 
+    def attempt() -> tuple[contextlib.ExitStack, T]:
+        with contextlib.ExitStack() as stack:
+            settings.store.check_reachable()
+            opened = opening(stack)
+            return stack.pop_all(), opened
+
     try:
-        retry(
-            settings.store.check_reachable,
+        stack, opened = retry(
+            attempt,
             is_fault=is_database_fault,
             cause="database",
             stop=stop,
             log=structlog.get_logger(__name__),
         )
     except Stopped:
-        return False
-    return True
+        yield None
+        return
+    with stack:
+        yield opened

@@ -10,21 +10,21 @@ and ``publish`` use the embedded broker's address (127.0.0.1 and
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, closing
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from lifecycle.domain.errors import LifecycleError, RejectedTouchpoint
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.entrypoints.cli.common import (
     UsageError,
+    opened_when_reachable,
     positive_int,
     settings_from,
-    wait_for_database,
+    stop_on_signals,
 )
 from lifecycle.entrypoints.cli.spec import JSON_LINES_INPUT, Command, Option, json_option
 
@@ -121,21 +121,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def stop_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT (instead of dying or KeyboardInterrupt)."""
-    import structlog
-
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: Any) -> None:
-        structlog.get_logger(__name__).info("stop_requested", signal=signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    return stop
-
-
 # Commands ------------------------------------------------------------------------------
 
 
@@ -143,9 +128,8 @@ def broker_command(args: argparse.Namespace) -> int:
     from consumers.broker import EmbeddedBroker
 
     settings = _settings(args)
-    stop = stop_on_signals()
     topics = Components(settings).topics()
-    with EmbeddedBroker(settings.kafka_broker_port, topics) as broker:
+    with stop_on_signals() as stop, EmbeddedBroker(settings.kafka_broker_port, topics) as broker:
         print(
             f"broker listening on {broker.bootstrap}; topics {topics.touchpoints} "
             f"({topics.touchpoint_partitions} partitions), {topics.dead_letters}, "
@@ -161,26 +145,33 @@ def broker_command(args: argparse.Namespace) -> int:
 
 def consume_command(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    stop = stop_on_signals()
-    if not wait_for_database(settings, stop):
-        return 0
-    with closing(Components(settings).application()) as app:
+
+    def open_consumer(stack: ExitStack) -> Service:
+        app = stack.enter_context(closing(Components(settings).application()))
         app.follow_policy()
-        return run_services([("consume", Components(settings).ingest(app).run)], stop)
+        return ("consume", Components(settings).ingest(app).run)
+
+    with (
+        stop_on_signals() as stop,
+        opened_when_reachable(settings, stop, open_consumer) as consumer,
+    ):
+        return 0 if consumer is None else run_services([consumer], stop)
 
 
 def relay_command(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    stop = stop_on_signals()
-    if not wait_for_database(settings, stop):
-        return 0
-    with ExitStack() as stack:
-        app = Components(settings).application()
-        stack.callback(app.close)
+
+    def open_relay(stack: ExitStack) -> Service:
+        app = stack.enter_context(closing(Components(settings).application()))
         tracking = Components(settings).relay_tracking()
         stack.callback(tracking.close)
-        relay = Components(settings).relay(app, tracking.tracking_recorder())
-        return run_services([("relay", relay.run)], stop)
+        return ("relay", Components(settings).relay(app, tracking.tracking_recorder()).run)
+
+    with (
+        stop_on_signals() as stop,
+        opened_when_reachable(settings, stop, open_relay) as relay,
+    ):
+        return 0 if relay is None else run_services([relay], stop)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -189,32 +180,33 @@ def run_command(args: argparse.Namespace) -> int:
     from consumers.broker import EmbeddedBroker
 
     settings = _settings(args)
-    stop = stop_on_signals()
-    with ExitStack() as stack:
+    with stop_on_signals() as stop, ExitStack() as stack:
         broker: EmbeddedBroker | None = None
         if settings.kafka_bootstrap is None:
             broker = stack.enter_context(
                 EmbeddedBroker(settings.kafka_broker_port, Components(settings).topics())
             )
         bootstrap = settings.bootstrap_servers
-        ingest_app = Components(settings).application()
-        stack.callback(ingest_app.close)
-        ingest_app.follow_policy()
-        relay_app = Components(settings).application()
-        stack.callback(relay_app.close)
-        tracking = Components(settings).relay_tracking()
-        stack.callback(tracking.close)
-        services: list[Service] = [
-            ("consume", Components(settings).ingest(ingest_app, bootstrap=bootstrap).run),
-            (
-                "relay",
-                Components(settings)
-                .relay(relay_app, tracking.tracking_recorder(), bootstrap=bootstrap)
-                .run,
-            ),
-        ]
-        services += read_side_services(settings)
-        services += audit_services(settings, stack)
+
+        def open_engine(engine: ExitStack) -> list[Service]:
+            ingest_app = engine.enter_context(closing(Components(settings).application()))
+            ingest_app.follow_policy()
+            relay_app = engine.enter_context(closing(Components(settings).application()))
+            tracking = Components(settings).relay_tracking()
+            engine.callback(tracking.close)
+            relay = Components(settings).relay(
+                relay_app, tracking.tracking_recorder(), bootstrap=bootstrap
+            )
+            return [
+                ("consume", Components(settings).ingest(ingest_app, bootstrap=bootstrap).run),
+                ("relay", relay.run),
+                *read_side_services(settings),
+                *audit_services(settings, engine),
+            ]
+
+        services = stack.enter_context(opened_when_reachable(settings, stop, open_engine))
+        if services is None:
+            return 0
         structlog.get_logger(__name__).info(
             "engine_started",
             bootstrap=bootstrap,

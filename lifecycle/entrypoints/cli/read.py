@@ -6,25 +6,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
 import sys
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.entrypoints.cli.common import (
+    opened_when_reachable,
     positive_int,
     progress,
     settings_from,
-    wait_for_database,
+    stop_on_signals,
 )
 from lifecycle.entrypoints.cli.spec import Command, Option
 from projections.names import READ_MODEL_NAMES
 
 if TYPE_CHECKING:
     from lifecycle.settings import Settings
+    from projections.runner import Runner
 
 
 def commands() -> Sequence[Command]:
@@ -113,24 +113,34 @@ def project_command(args: argparse.Namespace) -> int:
     from projections.wiring import build_runner, close_runner
 
     settings = settings_from(args)
-    if not args.once:
-        with _stop_on_signals() as stop:
-            if not wait_for_database(settings, stop):
-                return 0
-    app = Components(settings).application()
-    runner = build_runner(Components(settings), app, args.projection, batch_size=args.batch_size)
-    try:
-        if args.once:
+
+    def open_runner(stack: contextlib.ExitStack) -> Runner:
+        app = stack.enter_context(contextlib.closing(Components(settings).application()))
+        runner = build_runner(
+            Components(settings), app, args.projection, batch_size=args.batch_size
+        )
+        stack.callback(close_runner, runner)
+        return runner
+
+    if args.once:
+        with contextlib.ExitStack() as stack:
+            runner = open_runner(stack)
             runner.catch_up()
-        else:
-            with _stop_on_signals() as stop:
-                runner.follow(stop, poll_seconds=settings.projection_poll_seconds)
-        for lane in runner.status():
-            print(f"{lane.name:<12} position {lane.position:>10}  lag {lane.lag:>8}")
-    finally:
-        close_runner(runner)
-        app.close()
+            _print_lanes(runner)
+        return 0
+    with (
+        stop_on_signals() as stop,
+        opened_when_reachable(settings, stop, open_runner) as following,
+    ):
+        if following is not None:
+            following.follow(stop, poll_seconds=settings.projection_poll_seconds)
+            _print_lanes(following)
     return 0
+
+
+def _print_lanes(runner: Runner) -> None:
+    for lane in runner.status():
+        print(f"{lane.name:<12} position {lane.position:>10}  lag {lane.lag:>8}")
 
 
 def replay_command(args: argparse.Namespace) -> int:
@@ -180,17 +190,3 @@ def _head(settings: Settings) -> int:
 
     with contextlib.closing(Components(settings).application()) as app:
         return app.recorder.max_notification_id() or 0
-
-
-@contextlib.contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by SIGINT or SIGTERM (the runner then commits and stops)."""
-    stop = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
