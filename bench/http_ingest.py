@@ -6,14 +6,15 @@ latency percentiles (target: 200/s with p99 under 50 ms). SQLite.
     .venv/bin/python -m bench.http_ingest [--touchpoints 100000] [--customers 10000]
         [--batch 500] [--rate 200] [--seconds 20]
 
-The baseline is what `lifecycle import` does, timed in this process without its start-up
-(the importer's batch path, batches of LIFECYCLE_IMPORT_BATCH_SIZE): the comparison is
-then the harder one for HTTP. `lifecycle serve --no-project --workers 1` runs as a
-subprocess on a fresh store; batches are sent one after another on one keep-alive
-connection, as JSON lines (`application/x-ndjson`) and as JSON arrays; one worker,
-because the store takes one writer at a time and two workers would only meet each
-other's version conflicts. Latency counts from each request's scheduled time (no
-coordinated omission).
+The baseline is what `lifecycle import` does in one process, timed in this process
+without its start-up (the importer's batch path, batches of LIFECYCLE_IMPORT_BATCH_SIZE):
+the comparison is then the harder one for HTTP, and a like one, since one server worker
+is one process. (`lifecycle import` shares a file this large between processes.)
+`lifecycle serve --no-project --workers 1` runs as a subprocess on a fresh store;
+batches are sent one after another on one keep-alive connection, as JSON lines
+(`application/x-ndjson`) and as JSON arrays; one worker, because the store takes one
+writer at a time and two workers would only meet each other's version conflicts.
+Latency counts from each request's scheduled time (no coordinated omission).
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def main() -> None:
         )
         (work / "import").mkdir()
         imported = _import_rate(lines, work / "import")
-        rates = {"lifecycle import (baseline)": imported}
+        rates = {"import, one process (baseline)": imported}
         for label, as_array in (("POST, JSON lines", False), ("POST, JSON array", True)):
             (work / label).mkdir()
             with _served(work / label) as server:
