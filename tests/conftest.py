@@ -6,6 +6,7 @@ PostgreSQL (a fresh database on one embedded server per session).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -46,6 +47,24 @@ def postgres_url(postgres_server: Any) -> Iterator[str]:
     yield postgres_server.get_uri(name)
     with psycopg.connect(postgres_server.get_uri(), autocommit=True) as connection:
         connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextlib.contextmanager
+def connections_refused(server: Any, database: str) -> Iterator[None]:
+    """An outage of one database of ``server``: it refuses new connections and its open
+    sessions are cut, until the block ends."""
+    with psycopg.connect(server.get_uri(), autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        )
+    try:
+        yield
+    finally:
+        with psycopg.connect(server.get_uri(), autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
 
 
 @pytest.fixture

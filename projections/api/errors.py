@@ -1,8 +1,10 @@
 """The read API's errors, answered in one shape (``models.Error``) and mapped to HTTP
 here, in one place: 400 a body that is not JSON, 401 no valid key, 403 wrong role, 404
 unknown customer (or route), 409 position not reached, 413 a body too large, 422 bad
-parameter (never a 500 for bad input), 503 a write that kept meeting other writers; and,
-not an error, 304 to a client that holds the answer already (``NotModified``).
+parameter (never a 500 for bad input), 503 a write that kept meeting other writers or a
+database that did not answer (with ``Retry-After``: a client sends the same request
+again); and, not an error, 304 to a client that holds the answer already
+(``NotModified``).
 
 Domain errors (``LifecycleError``) are mapped by their stable ``code``
 (``STATUS_OF_CODE``); the API's own refusals are ``ApiError``; FastAPI's validation and
@@ -21,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lifecycle.domain.analytics import NoModelFitted
 from lifecycle.domain.errors import InvalidAccountManager, LifecycleError, RelationshipNotFound
+from lifecycle.faults import DATABASE_FAULTS, is_database_fault
 from projections.api import models
 
 STATUS_OF_CODE: dict[str, int] = {
@@ -69,6 +72,8 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LifecycleError, _domain_error)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for fault in DATABASE_FAULTS:
+        app.add_exception_handler(fault, _database_unavailable)
 
 
 def _answer(
@@ -117,3 +122,18 @@ async def _http_error(_: Request, error: Exception) -> JSONResponse:
         error=ERROR_OF_STATUS.get(error.status_code, "http_error"), message=str(error.detail)
     )
     return _answer(error.status_code, body, error.headers)
+
+
+DATABASE_RETRY_AFTER_SECONDS = 1
+"""What a client is told to wait before sending again while the database is away: the
+pool has already waited for a connection before the API answers."""
+
+
+async def _database_unavailable(_: Request, error: Exception) -> JSONResponse:
+    if not is_database_fault(error):
+        raise error  # not a fault that heals (a missing table): a server error
+    body = models.Error(
+        error="database_unavailable",
+        message=f"the database did not answer ({error}): send the request again",
+    )
+    return _answer(503, body, {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})

@@ -6,7 +6,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
 import structlog
 
@@ -15,6 +14,7 @@ from lifecycle.entrypoints.bootstrap import Components
 from lifecycle.persistence.store import Store
 from lifecycle.service.application import LifecycleApplication
 from lifecycle.settings import Settings
+from tests.conftest import connections_refused
 from tests.kafka_support import (
     RunningIngest,
     ingest_for,
@@ -80,11 +80,12 @@ def test_the_consumer_waits_for_an_unavailable_database_and_records_everything_o
     with structlog.testing.capture_logs() as logs, RunningIngest(ingest):
         publish(kafka_broker.bootstrap, topics.touchpoints, keyed(before))
         wait_until(lambda: sum(recorded_event_ids(reader).values()) == len(before))
-        _refuse_connections(postgres_server, database)
-        publish(kafka_broker.bootstrap, topics.touchpoints, keyed(during))
-        wait_until(lambda: _logged(logs, "database_unavailable"), what="the outage to be logged")
-        time.sleep(1)  # the consumer keeps retrying the same chunk meanwhile
-        _allow_connections(postgres_server, database)
+        with connections_refused(postgres_server, database):
+            publish(kafka_broker.bootstrap, topics.touchpoints, keyed(during))
+            wait_until(
+                lambda: _logged(logs, "database_unavailable"), what="the outage to be logged"
+            )
+            time.sleep(1)  # the consumer keeps retrying the same chunk meanwhile
         reader.close()  # its connections were cut; a new reader connects afresh
         reader = Components(settings).application()
         wait_until(lambda: sum(recorded_event_ids(reader).values()) == len(before + during))
@@ -93,18 +94,3 @@ def test_the_consumer_waits_for_an_unavailable_database_and_records_everything_o
     assert ingest.stats.messages == len(before + during)
     app.close()
     reader.close()
-
-
-def _refuse_connections(server: Any, database: str) -> None:
-    with psycopg.connect(server.get_uri(), autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            (database,),
-        )
-
-
-def _allow_connections(server: Any, database: str) -> None:
-    with psycopg.connect(server.get_uri(), autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')

@@ -1,11 +1,13 @@
 """How the read API answers the domain's errors: one handler, which maps each error's
-stable code to one HTTP status, and leaves any other a server error."""
+stable code to one HTTP status, and leaves any other a server error; a database that does
+not answer is a 503 the client may send again."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -19,7 +21,7 @@ def _error_classes(base: type[LifecycleError] = LifecycleError) -> Iterator[type
         yield from _error_classes(subclass)
 
 
-def _answer_to(error: LifecycleError) -> tuple[int, object]:
+def _answer_to(error: Exception) -> tuple[int, object]:
     app = FastAPI()
     add_error_handlers(app)
 
@@ -67,3 +69,31 @@ def test_every_domain_error_goes_through_the_one_handler() -> None:
     handled = [error for error in app.exception_handlers if isinstance(error, type)]
 
     assert [error for error in handled if issubclass(error, LifecycleError)] == [LifecycleError]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        OperationalError("couldn't get a connection after 5.00 sec"),
+        InterfaceError("the connection is closed"),
+    ],
+    ids=lambda fault: type(fault).__name__,
+)
+def test_a_database_that_does_not_answer_is_503_with_retry_after(fault: Exception) -> None:
+    app = FastAPI()
+    add_error_handlers(app)
+
+    @app.get("/")
+    async def fail() -> None:
+        raise fault
+
+    response = TestClient(app).get("/")
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert response.json()["error"] == "database_unavailable"
+    assert str(fault) in response.json()["message"]
+
+
+def test_a_missing_table_is_a_server_error_not_an_outage() -> None:
+    assert _answer_to(OperationalError("no such table: funnel")) == (500, None)
